@@ -1,0 +1,1 @@
+"""Kernel configs as data (JSON, one file per target family); installed as ``triton_convt.autotune_configs``."""

@@ -1,0 +1,139 @@
+"""Launcher of the forward kernel: output allocation, config choice, grid, kernel arguments, one launch.
+
+:func:`forward_plan` turns a validated call into a :class:`KernelPlan` (the kernel, its grid, its arguments by
+name, warps and stages). :func:`conv_transpose2d_forward` launches it; :mod:`triton_convt.aot` compiles the same
+plan for a GPU target without a GPU, so the arguments a test compiles are the ones a launch passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+from torch._prims_common import suggest_memory_format
+from triton.runtime.interpreter import InterpretedFunction
+
+from . import configs, shapes
+from .kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
+from .validation import ConvParams
+
+_launches = 0
+
+
+def launch_count() -> int:
+    """How many kernels this process has launched through the Triton path (tests use it to tell it from the
+    CPU fallback, and to count launches per call)."""
+    return _launches
+
+
+def interpreter_active() -> bool:
+    """True when the kernels were built by the Triton interpreter (``TRITON_INTERPRET=1`` set before import)."""
+    return isinstance(conv_transpose2d_fwd_kernel, InterpretedFunction)
+
+
+@dataclass
+class KernelPlan:
+    """Everything one launch needs; ``args`` is ordered as the kernel's parameters."""
+
+    kernel: Any
+    grid: tuple[int, ...]
+    args: dict[str, Any]
+    num_warps: int
+    num_stages: int
+
+    def launch(self) -> None:
+        global _launches
+        self.kernel[self.grid](**self.args, num_warps=self.num_warps, num_stages=self.num_stages)
+        _launches += 1
+
+
+def _spans_int32(t: torch.Tensor) -> bool:
+    """Whether some element offset of ``t`` (including its storage offset) does not fit in int32."""
+    last = t.storage_offset() + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    return last >= 2**31
+
+
+def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams) -> torch.Tensor:
+    """The output, in the memory format torch gives: channels_last when the input or the weight is."""
+    n, _, h, w = x.shape
+    oh, ow = params.output_hw((h, w))
+    channels_last = torch.channels_last in (suggest_memory_format(x), suggest_memory_format(weight))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty(
+        (n, weight.shape[1] * params.groups, oh, ow), dtype=x.dtype, device=x.device, memory_format=fmt
+    )
+
+
+def forward_plan(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    y: torch.Tensor,
+    params: ConvParams,
+    *,
+    config: dict | None = None,
+    index64: bool | None = None,
+) -> KernelPlan:
+    """The launch of the forward kernel that computes ``y`` (already allocated, any strides).
+
+    ``config`` overrides the choice from ``autotune_configs/`` and ``index64`` forces the int64 index path; both
+    exist for tests and the static profile.
+    """
+    n, _, h, w = x.shape
+    _, _, oh, ow = y.shape
+    c_in, c_out_g, kh, kw = weight.shape
+    c_in_g = c_in // params.groups
+    (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
+    rows = n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
+
+    if config is None:
+        config = configs.choose(
+            "conv_transpose2d_fwd", x.dtype, {"BLOCK_M": rows, "BLOCK_N": c_out_g, "BLOCK_K": c_in_g}
+        )
+    if index64 is None:
+        index64 = any(_spans_int32(t) for t in (x, weight, y))
+    interpreted = interpreter_active()
+    if x.dtype == torch.float32:
+        # torch's CPU convolution never uses TF32; on a GPU, follow the switch cuDNN follows.
+        tf32 = x.device.type == "cuda" and torch.backends.cudnn.allow_tf32
+        precision = "tf32" if tf32 else "ieee"
+    else:
+        precision = "ieee"
+    m_tiles = triton.cdiv(rows, config["BLOCK_M"])
+    n_tiles = triton.cdiv(c_out_g, config["BLOCK_N"])
+    sched_h = shapes.tap_schedule(kh, sh, dh)
+    sched_w = shapes.tap_schedule(kw, sw, dw)
+
+    args = dict(
+        x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
+        N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
+        stride_xn=x.stride(0), stride_xc=x.stride(1), stride_xh=x.stride(2), stride_xw=x.stride(3),
+        stride_wi=weight.stride(0), stride_wo=weight.stride(1), stride_wh=weight.stride(2),
+        stride_ww=weight.stride(3),
+        stride_yn=y.stride(0), stride_yc=y.stride(1), stride_yh=y.stride(2), stride_yw=y.stride(3),
+        GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
+        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
+        GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
+        GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
+        HAS_BIAS=bias is not None,
+        ACC_DTYPE=tl.float64 if x.dtype == torch.float64 else tl.float32,
+        DOT_PRECISION=precision,
+        DOT_IN_FP32=interpreted and x.dtype == torch.bfloat16,
+        INDEX_DTYPE=tl.int64 if index64 else tl.int32,
+        BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
+    )  # fmt: skip
+    grid = (sh * sw * params.groups * m_tiles * n_tiles,)
+    return KernelPlan(conv_transpose2d_fwd_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def conv_transpose2d_forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, params: ConvParams
+) -> torch.Tensor:
+    """Allocate the output and compute it with one launch (none when the output is empty)."""
+    y = allocate_output(x, weight, params)
+    if y.numel():
+        forward_plan(x, weight, bias, y, params).launch()
+    return y

@@ -1,0 +1,95 @@
+"""Shape and phase arithmetic of ConvTranspose2d, in plain Python (no torch, no Triton).
+
+Everything here holds per spatial axis; H and W are handled independently. Symbols follow
+``shared/design/phase-math.md``: input size ``I``, kernel size ``K``, stride ``s``, padding ``p``,
+output padding ``op``, dilation ``d``.
+
+The kernel enumerates the taps of a phase with the closed form of :func:`tap_schedule`; :func:`phase_taps`
+spells the same enumeration out in Python so that the tests can compare it with a brute-force scan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+
+def output_length(size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int) -> int:
+    """The documented output length ``(I - 1)*s - 2*p + d*(K - 1) + op + 1`` (may be <= 0 for bad arguments)."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def output_padding_for_size(
+    input_hw: Sequence[int],
+    output_size: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+) -> tuple[int, int]:
+    """The output_padding that makes the output ``output_size`` (H, W), as ``nn.ConvTranspose2d`` picks it.
+
+    ``output_size`` is (H, W) already stripped of batch and channel dimensions. A size outside
+    ``[O(op=0), O(op=0) + s - 1]`` raises ValueError with torch's wording.
+    """
+    min_sizes = [output_length(i, k, s, p, 0, d) for i, k, s, p, d in zip(input_hw, kernel, stride, padding, dilation)]
+    max_sizes = [lo + s - 1 for lo, s in zip(min_sizes, stride)]
+    for size, lo, hi in zip(output_size, min_sizes, max_sizes):
+        if size < lo or size > hi:
+            raise ValueError(
+                f"requested an output size of {list(output_size)}, but valid sizes range from {min_sizes} "
+                f"to {max_sizes} (for an input of {list(input_hw)})"
+            )
+    return tuple(size - lo for size, lo in zip(output_size, min_sizes))
+
+
+def phase_count(out: int, stride: int, residue: int) -> int:
+    """``Q_r``: how many outputs ``o = q*s + r`` of an axis of length ``out`` fall in phase ``r`` (0 if none)."""
+    return max(0, -(-(out - residue) // stride))
+
+
+@dataclass(frozen=True)
+class TapSchedule:
+    """The per-axis constants the kernel uses to enumerate the taps of a phase without a search.
+
+    Tap ``k`` belongs to phase ``r`` iff ``k*d ≡ r + p (mod s)``. With ``G = gcd(d, s)`` and ``m = s/G``, phase
+    ``r`` has no tap unless ``(r + p) % G == 0``; otherwise its taps are ``k0, k0 + m, k0 + 2m, ... < K`` with
+    ``k0 = ((r + p)/G * inverse) % m``, where ``inverse`` is ``(d/G)^-1 mod m``.
+    """
+
+    gcd: int  #: G = gcd(d, s)
+    step: int  #: m = s / G, the distance between two taps of one phase
+    inverse: int  #: (d/G)^-1 mod m (0 when m == 1)
+    max_taps: int  #: ceil(K / m): the most taps any phase can have; the kernel's static loop length
+
+
+def tap_schedule(kernel: int, stride: int, dilation: int) -> TapSchedule:
+    g = math.gcd(dilation, stride)
+    m = stride // g
+    inverse = pow(dilation // g, -1, m) if m > 1 else 0
+    return TapSchedule(gcd=g, step=m, inverse=inverse, max_taps=-(-kernel // m))
+
+
+def first_tap(residue: int, padding: int, schedule: TapSchedule) -> int | None:
+    """``k0`` of phase ``residue`` (the kernel computes exactly this), or None for a phase with no tap."""
+    rp = residue + padding
+    if rp % schedule.gcd:
+        return None
+    return (rp // schedule.gcd * schedule.inverse) % schedule.step
+
+
+def phase_taps(kernel: int, stride: int, padding: int, dilation: int) -> list[list[tuple[int, int]]]:
+    """For each residue ``r`` in ``range(stride)``: the ``(k, delta)`` pairs of its taps.
+
+    Output ``o = q*s + r`` reads input ``i = q + delta`` through tap ``k``; ``delta = (r + p - k*d) / s`` is an exact
+    division and may be negative.
+    """
+    schedule = tap_schedule(kernel, stride, dilation)
+    table = []
+    for r in range(stride):
+        k0 = first_tap(r, padding, schedule)
+        taps = [] if k0 is None else list(range(k0, kernel, schedule.step))
+        table.append([(k, (r + padding - k * dilation) // stride) for k in taps])
+    return table
+
