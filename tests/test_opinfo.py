@@ -1,0 +1,28 @@
+"""Every OpInfo sample torch ships for nn.functional.conv_transpose2d, in each supported dtype."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import assert_close_to_reference
+from torch.testing._internal.common_methods_invocations import op_db
+
+import triton_convt
+
+OPINFO = next(op for op in op_db if op.name == "nn.functional.conv_transpose2d")
+
+
+def _double(value):
+    return value.double() if isinstance(value, torch.Tensor) else value
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_opinfo_samples(dtype, count_launches):
+    samples = list(OPINFO.sample_inputs("cpu", dtype))
+    assert len(samples) >= 10  # torch 2.13 ships 12; an empty list would make this test vacuous
+    for i, sample in enumerate(samples):
+        y = triton_convt.conv_transpose2d(sample.input, *sample.args, **sample.kwargs)
+        assert count_launches() == i + 1, f"sample {i} did not run the Triton kernel"
+        expected = F.conv_transpose2d(
+            _double(sample.input), *[_double(a) for a in sample.args], **sample.kwargs
+        )
+        assert_close_to_reference(y, expected)
