@@ -17,6 +17,7 @@ from torch._prims_common import suggest_memory_format
 from triton.runtime.interpreter import InterpretedFunction
 
 from . import configs, shapes
+from .activations import DEFAULT_NEGATIVE_SLOPE
 from .kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
 from .validation import ConvParams
 
@@ -74,10 +75,13 @@ def forward_plan(
     y: torch.Tensor,
     params: ConvParams,
     *,
+    activation: str = "none",
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     config: dict | None = None,
     index64: bool | None = None,
 ) -> KernelPlan:
-    """The launch of the forward kernel that computes ``y`` (already allocated, any strides).
+    """The launch of the forward kernel that computes ``y`` (already allocated, any strides), with ``activation``
+    (a name checked by :func:`triton_convt.activations.check_activation`) fused after the bias.
 
     ``config`` overrides the choice from ``autotune_configs/`` and ``index64`` forces the int64 index path; both
     exist for tests and the static profile.
@@ -119,6 +123,8 @@ def forward_plan(
         GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
         GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
         HAS_BIAS=bias is not None,
+        ACTIVATION=activation,
+        NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
         ACC_DTYPE=tl.float64 if x.dtype == torch.float64 else tl.float32,
         DOT_PRECISION=precision,
         DOT_IN_FP32=interpreted and x.dtype == torch.bfloat16,
@@ -130,10 +136,16 @@ def forward_plan(
 
 
 def conv_transpose2d_forward(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, params: ConvParams
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    params: ConvParams,
+    activation: str = "none",
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Allocate the output and compute it with one launch (none when the output is empty)."""
-    y = allocate_output(x, weight, params)
+    """Compute the output (into ``out`` if given, already validated) with one launch (none when it is empty)."""
+    y = allocate_output(x, weight, params) if out is None else out
     if y.numel():
-        forward_plan(x, weight, bias, y, params).launch()
+        forward_plan(x, weight, bias, y, params, activation=activation, negative_slope=negative_slope).launch()
     return y

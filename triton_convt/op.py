@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import launcher
-from .validation import check_call, output_padding_from_size
+from . import activations, launcher
+from .validation import check_call, check_out, output_padding_from_size
 
 
 def _runs_triton(device: torch.device) -> bool:
@@ -28,6 +28,9 @@ def conv_transpose2d(
     dilation=1,
     *,
     output_size=None,
+    activation: str | None = None,
+    negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Transposed 2-D convolution with the semantics of ``torch.nn.functional.conv_transpose2d``.
 
@@ -41,6 +44,13 @@ def conv_transpose2d(
         output_size: optional target size, (H, W) or the whole output shape, as ``nn.ConvTranspose2d.forward``
             takes it; it picks the output_padding (and overrides the ``output_padding`` argument). A size outside
             the reachable range raises ValueError.
+        activation: None, "relu", "leaky_relu", "gelu" (erf), "gelu_tanh", "silu", "sigmoid" or "tanh", applied
+            after the bias in the kernel's epilogue (in fp32, fp64 for fp64 tensors) before the one cast and store:
+            the result equals ``act(F.conv_transpose2d(...))`` within the dtype's tolerance, in one launch.
+        negative_slope: leaky_relu's slope for negative inputs. Each distinct slope compiles its own kernel.
+        out: optional tensor to write the result into, with the output's shape, dtype and device and any strides
+            (a channel slice of a concat buffer, say); nothing outside it is written. It must not share memory
+            with an operand and, as with torch's ``out=``, autograd does not pass through it. Returned.
 
     Returns:
         ``(N, C_out, H_out, W_out)`` (unbatched input gives ``(C_out, H_out, W_out)``), with
@@ -66,10 +76,20 @@ def conv_transpose2d(
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     params = check_call(x, weight, bias, stride, padding, output_padding, groups, dilation)
+    kernel_activation = activations.check_activation(activation)
+    if out is not None:
+        shape = (weight.shape[1] * params.groups, *params.output_hw(tuple(x.shape[2:])))
+        check_out(out, input, weight, bias, shape if unbatched else (x.shape[0], *shape))
+    out4 = None if out is None else (out.unsqueeze(0) if unbatched else out)
     if _runs_triton(x.device):
-        y = launcher.conv_transpose2d_forward(x, weight, bias, params)
+        y = launcher.conv_transpose2d_forward(x, weight, bias, params, kernel_activation, negative_slope, out4)
     else:
         y = F.conv_transpose2d(
             x, weight, bias, params.stride, params.padding, params.output_padding, params.groups, params.dilation
         )
+        y = activations.apply_torch(y, activation, negative_slope)
+        if out4 is not None:
+            y = out4.copy_(y)
+    if out is not None:
+        return out
     return y.squeeze(0) if unbatched else y

@@ -201,3 +201,58 @@ def output_padding_from_size(input, weight, output_size, stride, padding, dilati
         as_pair(padding, "padding"),
         as_pair(dilation, "dilation"),
     )
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether some element of ``a`` and some element of ``b`` are the same memory (exact, not a range test, so
+    two channel slices of one concat buffer do not count as overlapping)."""
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
+        return False
+    if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+        return False
+    size = a.element_size()
+    spans = []
+    for t in (a, b):
+        first = t.storage_offset() * t.element_size()
+        last = first + (sum((n - 1) * s for n, s in zip(t.shape, t.stride())) + 1) * t.element_size()
+        spans.append((first, last))
+    (a0, a1), (b0, b1) = spans
+    if a1 <= b0 or b1 <= a0:
+        return False
+    if a.element_size() != b.element_size() or any(s % size for s in (a0, b0)):
+        return True  # different element grids overlapping in range: assume the worst
+    # Mark a's elements on a scratch grid over the common range, then look under b's. Only reached when the two
+    # ranges intersect, which the usual calls (separate tensors, disjoint slices) never do.
+    lo, hi = min(a0, b0) // size, max(a1, b1) // size
+    marks = torch.zeros(hi - lo, dtype=torch.bool, device=a.device)
+    marks.as_strided(a.shape, a.stride(), a0 // size - lo).fill_(True)
+    return bool(marks.as_strided(b.shape, b.stride(), b0 // size - lo).any())
+
+
+def check_out(out, input, weight, bias, expected_shape) -> None:
+    """``out=`` must be a tensor of the output's shape, dtype and device that shares no memory with an operand
+    and has no two elements in one place. Like torch, ``out=`` does not take part in autograd."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"conv_transpose2d(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if tuple(out.shape) != tuple(expected_shape):
+        raise RuntimeError(f"out has shape {list(out.shape)}, but the output has shape {list(expected_shape)}")
+    if out.dtype != input.dtype:
+        raise RuntimeError(f"out has dtype {out.dtype}, but the output has dtype {input.dtype}")
+    if out.device != input.device:
+        raise RuntimeError(f"out is on {out.device}, but the output is on {input.device}")
+    if torch._debug_has_internal_overlap(out) == 1:
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor (out) refers to a single memory "
+            "location. Please clone() the tensor before performing the operation."
+        )
+    for name, t in (("input", input), ("weight", weight), ("bias", bias)):
+        if t is not None and _shares_memory(out, t):
+            raise RuntimeError(
+                f"unsupported operation: some elements of the {name} tensor and the written-to tensor (out) refer "
+                f"to a single memory location"
+            )
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, weight, bias, out)):
+        raise RuntimeError(
+            "conv_transpose2d(): functions with out=... arguments don't support automatic differentiation, but one "
+            "of the arguments requires grad."
+        )

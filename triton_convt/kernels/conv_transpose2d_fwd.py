@@ -9,7 +9,7 @@ phase's taps: tap ``k`` of phase ``r`` reads input ``q + delta(r, k)`` (see ``sh
 * reduction = input channels of the group x the phase's taps, accumulated with ``tl.dot`` in fp32 (fp64 for fp64).
 
 No zero insertion, no divisibility mask, no atomics: phases write disjoint outputs, so the result is deterministic.
-Phases with no tap still run and store the bias. Sizes are runtime arguments (a new shape does not recompile);
+Phases with no tap still run and store the bias (and activation). Sizes are runtime arguments (a new shape does not recompile);
 stride, dilation, kernel size, tiles and dtype are ``tl.constexpr``, and the memory layout reaches the compiler
 through the JIT's specialisation of unit strides (a channels_last tensor has ``stride_xc == 1``, NCHW has
 ``stride_xw == 1``).
@@ -18,7 +18,7 @@ through the JIT's specialisation of unit strides (a channels_last tensor has ``s
 import triton
 import triton.language as tl
 
-from .epilogue import bias_and_store
+from .epilogue import epilogue_store
 
 
 @triton.jit
@@ -66,6 +66,8 @@ def conv_transpose2d_fwd_kernel(
     INV_W: tl.constexpr,
     TAPS_W: tl.constexpr,
     HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr,
+    NEGATIVE_SLOPE: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     DOT_IN_FP32: tl.constexpr,
@@ -96,6 +98,8 @@ def conv_transpose2d_fwd_kernel(
             a phase has taps only if ``(r + pad) % GCD == 0``; they are ``k0 + j*STEP`` for ``j < TAPS`` while
             ``< K``, with ``k0 = ((r + pad) // GCD * INV) % STEP``.
         HAS_BIAS: add the bias in the epilogue.
+        ACTIVATION: activation applied after the bias ("none", or a name from triton_convt.activations).
+        NEGATIVE_SLOPE: leaky_relu's slope (constexpr so that fp64 applies it exactly).
         ACC_DTYPE: accumulator dtype (fp32, or fp64 for fp64 tensors).
         DOT_PRECISION: ``tl.dot`` input precision: "tf32" or "ieee" for fp32 operands, "ieee" otherwise.
         DOT_IN_FP32: cast the operands to fp32 before ``tl.dot``; set only for bf16 in the interpreter, whose bf16
@@ -179,6 +183,5 @@ def conv_transpose2d_fwd_kernel(
     ow = qw * SW + rw
     co = group * C_OUT_G + offs_n
     y_offsets = (n * stride_yn + oh * stride_yh + ow * stride_yw)[:, None] + (co * stride_yc)[None, :]
-    bias_and_store(
-        acc, bias_ptr, y_ptr, y_offsets, co, col_mask, row_mask[:, None] & col_mask[None, :], HAS_BIAS
-    )
+    store_mask = row_mask[:, None] & col_mask[None, :]
+    epilogue_store(acc, bias_ptr, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)

@@ -1,14 +1,58 @@
-"""The forward kernel's epilogue: bias on the accumulator, then one cast and one store.
+"""The forward kernel's epilogue: bias, activation, one cast and one store.
 
-Runs on the accumulator in registers, so the output is written exactly once and never read back.
+Runs on the accumulator in registers (fp32, fp64 for fp64 tensors), so the output is written exactly once and never
+read back: the unfused chain (conv, then bias, then activation) would read and write the layer's largest tensor
+twice more.
 """
 
 import triton
 import triton.language as tl
 
+# Python float constants are materialised in the dtype of the tensor they meet, so fp64 keeps full precision.
+_SQRT1_2 = tl.constexpr(0.7071067811865476)  # 1/sqrt(2), for the erf GELU
+_SQRT_2_OVER_PI = tl.constexpr(0.7978845608028654)  # sqrt(2/pi), for the tanh GELU
+
 
 @triton.jit
-def bias_and_store(
+def _tanh(x):
+    """tanh from exp alone (libdevice's tanh has no interpreter implementation): exp(-2|x|) never overflows,
+    and the absolute error stays at the dtype's epsilon."""
+    e = tl.exp(-2.0 * tl.abs(x))
+    t = (1.0 - e) / (1.0 + e)
+    return tl.where(x < 0, -t, t)
+
+
+@triton.jit
+def activation(x, ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr):
+    """Apply ``ACTIVATION`` (a name from :data:`triton_convt.activations.ACTIVATIONS`, or "none") elementwise.
+
+    Args:
+        x: the biased accumulator tile.
+        ACTIVATION: the activation's name.
+        NEGATIVE_SLOPE: slope of leaky_relu for x < 0 (a constexpr, so fp64 keeps it exactly).
+    """
+    if ACTIVATION == "relu":
+        # x < 0 rather than max(x, 0) so that NaN stays NaN, as in torch.
+        x = tl.where(x < 0, 0.0, x)
+    elif ACTIVATION == "leaky_relu":
+        x = tl.where(x < 0, x * NEGATIVE_SLOPE, x)
+    elif ACTIVATION == "gelu":
+        x = 0.5 * x * (1.0 + tl.erf(x * _SQRT1_2))
+    elif ACTIVATION == "gelu_tanh":
+        x = 0.5 * x * (1.0 + _tanh((x + 0.044715 * x * x * x) * _SQRT_2_OVER_PI))
+    elif ACTIVATION == "silu":
+        x = x / (1.0 + tl.exp(-x))
+    elif ACTIVATION == "sigmoid":
+        x = 1.0 / (1.0 + tl.exp(-x))
+    elif ACTIVATION == "tanh":
+        x = _tanh(x)
+    else:
+        tl.static_assert(ACTIVATION == "none", "unknown activation")
+    return x
+
+
+@triton.jit
+def epilogue_store(
     acc,
     bias_ptr,
     y_ptr,
@@ -17,8 +61,10 @@ def bias_and_store(
     channel_mask,
     store_mask,
     HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr,
+    NEGATIVE_SLOPE: tl.constexpr,
 ):
-    """Add the bias of each output channel to ``acc`` and store it, cast to the output dtype.
+    """Bias, then activation, on ``acc``; then one cast to the output dtype and one store.
 
     Args:
         acc: ``[BLOCK_M, BLOCK_N]`` accumulator (fp32, or fp64 for fp64 tensors).
@@ -29,8 +75,10 @@ def bias_and_store(
         channel_mask: ``[BLOCK_N]`` which columns are real channels.
         store_mask: ``[BLOCK_M, BLOCK_N]`` which elements of the tile exist.
         HAS_BIAS: whether to add the bias.
+        ACTIVATION, NEGATIVE_SLOPE: see :func:`activation`.
     """
     if HAS_BIAS:
         bias = tl.load(bias_ptr + channels, mask=channel_mask, other=0.0)
         acc += bias.to(acc.dtype)[None, :]
+    acc = activation(acc, ACTIVATION, NEGATIVE_SLOPE)
     tl.store(y_ptr + y_offsets, acc.to(y_ptr.dtype.element_ty), mask=store_mask)
