@@ -154,15 +154,16 @@ def _check_dtypes_devices(input, weight, bias) -> None:
     tensors = {"input": input, "weight": weight}
     if bias is not None:
         tensors["bias"] = bias
-    for name, t in tensors.items():
-        if t.dtype not in SUPPORTED_DTYPES:
-            raise NotImplementedError(
-                f"triton_convt conv_transpose2d is not implemented for {name} of dtype {t.dtype}; supported: "
-                + ", ".join(str(d) for d in SUPPORTED_DTYPES)
-            )
+    # A mismatch is reported first, as torch does (RuntimeError): an int64 input with a float32 weight is a
+    # mismatch in torch too; only operands that agree on a dtype without a kernel are NotImplementedError.
     for name, t in tensors.items():
         if t.dtype != input.dtype:
             raise RuntimeError(f"Input type ({input.dtype}) and {name} type ({t.dtype}) should be the same")
+    if input.dtype not in SUPPORTED_DTYPES:
+        raise NotImplementedError(
+            f"triton_convt conv_transpose2d is not implemented for tensors of dtype {input.dtype}; supported: "
+            + ", ".join(str(d) for d in SUPPORTED_DTYPES)
+        )
     for name, t in tensors.items():
         if t.device != input.device:
             raise RuntimeError(
