@@ -13,3 +13,28 @@ def assert_close_to_reference(actual: torch.Tensor, reference: torch.Tensor) -> 
     tol = TOLERANCE[actual.dtype]
     scale = max(1.0, reference.abs().max().item()) if reference.numel() else 1.0
     torch.testing.assert_close(actual.double(), reference, atol=tol * scale, rtol=tol)
+
+
+#: Written around the outputs of the out= tests; any element still holding it after a call was not written.
+SENTINEL = -12345.0
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s elements as integers of the same width, so that ``torch.equal`` compares them bit for bit (NaN
+    payloads and the sign of zero included)."""
+    return t.contiguous().view({1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+
+
+def assert_matches_nonfinite(actual: torch.Tensor, reference: torch.Tensor) -> None:
+    """``actual`` holds NaN, +inf and -inf exactly where the fp64 ``reference`` does, and its finite elements equal
+    the reference's within :func:`assert_close_to_reference`'s tolerance."""
+    assert actual.shape == reference.shape, (actual.shape, reference.shape)
+    act = actual.double()
+    for name, where in (("NaN", torch.isnan), ("+inf", torch.isposinf), ("-inf", torch.isneginf)):
+        differ = where(act) != where(reference)
+        assert not differ.any(), (
+            f"{name} at {int(differ.sum())} positions where torch has none or vice versa, first at "
+            f"{differ.nonzero()[0].tolist()}: ours {act[differ][0].item()}, torch {reference[differ][0].item()}"
+        )
+    finite = reference.isfinite()
+    assert_close_to_reference(actual[finite], reference[finite])
