@@ -94,9 +94,13 @@ def forward_plan(
     rows = n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
 
     if config is None:
-        config = configs.choose(
-            "conv_transpose2d_fwd", x.dtype, {"BLOCK_M": rows, "BLOCK_N": c_out_g, "BLOCK_K": c_in_g}
-        )
+        # On a GPU this tunes once per problem bucket (building the plan of each candidate); otherwise it is
+        # the deterministic first fit of default.json.
+        config = configs.config_for(
+            "conv_transpose2d_fwd", x.dtype, x.device, {"BLOCK_M": rows, "BLOCK_N": c_out_g, "BLOCK_K": c_in_g},
+            lambda c: forward_plan(x, weight, bias, y, params, activation=activation,
+                                   negative_slope=negative_slope, config=c, index64=index64),
+        )  # fmt: skip
     if index64 is None:
         index64 = any(_spans_int32(t) for t in (x, weight, y))
     interpreted = interpreter_active()
