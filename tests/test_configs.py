@@ -242,3 +242,24 @@ def test_every_shipped_config_is_correct_under_the_interpreter(dtype, config, co
     assert count_launches() == 1
     ref = F.relu(F.conv_transpose2d(x.double(), w.double(), b.double(), stride=2, padding=1, groups=2))
     assert_close_to_reference(y, ref)
+
+
+def test_tune_ranks_winners_first_and_keeps_other_kernels():
+    from triton_convt.tune import merge_winners
+
+    a, b, c, d = CANDIDATES
+    data = {"triton": "x", FWD: {"16bit": [a, b, c, d], "fp32": [a]}, "other_kernel": {"16bit": [d]}}
+    merged = merge_winners(data, FWD, "16bit", [c, b, c, b, d])
+    assert merged[FWD]["16bit"] == [c, b, d, a]  # two wins each: first win first; then d; then the rest
+    assert merged[FWD]["fp32"] == [a] and merged["other_kernel"] == data["other_kernel"]
+    assert data[FWD]["16bit"] == [a, b, c, d]  # the input is not modified
+
+
+def test_tune_without_a_gpu_exits_with_a_message_and_changes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "triton_convt.tune", "--configs", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 2 and "GPU" in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,13 +1,18 @@
-"""Compile the kernels for real GPU targets without a GPU.
+"""Compile the kernels for real GPU targets without a GPU, and measure what the compiler produced.
 
 A :class:`~triton_convt.launcher.KernelPlan` built from CPU tensors holds exactly the arguments a launch would pass.
 :func:`compile_plan` hands them to ``triton.compile`` with the specialisation the JIT would apply on a GPU
 (pointers and integers divisible by 16 marked so, integers equal to 1 turned into constants, which is how the
-memory layout reaches the compiler), for ``GPUTarget("cuda", arch, 32)``.
+memory layout reaches the compiler), for ``GPUTarget("cuda", arch, 32)``. :func:`measure` compiles one plan and
+reads registers, stack and local memory from the cubin (``cuobjdump``, shipped in the triton wheel), and shared
+memory, tensor-core instructions and vector or asynchronous global loads from the metadata and PTX.
+
+Every kernel key of ``autotune_configs/`` has an entry in :data:`SAMPLE_PLANS` that builds its launch on a sample
+problem for any config; :mod:`triton_convt.profile` compiles every shipped config through it.
 
 Run as ``python -m triton_convt.aot --arch 80 --arch 90``: compiles the forward kernel for each dtype and layout
-and prints one JSON object per build. It must run without ``TRITON_INTERPRET`` (the interpreter's kernels cannot be
-compiled); the tests call it in a subprocess for that reason.
+with the config the launcher picks, and prints one JSON object per build. It must run without ``TRITON_INTERPRET``
+(the interpreter's kernels cannot be compiled); the tests call it in a subprocess for that reason.
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ import argparse
 import dataclasses
 import json
 import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
+from typing import Callable
 
 import torch
 import triton
@@ -32,6 +41,22 @@ from .validation import check_call
 #: Tensor-core instructions in the PTX of each target: mma.sync on sm_80, wgmma (or mma.sync for shapes and
 #: dtypes wgmma does not take, such as fp64) on sm_90.
 TENSOR_CORE_PTX = {80: ("mma.sync",), 90: ("wgmma.mma_async", "mma.sync")}
+
+#: Shared memory one block may use (the opt-in maximum) on each target: A100 163 KB, H100 227 KB.
+SHARED_LIMIT = {80: 163 * 1024, 90: 227 * 1024}
+
+#: The dtypes and ``tl.dot`` input precisions each dtype class of the config files is compiled with. fp32 runs
+#: TF32 on a GPU by default (``torch.backends.cudnn.allow_tf32``) and the exact "ieee" path when it is switched off,
+#: so a fp32 config must be sound for both.
+DTYPE_VARIANTS = {
+    "16bit": ((torch.float16, "ieee"), (torch.bfloat16, "ieee")),
+    "fp32": ((torch.float32, "tf32"), (torch.float32, "ieee")),
+    "fp64": ((torch.float64, "ieee"),),
+}
+
+LAYOUTS = ("channels_last", "nchw")
+
+_BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 
 
 def jit_specialization(plan: KernelPlan) -> tuple[dict, dict, dict]:
@@ -66,56 +91,120 @@ def tensor_core_instructions(compiled, arch: int) -> int:
     return sum(ptx.count(op) for op in TENSOR_CORE_PTX[arch])
 
 
-def forward_variants() -> list[tuple[dict, KernelPlan]]:
-    """Plans of the forward kernel for each dtype, layout and fp32 precision, plus the int64 index path.
+def vector_global_loads(ptx: str) -> int:
+    """128-bit global loads (``ld.global[.qualifiers].v4.b32`` and the like) in ``ptx``."""
+    return len(re.findall(r"\bld\.global(?:\.[a-z0-9_:]+)*\.v4\.(?:b|u|s|f)32\b", ptx))
 
-    The problem is a typical decoder layer (k4 s2 p1, 64 -> 64 channels) shrunk to CPU size; its extents are large
-    enough that the largest config of each dtype's list is chosen.
+
+def async_copies(ptx: str) -> int:
+    """Asynchronous global-to-shared copies in ``ptx``: ``cp.async.{ca,cg}`` (sm_80+) and bulk/TMA copies."""
+    return len(re.findall(r"\bcp\.async\.(?:ca|cg|bulk)\.shared", ptx))
+
+
+def _cuobjdump(flag: str, cubin: bytes) -> str:
+    """``cuobjdump <flag>`` on ``cubin`` (written to a temporary file, removed afterwards)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(cubin)
+        done = subprocess.run([os.path.join(_BIN, "cuobjdump"), flag, path], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def resource_usage(cubin: bytes) -> dict[str, int]:
+    """Registers per thread, stack and local bytes, and static shared bytes of the (single) kernel in ``cubin``.
+
+    Triton kernels call no functions and keep no per-thread arrays, so any stack or local memory is register
+    spilling.
     """
+    line = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", _cuobjdump("--dump-resource-usage", cubin))
+    registers, stack, shared, local = map(int, line.groups())
+    return {"registers": registers, "stack_bytes": stack, "local_bytes": local, "static_shared_bytes": shared}
+
+
+def local_memory_instructions(cubin: bytes) -> int:
+    """SASS loads and stores of local memory (``STL``/``LDL``): the spill traffic itself."""
+    return len(re.findall(r"\b(?:STL|LDL)(?:\.\w+)*\s", _cuobjdump("--dump-sass", cubin)))
+
+
+def measure(plan: KernelPlan, arch: int) -> tuple[dict, bytes]:
+    """Compile ``plan`` for ``sm_<arch>``; returns what the profile records about the build, and its cubin."""
+    start = time.perf_counter()
+    compiled = compile_plan(plan, arch)
+    seconds = time.perf_counter() - start
+    ptx, cubin = compiled.asm["ptx"], compiled.asm["cubin"]
+    usage = resource_usage(cubin)
+    record = {
+        **usage,
+        "spill_bytes": usage["stack_bytes"] + usage["local_bytes"],
+        "local_memory_instructions": local_memory_instructions(cubin),
+        "shared_bytes": compiled.metadata.shared,
+        "tensor_core_instructions": tensor_core_instructions(compiled, arch),
+        "vector_global_loads": vector_global_loads(ptx),
+        "async_copies": async_copies(ptx),
+        "compile_seconds": round(seconds, 2),
+    }
+    return record, cubin
+
+
+def forward_sample_plan(
+    dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee", index64: bool | None = None
+) -> KernelPlan:
+    """The forward launch on a typical decoder layer (k4 s2 p1, 128 -> 128 channels) shrunk to CPU size.
+
+    Every extent is at least 128 and a multiple of 16, so that no config's tile is cut down and the JIT's
+    divisibility hints are those of a real layer. ``config`` None takes the launcher's own choice.
+    """
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.empty(2, 128, 16, 16, dtype=dtype).to(memory_format=fmt)
+    w = torch.empty(128, 128, 4, 4, dtype=dtype)
+    b = torch.empty(128, dtype=dtype)
+    params = check_call(x, w, b, 2, 1, 0, 1, 1)
+    plan = forward_plan(x, w, b, allocate_output(x, w, params), params, config=config, index64=index64)
+    return dataclasses.replace(plan, args={**plan.args, "DOT_PRECISION": precision})
+
+
+#: Kernel key of ``autotune_configs/`` -> ``(dtype, layout, config, precision) -> KernelPlan`` on a sample problem.
+#: A kernel whose configs are shipped registers its builder here, so that the profile and the tests compile them.
+SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {"conv_transpose2d_fwd": forward_sample_plan}
+
+
+def forward_variants() -> list[tuple[dict, KernelPlan]]:
+    """Plans of the forward kernel for each dtype, layout and fp32 precision, with the config the launcher picks
+    for the sample problem, plus the int64 index path."""
     variants = []
-    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        for layout in ("nchw", "channels_last"):
-            fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-            x = torch.empty(2, 128, 16, 16, dtype=dtype).to(memory_format=fmt)
-            w = torch.empty(128, 128, 4, 4, dtype=dtype)
-            b = torch.empty(128, dtype=dtype)
-            params = check_call(x, w, b, 2, 1, 0, 1, 1)
-            plan = forward_plan(x, w, b, allocate_output(x, w, params), params)
-            precisions = ("tf32", "ieee") if dtype == torch.float32 else ("ieee",)
-            for precision in precisions:
-                p = dataclasses.replace(plan, args={**plan.args, "DOT_PRECISION": precision})
-                variants.append(({"dtype": str(dtype).split(".")[1], "layout": layout, "precision": precision}, p))
-            if dtype == torch.float16 and layout == "channels_last":
-                p = forward_plan(x, w, b, allocate_output(x, w, params), params, index64=True)
-                variants.append(({"dtype": "float16", "layout": layout, "precision": "ieee", "index": "int64"}, p))
+    for variants_of_class in DTYPE_VARIANTS.values():
+        for dtype, precision in variants_of_class:
+            for layout in LAYOUTS:
+                label = {"dtype": str(dtype).split(".")[1], "layout": layout, "precision": precision}
+                variants.append((label, forward_sample_plan(dtype, layout, precision=precision)))
+    plan = forward_sample_plan(torch.float16, "channels_last", index64=True)
+    variants.append(({"dtype": "float16", "layout": "channels_last", "precision": "ieee", "index": "int64"}, plan))
     return variants
+
+
+def plan_config(plan: KernelPlan) -> dict:
+    """The config a plan was built with: its ``BLOCK_*`` constexprs, warps and stages."""
+    blocks = {k: v for k, v in plan.args.items() if k.startswith("BLOCK_")}
+    return blocks | {"num_warps": plan.num_warps, "num_stages": plan.num_stages}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, action="append", choices=sorted(TENSOR_CORE_PTX), required=True)
     parser.add_argument("--dtype", action="append", help="only these dtypes (float16, bfloat16, float32, float64)")
-    parser.add_argument("--layout", action="append", choices=("nchw", "channels_last"), help="only these layouts")
+    parser.add_argument("--layout", action="append", choices=LAYOUTS, help="only these layouts")
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
         print("triton_convt.aot: unset TRITON_INTERPRET; interpreted kernels cannot be compiled", file=sys.stderr)
         return 2
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # triton warns (on stdout) when it is unset
     for arch in args.arch:
         for label, plan in forward_variants():
             if (args.dtype and label["dtype"] not in args.dtype) or (args.layout and label["layout"] not in args.layout):
                 continue
-            start = time.perf_counter()
-            compiled = compile_plan(plan, arch)
-            record = {
-                "kernel": plan.kernel.__name__,
-                "arch": arch,
-                **label,
-                "config": {k: plan.args[k] for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K")}
-                | {"num_warps": plan.num_warps, "num_stages": plan.num_stages},
-                "shared_bytes": compiled.metadata.shared,
-                "tensor_core_instructions": tensor_core_instructions(compiled, arch),
-                "compile_seconds": round(time.perf_counter() - start, 2),
-            }
+            record, _ = measure(plan, arch)
+            record = {"kernel": plan.kernel.__name__, "arch": arch, **label, "config": plan_config(plan), **record}
             print(json.dumps(record), flush=True)
     return 0
 

@@ -1,0 +1,97 @@
+"""The work model against brute force, against the launcher's own plan, and the issue's target on the layer set."""
+
+import math
+
+import pytest
+import torch
+
+from triton_convt import configs, workmodel
+from triton_convt.launcher import allocate_output, forward_plan
+from triton_convt.validation import check_call
+from triton_convt.workmodel import Layer
+
+SMALL = [
+    Layer("k4-s2-p1", 2, 8, 6, (5, 7), (4, 4), stride=(2, 2), padding=(1, 1)),
+    Layer("k3-s2-p1-op1-groups2", 3, 6, 4, (4, 5), (3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1),
+          groups=2),  # fmt: skip
+    Layer("k3-s2-d2-empty-phases", 1, 3, 5, (4, 4), (3, 3), stride=(2, 2), dilation=(2, 2)),
+    Layer("k5x2-s3x1-p2x0", 2, 4, 3, (3, 6), (5, 2), stride=(3, 1), padding=(2, 0)),
+]
+CONFIG = {"BLOCK_M": 16, "BLOCK_N": 4, "BLOCK_K": 4, "num_warps": 4, "num_stages": 2}
+
+
+def brute_force(layer, config):
+    """In-range MACs by scattering every input pixel through every tap, and issued MACs and empty programs by
+    walking the grid program by program as the kernel decodes it."""
+    (oh, ow), (h, w) = layer.output_hw, layer.hw
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel, layer.stride, layer.padding, layer.dilation
+    landed = sum(
+        0 <= i * sh - ph + a * dh < oh and 0 <= j * sw - pw + b * dw < ow
+        for i in range(h) for j in range(w) for a in range(kh) for b in range(kw)
+    )  # fmt: skip
+    in_range = layer.n * landed * layer.c_in_g * layer.c_out_g * layer.groups
+    bm, bn, bk = config["BLOCK_M"], config["BLOCK_N"], config["BLOCK_K"]
+    n_tiles = math.ceil(layer.c_out_g / bn)
+    rows = [[layer.n * len(range(rh, oh, sh)) * len(range(rw, ow, sw)) for rw in range(sw)] for rh in range(sh)]
+    m_tiles = math.ceil(rows[0][0] / bm)
+    issued = empty = 0
+    for pid in range(sh * sw * layer.groups * m_tiles * n_tiles):
+        rest = pid // n_tiles
+        pid_m, phase = rest % m_tiles, rest // m_tiles // layer.groups
+        rh, rw = phase // sw, phase % sw
+        if pid_m * bm >= rows[rh][rw]:
+            empty += 1
+            continue
+        taps = sum((rh + ph - a * dh) % sh == 0 for a in range(kh)) * sum((rw + pw - b * dw) % sw == 0 for b in range(kw))
+        issued += bm * bn * math.ceil(layer.c_in_g / bk) * bk * taps
+    return in_range, issued, empty
+
+
+@pytest.mark.parametrize("layer", SMALL + list(workmodel.LAYERS[:1]), ids=lambda l: l.name)
+def test_work_matches_brute_force(layer):
+    model = workmodel.work(layer, CONFIG)
+    assert (model.in_range_macs, model.issued_macs, model.empty_programs) == brute_force(layer, CONFIG)
+    assert model.useful_macs == layer.n * layer.c_in * layer.c_out_g * math.prod(layer.hw) * math.prod(layer.kernel)
+
+
+def test_exact_tiles_without_boundary_issue_exactly_the_useful_macs():
+    # Stride 1, a 1x1 kernel and tiles that divide every extent: nothing is padded, masked or cropped.
+    layer = Layer("pointwise", 2, 8, 8, (4, 8), (1, 1))
+    model = workmodel.work(layer, {"BLOCK_M": 16, "BLOCK_N": 4, "BLOCK_K": 4, "num_warps": 4, "num_stages": 2})
+    assert model.issued_macs == model.in_range_macs == model.useful_macs and model.ratio == 1.0
+
+
+@pytest.mark.parametrize("layer", SMALL, ids=lambda l: l.name)
+def test_programs_and_config_are_the_launchers(layer):
+    x = torch.empty(layer.n, layer.c_in, *layer.hw)
+    w = torch.empty(layer.c_in, layer.c_out_g, *layer.kernel)
+    b = torch.empty(layer.c_out)
+    params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
+    y = allocate_output(x, w, params)
+    plan = forward_plan(x, w, b, y, params)
+    config = workmodel.launcher_config(layer, x.dtype)
+    assert {k: v for k, v in plan.args.items() if k.startswith("BLOCK")} == {
+        k: v for k, v in config.items() if k.startswith("BLOCK")
+    }
+    assert plan.grid == (workmodel.work(layer, config).programs,)
+    moved = workmodel.traffic(layer, x.element_size())
+    assert moved["fused"] == x.nbytes + w.nbytes + b.nbytes + y.nbytes
+    assert moved["unfused"] - moved["fused"] == 4 * y.nbytes  # bias and activation passes each read and write y
+
+
+@pytest.mark.parametrize("target", configs.available_targets())
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_launcher_picks_waste_at_most_ten_percent_on_the_dense_layers(target, dtype):
+    # The issue's target (issued/useful <= 1.10). Depthwise layers (1 channel per group) cannot reach it with
+    # tl.dot tiles of 16 or more; their ratio is reported by `python -m triton_convt.workmodel`, not asserted.
+    for layer in workmodel.LAYERS:
+        if layer.c_in_g >= 16 and layer.c_out_g >= 16:
+            config = workmodel.launcher_config(layer, dtype, target)
+            assert workmodel.work(layer, config).ratio <= 1.10, (layer.name, config)
+
+
+def test_report_has_a_row_per_layer_and_target():
+    text = workmodel.report(["default", "sm90"], torch.float16)
+    assert "a model, not a measurement" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 2 * len(workmodel.LAYERS)

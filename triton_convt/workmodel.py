@@ -1,0 +1,181 @@
+"""A model of the work the forward kernel issues and the bytes a call moves, per layer and config (plain Python).
+
+These are *model* figures, computed from shapes and tile sizes; nothing here is measured on a GPU.
+
+MACs. Useful MACs are the definition of the operation: ``N * C_in * (C_out/groups) * H_in * W_in * kH * kW``
+(every input pixel times every tap, cropped ones included). The kernel issues, per program, a
+``[BLOCK_M, BLOCK_N]`` tile times ``ceil(C_in_g / BLOCK_K) * BLOCK_K`` input channels per tap of its phase; rows
+whose tap reads outside the input are masked but still issued, and programs past the rows of their phase (the
+grid is sized for the largest phase) exit without issuing anything. So
+``issued / useful = tile padding (M, N, K) x masked taps / cropped taps``; :class:`Work` keeps the parts apart.
+
+Bytes. A fused call reads the input, weight and bias once and writes the output once. The unfused chain a user
+would otherwise run writes the conv output, reads and writes it again to add the bias, and again for the
+activation: ``x + w + y`` then ``y + b + y`` then ``y + y``.
+
+:data:`LAYERS` is the report's layer set (decoder layers), kept as data; ``python -m triton_convt.workmodel``
+prints the model for it with the config the launcher would pick from each config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import configs, shapes
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One ConvTranspose2d problem; every pair is (H, W)."""
+
+    name: str
+    n: int
+    c_in: int
+    c_out: int
+    hw: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    output_padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        return tuple(
+            shapes.output_length(*args)
+            for args in zip(self.hw, self.kernel, self.stride, self.padding, self.output_padding, self.dilation)
+        )
+
+    @property
+    def c_in_g(self) -> int:
+        return self.c_in // self.groups
+
+    @property
+    def c_out_g(self) -> int:
+        return self.c_out // self.groups
+
+
+#: The report's layer set: upsampling layers of real decoders at their usual sizes.
+LAYERS = (
+    # DCGAN generator (64x64 images, batch 128): ConvTranspose2d(256, 128, 4, 2, 1), 8x8 -> 16x16.
+    Layer("dcgan-k4-s2-p1", 128, 256, 128, (8, 8), (4, 4), stride=(2, 2), padding=(1, 1)),
+    # SAM mask decoder, first output upscaling: ConvTranspose2d(256, 64, 2, 2) on the 64x64 image embedding.
+    Layer("sam-k2-s2", 1, 256, 64, (64, 64), (2, 2), stride=(2, 2)),
+    # VAE decoder block: ConvTranspose2d(128, 64, 3, 2, 1, output_padding=1), 16x16 -> 32x32, batch 64.
+    Layer("vae-k3-s2-p1-op1", 64, 128, 64, (16, 16), (3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1)),
+    # FCN score upsampling as a depthwise (bilinear-style) layer on 21 class maps: k4 s2 p1, groups = channels.
+    Layer("fcn-depthwise-k4-s2", 8, 21, 21, (32, 32), (4, 4), stride=(2, 2), padding=(1, 1), groups=21),
+)
+
+
+@dataclass(frozen=True)
+class Work:
+    """The forward kernel's work on one layer with one config (MACs counted per multiply-add)."""
+
+    useful_macs: int  #: the operation's definition (see the module docstring)
+    in_range_macs: int  #: MACs of taps whose input pixel exists, with no tile padding: the gather's own work
+    issued_macs: int  #: what the programs issue: whole tiles, masked taps included
+    programs: int  #: the grid size
+    empty_programs: int  #: programs past the rows of their phase, which exit at once
+
+    @property
+    def ratio(self) -> float:
+        """Issued over useful MACs (1.0 is no waste)."""
+        return self.issued_macs / self.useful_macs
+
+
+def _in_range(q_count: int, size: int, delta: int) -> int:
+    """How many ``q`` in ``range(q_count)`` read an input ``q + delta`` inside ``[0, size)``."""
+    return max(0, min(q_count, size - delta) - max(0, -delta))
+
+
+def work(layer: Layer, config: dict) -> Work:
+    """The MACs and programs of one forward launch of ``layer`` with ``config`` (as the kernel and launcher do it:
+    one program per row tile of the largest phase, column tile, group and phase)."""
+    (oh, ow), (h, w), (sh, sw) = layer.output_hw, layer.hw, layer.stride
+    taps_h = shapes.phase_taps(layer.kernel[0], sh, layer.padding[0], layer.dilation[0])
+    taps_w = shapes.phase_taps(layer.kernel[1], sw, layer.padding[1], layer.dilation[1])
+    bm, bn, bk = config["BLOCK_M"], config["BLOCK_N"], config["BLOCK_K"]
+    n_tiles = math.ceil(layer.c_out_g / bn)
+    k_issued = math.ceil(layer.c_in_g / bk) * bk
+    m_tiles = math.ceil(layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0) / bm)
+    channel_macs = layer.c_in_g * layer.c_out_g * layer.groups
+    issued = in_range = empty = 0
+    for rh in range(sh):
+        for rw in range(sw):
+            qh, qw = shapes.phase_count(oh, sh, rh), shapes.phase_count(ow, sw, rw)
+            tiles = math.ceil(layer.n * qh * qw / bm)
+            empty += (m_tiles - tiles) * n_tiles * layer.groups
+            taps = len(taps_h[rh]) * len(taps_w[rw])
+            issued += tiles * n_tiles * layer.groups * bm * bn * k_issued * taps
+            for _, dh in taps_h[rh]:
+                for _, dw in taps_w[rw]:
+                    in_range += layer.n * _in_range(qh, h, dh) * _in_range(qw, w, dw) * channel_macs
+    useful = layer.n * layer.c_in * layer.c_out_g * h * w * layer.kernel[0] * layer.kernel[1]
+    programs = sh * sw * layer.groups * m_tiles * n_tiles
+    return Work(useful, in_range, issued, programs, empty)
+
+
+def traffic(layer: Layer, itemsize: int, bias: bool = True) -> dict[str, int]:
+    """Bytes to and from memory of one call with bias and an activation: ``fused`` (this kernel: one store) and
+    ``unfused`` (conv, then a bias pass, then an activation pass), counting each tensor once per pass."""
+    oh, ow = layer.output_hw
+    x = layer.n * layer.c_in * layer.hw[0] * layer.hw[1] * itemsize
+    w = layer.c_in * layer.c_out_g * layer.kernel[0] * layer.kernel[1] * itemsize
+    b = layer.c_out * itemsize if bias else 0
+    y = layer.n * layer.c_out * oh * ow * itemsize
+    return {"fused": x + w + b + y, "unfused": (x + w + y) + (y + b + y) + (y + y)}
+
+
+def problem_sizes(layer: Layer) -> dict[str, int]:
+    """The extents the forward launcher fits tiles to: rows of the largest phase, output and input channels per
+    group."""
+    (oh, ow), (sh, sw) = layer.output_hw, layer.stride
+    rows = layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)
+    return {"BLOCK_M": rows, "BLOCK_N": layer.c_out_g, "BLOCK_K": layer.c_in_g}
+
+
+def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
+    """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` without tuning (the
+    first that fits; on a GPU the tuner chooses among the fitting ones)."""
+    return configs.choose("conv_transpose2d_fwd", dtype, problem_sizes(layer), target)
+
+
+def report(targets: list[str], dtype: torch.dtype) -> str:
+    """A markdown table of the model for :data:`LAYERS` with each target's pick."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    lines = [
+        f"Work model for {str(dtype).split('.')[1]} (a model, not a measurement)",
+        "",
+        "| layer | target | config (M x N x K, warps, stages) | programs (empty) | issued/useful MACs "
+        "| in-range/useful | fused MB | unfused MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for layer in LAYERS:
+        moved = traffic(layer, itemsize)
+        for target in targets:
+            c = launcher_config(layer, dtype, target)
+            wk = work(layer, c)
+            tile = f"{c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']}, {c['num_warps']}, {c['num_stages']}"
+            lines.append(
+                f"| {layer.name} | {target} | {tile} | {wk.programs} ({wk.empty_programs}) | {wk.ratio:.3f} "
+                f"| {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} | {moved['unfused'] / 1e6:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print the work model of the report's layer set.")
+    parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32", "float64"))
+    args = parser.parse_args(argv)
+    print(report(configs.available_targets(), getattr(torch, args.dtype)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
