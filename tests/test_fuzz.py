@@ -1,0 +1,136 @@
+"""Property-based fuzzing of the forward op against torch in fp64 over random valid configurations.
+
+200 examples in CI, derandomized (the same examples every run) and with no example database written into the
+repository. ``TRITON_CONVT_FUZZ_EXAMPLES=2000 python -m pytest -q tests/test_fuzz.py`` runs more. A failure shrinks
+toward small sizes, stride/dilation 1, no padding, float32, NCHW, no activation, and prints the case field by
+field and as the call that reproduces it.
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from helpers import SENTINEL, assert_close_to_reference
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+import triton_convt
+from triton_convt import launcher
+from triton_convt.activations import ACTIVATIONS
+
+EXAMPLES = int(os.environ.get("TRITON_CONVT_FUZZ_EXAMPLES", "200"))
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: How the operands and the output are laid out; the first is what a failure shrinks to.
+LAYOUTS = ["nchw", "channels_last", "weight-channels-last", "input-strided-view", "out-view-in-buffer"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One valid call; every pair is (H, W). ``batch`` None means unbatched input."""
+
+    batch: int | None
+    c_in_g: int
+    c_out_g: int
+    groups: int
+    hw: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    output_padding: tuple[int, int]
+    dilation: tuple[int, int]
+    dtype: str
+    layout: str
+    activation: str | None
+    bias: bool
+
+    def __repr__(self):
+        c_in, c_out = self.c_in_g * self.groups, self.c_out_g * self.groups
+        x = [c_in, *self.hw] if self.batch is None else [self.batch, c_in, *self.hw]
+        return (
+            f"conv_transpose2d(x{x}, w{[c_in, self.c_out_g, *self.kernel]}, "
+            f"{f'bias[{c_out}]' if self.bias else 'None'}, stride={self.stride}, padding={self.padding}, "
+            f"output_padding={self.output_padding}, groups={self.groups}, dilation={self.dilation}, "
+            f"activation={self.activation!r}) in {self.dtype}, layout {self.layout!r}"
+        )
+
+    def kwargs(self) -> dict:
+        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
+                    groups=self.groups, dilation=self.dilation)  # fmt: skip
+
+
+@st.composite
+def cases(draw) -> Case:
+    """A valid call built from small integers, so that hypothesis shrinks it by lowering them."""
+    ints = lambda lo, hi: draw(st.integers(lo, hi))  # noqa: E731
+    pair = lambda lo, hi: (ints(lo, hi), ints(lo, hi))  # noqa: E731
+    hw, kernel, stride, dilation = pair(1, 5), pair(1, 4), pair(1, 3), pair(1, 3)
+    output_padding = tuple(ints(0, max(s, d) - 1) for s, d in zip(stride, dilation))
+    # The output is at least 1 long: 2*padding <= (I - 1)*s + d*(K - 1) + output_padding.
+    padding = tuple(
+        ints(0, ((i - 1) * s + d * (k - 1) + op) // 2)
+        for i, k, s, d, op in zip(hw, kernel, stride, dilation, output_padding)
+    )
+    return Case(
+        batch=draw(st.one_of(st.integers(1, 3), st.none(), st.just(0))),
+        c_in_g=ints(1, 20),
+        c_out_g=ints(1, 20),
+        groups=ints(1, 3),
+        hw=hw,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        dtype=draw(st.sampled_from(list(DTYPES))),
+        layout=draw(st.sampled_from(LAYOUTS)),
+        activation=draw(st.sampled_from([None, *ACTIVATIONS])),
+        bias=draw(st.booleans()),
+    )
+
+
+def operands(case: Case):
+    dtype = DTYPES[case.dtype]
+    g = torch.Generator().manual_seed(0)
+    c_in = case.c_in_g * case.groups
+    batch = () if case.batch is None else (case.batch,)
+    x = torch.randn(*batch, c_in, *case.hw, generator=g).to(dtype)
+    w = torch.randn(c_in, case.c_out_g, *case.kernel, generator=g).to(dtype)
+    b = torch.randn(case.c_out_g * case.groups, generator=g).to(dtype) if case.bias else None
+    if case.layout == "channels_last" and x.dim() == 4:
+        x = x.to(memory_format=torch.channels_last)
+    elif case.layout == "weight-channels-last":
+        w = w.to(memory_format=torch.channels_last)
+    elif case.layout == "input-strided-view":
+        x = torch.repeat_interleave(x, 2, dim=-1)[..., ::2]
+    return x, w, b
+
+
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=cases())
+def test_forward_matches_torch(case):
+    note(f"as a call: {case!r}")
+    x, w, b = operands(case)
+    expected = F.conv_transpose2d(x.double(), w.double(), None if b is None else b.double(), **case.kwargs())
+    if case.activation is not None:
+        expected = ACTIVATIONS[case.activation](expected, 0.01)
+    out = buf = None
+    if case.layout == "out-view-in-buffer":
+        buf = torch.full([s + 2 for s in expected.shape], SENTINEL, dtype=x.dtype)
+        out = buf[tuple(slice(1, 1 + s) for s in expected.shape)]
+    start = launcher.launch_count()
+    y = triton_convt.conv_transpose2d(x, w, b, **case.kwargs(), activation=case.activation, out=out)
+    assert launcher.launch_count() - start == (1 if expected.numel() else 0)
+    assert y.dtype == x.dtype
+    assert_close_to_reference(y, expected)
+    if buf is not None:
+        border = torch.ones_like(buf, dtype=torch.bool)
+        border[tuple(slice(1, 1 + s) for s in expected.shape)] = False
+        assert (buf[border] == SENTINEL).all(), "out= wrote outside its view"
