@@ -57,6 +57,12 @@ def conv_transpose2d(
         ``H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1`` (likewise W), in
         channels_last when the input or the weight is channels_last, as torch does.
 
+    NaN and ±inf in the input, weight or bias land where torch's CPU result has them. That includes non-finite
+    weights next to the input's border, where a gather kernel multiplying an out-of-range tap's x = 0 by an inf
+    weight would make NaN (as cuDNN does, pytorch#165744): a tile whose accumulator holds a NaN is recomputed with
+    each tap masked to its in-range rows, a path finite operands never take. Repeated calls are bitwise identical
+    (phases write disjoint outputs, no atomics).
+
     On CUDA tensors the Triton kernel computes the result in one launch; float32 follows
     ``torch.backends.cudnn.allow_tf32`` (TF32 tensor cores when it is on, which is torch's default for
     convolutions). On CPU tensors the same kernel runs under the Triton interpreter when ``TRITON_INTERPRET=1`` was
