@@ -49,6 +49,11 @@ def test_files_have_the_schema_and_the_triton_version():
                 for c in candidates:
                     assert {"num_warps", "num_stages"} <= set(c) and any(k.startswith("BLOCK") for k in c), c
                     assert all(isinstance(v, int) and v > 0 for v in c.values()), c
+                # choose() relies on it: the last entry is the smallest along every tile dimension, so it fits
+                # any problem.
+                last = candidates[-1]
+                assert all(last[k] <= c[k] for c in candidates for k in last if k.startswith("BLOCK")), (
+                    target, kernel, cls)  # fmt: skip
 
 
 def test_dumps_reproduces_every_file_byte_for_byte():
