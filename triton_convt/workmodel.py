@@ -13,7 +13,7 @@ Bytes. A fused call reads the input, weight and bias once and writes the output 
 would otherwise run writes the conv output, reads and writes it again to add the bias, and again for the
 activation: ``x + w + y`` then ``y + b + y`` then ``y + y``.
 
-:data:`LAYERS` is the report's layer set (decoder layers), kept as data; ``python -m triton_convt.workmodel``
+:data:`LAYERS` is the report's layer set (decoder layers, from ``layers.json``); ``python -m triton_convt.workmodel``
 prints the model for it with the config the launcher would pick from each config file.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import configs, shapes
+from . import configs, layers, shapes
 
 
 @dataclass(frozen=True)
@@ -60,17 +60,9 @@ class Layer:
         return self.c_out // self.groups
 
 
-#: The report's layer set: upsampling layers of real decoders at their usual sizes.
-LAYERS = (
-    # DCGAN generator (64x64 images, batch 128): ConvTranspose2d(256, 128, 4, 2, 1), 8x8 -> 16x16.
-    Layer("dcgan-k4-s2-p1", 128, 256, 128, (8, 8), (4, 4), stride=(2, 2), padding=(1, 1)),
-    # SAM mask decoder, first output upscaling: ConvTranspose2d(256, 64, 2, 2) on the 64x64 image embedding.
-    Layer("sam-k2-s2", 1, 256, 64, (64, 64), (2, 2), stride=(2, 2)),
-    # VAE decoder block: ConvTranspose2d(128, 64, 3, 2, 1, output_padding=1), 16x16 -> 32x32, batch 64.
-    Layer("vae-k3-s2-p1-op1", 64, 128, 64, (16, 16), (3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1)),
-    # FCN score upsampling as a depthwise (bilinear-style) layer on 21 class maps: k4 s2 p1, groups = channels.
-    Layer("fcn-depthwise-k4-s2", 8, 21, 21, (32, 32), (4, 4), stride=(2, 2), padding=(1, 1), groups=21),
-)
+#: The report's layer set: upsampling layers of real decoders at their usual sizes, read from
+#: ``triton_convt/layers.json`` (:mod:`triton_convt.layers`, the one source of truth), geometry only.
+LAYERS = tuple(spec.layer for spec in layers.load())
 
 
 @dataclass(frozen=True)

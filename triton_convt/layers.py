@@ -1,0 +1,134 @@
+"""The perf report's layer set, read from ``layers.json`` (data shipped inside the package).
+
+Each entry is one upsampling ``ConvTranspose2d`` of a real decoder at the size that model runs it (or an odd shape
+that exercises the general path), with what follows it and where it comes from. :func:`load` returns them as
+:class:`LayerSpec`; :attr:`LayerSpec.layer` is the geometry as the work model's :class:`~triton_convt.workmodel.Layer`
+(``workmodel.LAYERS`` is built from this file: one source of truth). :meth:`LayerSpec.scaled` shrinks a layer to a
+size the Triton interpreter runs in well under a second while keeping what decides the kernel's path: kernel,
+stride, padding, output_padding, dilation, activation, bias, the groups structure (depthwise stays depthwise) and
+the aspect of non-square inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from . import shapes
+from .activations import check_activation
+
+if TYPE_CHECKING:
+    from .workmodel import Layer
+
+#: Fields of the Layer geometry that are (H, W) pairs, and their value when an entry leaves them out.
+_PAIRS = {"kernel": None, "stride": (1, 1), "padding": (0, 0), "output_padding": (0, 0), "dilation": (1, 1)}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of the report: the call ``conv_transpose2d(x[N, C_in, H, W], w, b if bias, stride, padding,
+    output_padding, groups, dilation, activation=activation)``."""
+
+    name: str
+    source: str  #: the model and where in it
+    after: str  #: what follows the conv in that model (and so whether the activation can be fused)
+    n: int
+    c_in: int
+    c_out: int
+    hw: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    output_padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: bool = True
+    activation: str | None = None
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        """(H_out, W_out) by torch's formula."""
+        return tuple(
+            shapes.output_length(*args)
+            for args in zip(self.hw, self.kernel, self.stride, self.padding, self.output_padding, self.dilation)
+        )
+
+    @property
+    def conv_args(self) -> tuple:
+        """``(stride, padding, output_padding, groups, dilation)``, positional as ``F.conv_transpose2d`` takes them."""
+        return self.stride, self.padding, self.output_padding, self.groups, self.dilation
+
+    @property
+    def flops(self) -> int:
+        """Useful FLOPs: ``2 * N * C_in * (C_out/groups) * kH * kW * H_in * W_in`` (every input pixel times every
+        tap, the definition the report's TFLOP/s use)."""
+        pixels, taps = self.hw[0] * self.hw[1], self.kernel[0] * self.kernel[1]
+        return 2 * self.n * self.c_in * (self.c_out // self.groups) * pixels * taps
+
+    @property
+    def layer(self) -> Layer:
+        """The geometry as the work model's Layer."""
+        from .workmodel import Layer  # workmodel builds LAYERS from this module: import here, not at the top
+
+        fields = {f.name for f in dataclasses.fields(Layer)}
+        return Layer(**{k: v for k, v in dataclasses.asdict(self).items() if k in fields})
+
+    def scaled(self, pixels: int = 16, channels: int = 16, groups: int = 2) -> LayerSpec:
+        """This layer shrunk for the interpreter: batch 1, at most ``pixels`` input pixels (aspect kept, each side
+        at least 2), at most ``channels`` input and output channels per group, at most ``groups`` groups (a layer
+        with one input channel per group keeps one)."""
+        h, w = self.hw
+        factor = min(1.0, (pixels / (h * w)) ** 0.5)
+        hw = tuple(min(side, max(2, round(side * factor))) for side in (h, w))
+        g = min(self.groups, groups)
+        c_in_g = min(self.c_in // self.groups, channels)
+        c_out_g = min(self.c_out // self.groups, channels)
+        return dataclasses.replace(self, n=1, hw=hw, c_in=c_in_g * g, c_out=c_out_g * g, groups=g)
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def parse(entry: dict) -> LayerSpec:
+    """One entry of ``layers.json`` as a LayerSpec; ValueError naming the entry if it is not a valid call."""
+    name = entry.get("name", "?")
+    try:
+        n, c_in, h, w = entry["input"]
+        pairs = {k: _pair(entry.get(k, default)) for k, default in _PAIRS.items()}
+        spec = LayerSpec(
+            name=name, source=entry["source"], after=entry.get("after", ""), n=n, c_in=c_in, c_out=entry["c_out"],
+            hw=(h, w), groups=entry.get("groups", 1), bias=entry.get("bias", True),
+            activation=check_activation(entry.get("activation")) if entry.get("activation") else None, **pairs,
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"layers.json: entry {name!r} is invalid: {e!r}") from e
+    if spec.c_in % spec.groups or spec.c_out % spec.groups or min(spec.output_hw) <= 0:
+        raise ValueError(f"layers.json: entry {name!r}: channels not divisible by groups, or an empty output")
+    return spec
+
+
+@functools.cache
+def load() -> tuple[LayerSpec, ...]:
+    """The layer set, in file order."""
+    data = json.loads(resources.files(__package__).joinpath("layers.json").read_text())
+    specs = tuple(parse(entry) for entry in data["layers"])
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"layers.json: duplicate layer names in {names}")
+    return specs
+
+
+def select(names: list[str] | None) -> tuple[LayerSpec, ...]:
+    """The layers named in ``names`` (all when None or empty), in file order; KeyError for an unknown name."""
+    specs = load()
+    if not names:
+        return specs
+    unknown = set(names) - {s.name for s in specs}
+    if unknown:
+        raise KeyError(f"unknown layers {sorted(unknown)}; known: {', '.join(s.name for s in specs)}")
+    return tuple(s for s in specs if s.name in names)
