@@ -7,13 +7,10 @@ It prints what it checked and the largest error against torch's fp64 result; it 
 
 from __future__ import annotations
 
-import os
-import sys
-
 import torch
-import torch.nn.functional as F
 
 from . import launcher
+from .checking import TOLERANCE, ensure_runnable, reference, relative_error
 from .op import conv_transpose2d
 
 #: (name, input shape, out channels, kernel, keyword arguments): small versions of real upsampling layers.
@@ -26,20 +23,9 @@ LAYERS = [
     ("FCN depthwise upsample, k4 s2 groups=4", (1, 4, 6, 6), 4, (4, 4), dict(stride=2, padding=1, groups=4)),
     ("dilated, k3 s2 d2", (1, 8, 5, 5), 8, (3, 3), dict(stride=2, dilation=2)),
 ]
-#: Largest error allowed, relative to the largest magnitude of the reference.
-TOLERANCE = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2, torch.float64: 1e-12}
-
-
-def _restart_under_interpreter() -> None:
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    os.execve(sys.executable, [sys.executable, "-m", "triton_convt.demo", *sys.argv[1:]], env)
-
-
 def main() -> int:
+    ensure_runnable("triton_convt.demo")
     on_gpu = torch.cuda.is_available()
-    if not on_gpu and not launcher.interpreter_active():
-        _restart_under_interpreter()
     device = "cuda" if on_gpu else "cpu"
     mode = "compiled, CUDA" if on_gpu else "Triton interpreter, CPU"
     print(f"triton_convt demo ({mode}): each layer against torch's conv_transpose2d in fp64")
@@ -54,8 +40,9 @@ def main() -> int:
             b = torch.randn(c_out, device=device, dtype=dtype)
             before = launcher.launch_count()
             y = conv_transpose2d(x, w, b, **kwargs)
-            ref = F.conv_transpose2d(x.double(), w.double(), b.double(), **kwargs)
-            error = ((y.double() - ref).abs().max() / ref.abs().max().clamp(min=1)).item()
+            conv_args = tuple(kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("output_padding", 0),
+                                                              ("groups", 1), ("dilation", 1)))  # fmt: skip
+            error = relative_error(y, reference(x, w, b, conv_args, None))
             ok = error <= TOLERANCE[dtype] and launcher.launch_count() == before + 1
             failures += not ok
             print(

@@ -1,0 +1,183 @@
+"""The perf report: the layer set, the CPU report end to end, --from-csv, and the GPU path's checking and timing
+logic run on CPU tensors with a fake timer (no time in these tests is a real measurement)."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from triton_convt import layers, report, workmodel
+from triton_convt.report import Impl
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def meta_output_shape(spec):
+    x = torch.empty(spec.n, spec.c_in, *spec.hw, device="meta")
+    w = torch.empty(spec.c_in, spec.c_out // spec.groups, *spec.kernel, device="meta")
+    return tuple(F.conv_transpose2d(x, w, None, *spec.conv_args).shape)
+
+
+@pytest.mark.parametrize("spec", layers.load(), ids=lambda s: s.name)
+def test_each_layer_follows_the_formula_full_size_and_scaled(spec):
+    assert spec.source and spec.after is not None
+    for s in (spec, spec.scaled()):
+        assert meta_output_shape(s) == (s.n, s.c_out, *s.output_hw)
+    small = spec.scaled()
+    # What decides the kernel's path survives the shrinking.
+    keep = ("kernel", "stride", "padding", "output_padding", "dilation", "activation", "bias")
+    assert all(getattr(small, k) == getattr(spec, k) for k in keep)
+    assert (small.c_in // small.groups == 1) == (spec.c_in // spec.groups == 1)  # depthwise stays depthwise
+    assert (small.groups > 1) == (spec.groups > 1)
+    assert small.n == 1 and small.hw[0] * small.hw[1] <= 16 and small.hw[0] <= spec.hw[0]
+
+
+def test_layer_set_covers_the_issues_models_and_odd_shapes():
+    specs = layers.load()
+    names = " ".join(s.name for s in specs)
+    for family in ("dcgan", "pix2pix", "unet", "sam", "maskrcnn", "vitdet", "fcn8s", "vae"):
+        assert family in names
+    assert any(s.stride[0] == 3 for s in specs)
+    assert any(s.dilation != (1, 1) for s in specs)
+    assert any(s.kernel[0] != s.kernel[1] and s.hw[0] != s.hw[1] for s in specs)
+    assert any(s.groups == s.c_in == s.c_out and s.kernel == (16, 16) and s.stride == (8, 8) for s in specs)
+    assert any(s.output_padding != (0, 0) for s in specs)
+    assert {s.activation for s in specs} >= {None, "relu", "tanh", "gelu"}
+    with pytest.raises(KeyError, match="unknown layers"):
+        layers.select(["no-such-layer"])
+
+
+def test_workmodel_layers_are_the_layer_set():
+    assert workmodel.LAYERS == tuple(s.layer for s in layers.load())
+
+
+def test_invalid_entry_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="'bad'"):
+        layers.parse({"name": "bad", "source": "x", "input": [1, 3, 4, 4], "c_out": 4, "kernel": [2, 2], "groups": 2})
+    with pytest.raises(ValueError, match="'bad-act'"):
+        entry = {"name": "bad-act", "source": "x", "input": [1, 4, 4, 4], "c_out": 4, "kernel": 2, "activation": "swish"}
+        layers.parse(entry)
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cpu_report_end_to_end(tmp_path):
+    out = tmp_path / "cpu"
+    chosen = ["sam-up2-gelu", "odd-k3s2-d2"]
+    argv = ["--layers", *chosen, "--dtypes", "float32", "--arch", "sm80", "--out", str(out), "--no-progress"]
+    assert report.main(argv) == 0
+
+    rows = read_rows(out / "results.csv")
+    assert list(rows[0]) == list(report.COLUMNS)
+    checks = [r for r in rows if r["kind"] == report.CHECK]
+    model = [r for r in rows if r["kind"] == report.MODEL]
+    assert not [r for r in rows if r["kind"] == report.MEASURED] and not any(r["median_ms"] for r in rows)
+    assert {(r["layer"], r["layout"]) for r in checks} == {(n, l) for n in chosen for l in report.LAYOUTS}
+    assert all(r["ok"] == "True" and float(r["max_rel_error"]) <= float(r["tolerance"]) for r in checks)
+    assert len(model) == len(chosen) * len(report.PEAKS) * 2  # fused and unfused per part
+    spec = layers.select(["sam-up2-gelu"])[0]
+    for r in model:
+        if r["layer"] == spec.name:
+            peak = report.PEAKS[r["device"]]
+            bound = max(spec.flops / (peak["tflops"]["float32"] * 1e12), float(r["bytes"]) / peak["bandwidth"])
+            assert float(r["flops"]) == spec.flops and math.isclose(float(r["model_ms"]), bound * 1e3, rel_tol=1e-5)
+            assert r["bound"] == "memory"  # 43 FLOP/B, below both ridge points
+    # GELU and bias: the unfused chain reads and writes the output twice more.
+    y_bytes = spec.n * spec.c_out * math.prod(spec.output_hw) * 4
+    assert float(model[1]["bytes"]) - float(model[0]["bytes"]) == 4 * y_bytes
+
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["rows"]) == len(rows) and data["peaks"]["H100 SXM"]["bandwidth"] == 3.35e12
+    builds = data["static_profile"]["builds"]
+    assert builds and all(b["arch"] == 80 and b["kernel"] == report.FORWARD and "error" not in b for b in builds)
+    assert (out / "profile" / "profile.md").exists()
+    for png in ("roofline.png", "bytes.png", "checks.png"):
+        content = (out / png).read_bytes()
+        assert content.startswith(PNG_MAGIC) and len(content) > 10_000
+    summary = (out / "summary.md").read_text()
+    assert "4 of 4 checks passed" in summary and "not measured" in summary and "![roofline.png]" in summary
+
+
+def fake_timer(times):
+    """A do_bench stand-in: each implementation's (median, q20, q80) by its function; records what it timed."""
+    calls = []
+
+    def timer(fn):
+        calls.append(fn)
+        return times[fn]
+
+    return timer, calls
+
+
+def small_case(dtype=torch.float32):
+    spec = layers.select(["sam-up2-gelu"])[0].scaled()
+    return spec, *report.make_inputs(spec, dtype, "channels_last", "cpu")
+
+
+def test_measure_case_checks_times_and_flags_a_wrong_output():
+    spec, x, w, b = small_case()
+    right = report.implementations(spec, x, w, b, ["triton_convt", "cudnn"])
+    wrong = Impl("wrong", lambda: right[1].fn() * 1.01)
+    broken = Impl("broken", lambda: 1 / 0)
+    timer, calls = fake_timer({right[0].fn: (1.0, 0.9, 1.2), right[1].fn: (2.0, 1.9, 2.5), wrong.fn: (0.1, 0.1, 0.1)})
+    rows = {r["impl"]: r for r in report.measure_case(spec, x, w, b, right + [wrong, broken], timer, "fake")}
+
+    assert calls == [right[0].fn, right[1].fn]  # wrong outputs are not timed
+    ours, cudnn = rows["triton_convt"], rows["cudnn"]
+    assert ours["ok"] and cudnn["ok"] and ours["layout"] == "channels_last" and ours["kind"] == report.MEASURED
+    assert (ours["median_ms"], ours["q20_ms"], ours["q80_ms"]) == (1.0, 0.9, 1.2)
+    assert ours["tflops"] == pytest.approx(spec.flops / 1e-3 / 1e12)
+    assert ours["gbps"] == pytest.approx(report.chain_bytes(spec, 4)["fused"] / 1e-3 / 1e9)
+    assert ours["speedup_vs_cudnn"] == 2.0 and ours["speedup_vs_best_torch"] == 2.0 and cudnn["speedup_vs_cudnn"] == 1.0
+    assert not rows["wrong"]["ok"] and rows["wrong"]["max_rel_error"] > rows["wrong"]["tolerance"]
+    assert "median_ms" not in rows["wrong"] and "speedup_vs_cudnn" not in rows["wrong"]
+    assert not rows["broken"]["ok"] and "ZeroDivisionError" in rows["broken"]["error"]
+
+
+def test_cudnn_benchmark_is_set_for_each_implementation_and_restored():
+    spec, x, w, b = small_case()
+    seen = {}
+    impls = report.implementations(spec, x, w, b, ["cudnn", "cudnn_benchmark"])
+    for impl in impls:
+        fn = impl.fn
+        impl.fn = lambda fn=fn, name=impl.name: seen.setdefault(name, torch.backends.cudnn.benchmark) is not None and fn()
+    before = torch.backends.cudnn.benchmark
+    timer = lambda fn: (1.0, 1.0, 1.0)  # noqa: E731
+    report.measure_case(spec, x, w, b, impls, timer, "fake")
+    assert seen == {"cudnn": False, "cudnn_benchmark": True} and torch.backends.cudnn.benchmark == before
+
+
+def test_fp32_tolerance_follows_tf32_only_on_cuda(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert report.checking.tolerance(torch.float32, "cuda") == report.checking.TF32_TOLERANCE
+    assert report.checking.tolerance(torch.float32, "cpu") == report.checking.TOLERANCE[torch.float32]
+
+
+def test_gpu_loop_rows_render_from_csv(tmp_path):
+    # The GPU loop on CPU tensors with a fake timer (triton_convt 2x faster than cuDNN on one layer, 0.5x on the
+    # other), written like a GPU run, then rendered again from its CSV alone.
+    specs = [s.scaled() for s in layers.select(["sam-up2-gelu", "unet-up1-k2s2"])]
+    def timer(fn):
+        ours = "conv_transpose2d" in fn.__code__.co_names  # the triton_convt implementation's lambda
+        return (1.0, 0.9, 1.1) if not ours else ((0.5, 0.4, 0.6) if timer.layer == 0 else (2.0, 1.9, 2.1))
+
+    rows = []
+    for i, spec in enumerate(specs):
+        timer.layer = i
+        rows += report.gpu_rows([spec], ["float16"], "cpu", timer, ["triton_convt", "cudnn", "cudnn_benchmark"], False)
+    assert len(rows) == 2 * 2 * 3 and all(r["ok"] for r in rows)
+    measured = tmp_path / "gpu"
+    report.write_results(rows, str(measured), {"gpu": "fake"}, None)
+    rendered = tmp_path / "again"
+    assert report.main(["--from-csv", str(measured / "results.csv"), "--out", str(rendered)]) == 0
+    for png in ("throughput.png", "speedup.png"):
+        assert (rendered / png).read_bytes().startswith(PNG_MAGIC)
+    summary = (rendered / "summary.md").read_text()
+    assert "float16/channels_last: 1.00x" in summary and "float16/nchw: 1.00x" in summary  # geomean of 2x and 0.5x
+    assert "gpu: fake" in summary and "12 of 12 outputs correct" in summary

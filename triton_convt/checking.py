@@ -1,0 +1,61 @@
+"""Checking results against torch, and running under the Triton interpreter when there is no GPU.
+
+Shared by the demo and the report: the reference (torch in fp64 on the same rounded inputs), the error measure and
+its tolerance per dtype, and :func:`ensure_runnable`, which restarts a ``python -m`` entry point with
+``TRITON_INTERPRET=1`` when there is no GPU (the variable must be set before :mod:`triton_convt` defines its
+kernels, so setting it in a running process is too late).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from . import launcher
+from .activations import DEFAULT_NEGATIVE_SLOPE, apply_torch
+
+#: Largest error allowed, relative to the largest magnitude of the reference (at least 1).
+TOLERANCE = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2, torch.float64: 1e-12}
+
+#: fp32 on a GPU with TF32 on (torch's default for convolutions) rounds the operands to a 10-bit mantissa, as fp16
+#: does; the fp32 tolerance is then fp16's.
+TF32_TOLERANCE = TOLERANCE[torch.float16]
+
+
+def tolerance(dtype: torch.dtype, device: torch.device | str) -> float:
+    """The tolerance of :func:`relative_error` for a result of ``dtype`` computed on ``device``."""
+    tf32 = dtype == torch.float32 and torch.device(device).type == "cuda" and torch.backends.cudnn.allow_tf32
+    return TF32_TOLERANCE if tf32 else TOLERANCE[dtype]
+
+
+def reference(x, weight, bias, conv_args: tuple, activation: str | None, negative_slope: float = DEFAULT_NEGATIVE_SLOPE):
+    """torch's result in fp64 of the conv (``conv_args`` = stride, padding, output_padding, groups, dilation), then
+    the activation, on the operands as given (already rounded to their dtype)."""
+    y = F.conv_transpose2d(x.double(), weight.double(), None if bias is None else bias.double(), *conv_args)
+    return apply_torch(y, activation, negative_slope)
+
+
+def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
+    """``max|y - ref| / max(max|ref|, 1)``; infinite when the shapes differ or ``y`` has a NaN that ``ref`` lacks."""
+    if y.shape != ref.shape:
+        return float("inf")
+    diff = (y.double() - ref).abs()
+    diff = torch.where(torch.isnan(y.double()) & ~torch.isnan(ref), torch.inf, diff.nan_to_num(0.0))
+    if not diff.numel():
+        return 0.0
+    return (diff.max() / ref.abs().max().clamp(min=1)).item()
+
+
+def ensure_runnable(module: str) -> None:
+    """Without a GPU and without the interpreter, restart ``python -m module`` (same arguments) with
+    ``TRITON_INTERPRET=1``; otherwise return. ``TRITON_DEFAULT_FP_FUSION`` is set explicitly (triton warns when
+    it is not)."""
+    if torch.cuda.is_available() or launcher.interpreter_active():
+        return
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
