@@ -2,7 +2,7 @@
 
 Each entry is one upsampling ``ConvTranspose2d`` of a real decoder at the size that model runs it (or an odd shape
 that exercises the general path), with what follows it and where it comes from. :func:`load` returns them as
-:class:`LayerSpec`; :attr:`LayerSpec.layer` is the geometry as the work model's :class:`~triton_convt.workmodel.Layer`
+:class:`LayerSpec`, whose geometry is the work model's :class:`~triton_convt.workmodel.Layer`
 (``workmodel.LAYERS`` is built from this file: one source of truth). :meth:`LayerSpec.scaled` shrinks a layer to a
 size the Triton interpreter runs in well under a second while keeping what decides the kernel's path: kernel,
 stride, padding, output_padding, dilation, activation, bias, the groups structure (depthwise stays depthwise) and
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from . import shapes
 from .activations import check_activation
 
 if TYPE_CHECKING:
@@ -31,31 +30,19 @@ _PAIRS = {"kernel": None, "stride": (1, 1), "padding": (0, 0), "output_padding":
 @dataclass(frozen=True)
 class LayerSpec:
     """One layer of the report: the call ``conv_transpose2d(x[N, C_in, H, W], w, b if bias, stride, padding,
-    output_padding, groups, dilation, activation=activation)``."""
+    output_padding, groups, dilation, activation=activation)``. The geometry is the work model's Layer; its
+    attributes (``n``, ``c_in``, ``hw``, ``kernel``, ``output_hw`` ...) read through."""
 
-    name: str
+    layer: Layer  #: name and geometry
     source: str  #: the model and where in it
     after: str  #: what follows the conv in that model (and so whether the activation can be fused)
-    n: int
-    c_in: int
-    c_out: int
-    hw: tuple[int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    output_padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
     bias: bool = True
     activation: str | None = None
 
-    @property
-    def output_hw(self) -> tuple[int, int]:
-        """(H_out, W_out) by torch's formula."""
-        return tuple(
-            shapes.output_length(*args)
-            for args in zip(self.hw, self.kernel, self.stride, self.padding, self.output_padding, self.dilation)
-        )
+    def __getattr__(self, name: str):
+        if name == "layer":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.layer, name)
 
     @property
     def conv_args(self) -> tuple:
@@ -69,14 +56,6 @@ class LayerSpec:
         pixels, taps = self.hw[0] * self.hw[1], self.kernel[0] * self.kernel[1]
         return 2 * self.n * self.c_in * (self.c_out // self.groups) * pixels * taps
 
-    @property
-    def layer(self) -> Layer:
-        """The geometry as the work model's Layer."""
-        from .workmodel import Layer  # workmodel builds LAYERS from this module: import here, not at the top
-
-        fields = {f.name for f in dataclasses.fields(Layer)}
-        return Layer(**{k: v for k, v in dataclasses.asdict(self).items() if k in fields})
-
     def scaled(self, pixels: int = 16, channels: int = 16, groups: int = 2) -> LayerSpec:
         """This layer shrunk for the interpreter: batch 1, at most ``pixels`` input pixels (aspect kept, each side
         at least 2), at most ``channels`` input and output channels per group, at most ``groups`` groups (a layer
@@ -87,7 +66,8 @@ class LayerSpec:
         g = min(self.groups, groups)
         c_in_g = min(self.c_in // self.groups, channels)
         c_out_g = min(self.c_out // self.groups, channels)
-        return dataclasses.replace(self, n=1, hw=hw, c_in=c_in_g * g, c_out=c_out_g * g, groups=g)
+        layer = dataclasses.replace(self.layer, n=1, hw=hw, c_in=c_in_g * g, c_out=c_out_g * g, groups=g)
+        return dataclasses.replace(self, layer=layer)
 
 
 def _pair(value) -> tuple[int, int]:
@@ -96,15 +76,15 @@ def _pair(value) -> tuple[int, int]:
 
 def parse(entry: dict) -> LayerSpec:
     """One entry of ``layers.json`` as a LayerSpec; ValueError naming the entry if it is not a valid call."""
+    from .workmodel import Layer  # workmodel builds LAYERS from this module: import here, not at the top
+
     name = entry.get("name", "?")
     try:
         n, c_in, h, w = entry["input"]
         pairs = {k: _pair(entry.get(k, default)) for k, default in _PAIRS.items()}
-        spec = LayerSpec(
-            name=name, source=entry["source"], after=entry.get("after", ""), n=n, c_in=c_in, c_out=entry["c_out"],
-            hw=(h, w), groups=entry.get("groups", 1), bias=entry.get("bias", True),
-            activation=check_activation(entry.get("activation")) if entry.get("activation") else None, **pairs,
-        )  # fmt: skip
+        layer = Layer(name, n, c_in, entry["c_out"], (h, w), groups=entry.get("groups", 1), **pairs)
+        activation = check_activation(entry.get("activation")) if entry.get("activation") else None
+        spec = LayerSpec(layer, entry["source"], entry.get("after", ""), entry.get("bias", True), activation)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"layers.json: entry {name!r} is invalid: {e!r}") from e
     if spec.c_in % spec.groups or spec.c_out % spec.groups or min(spec.output_hw) <= 0:
