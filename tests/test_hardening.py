@@ -15,6 +15,9 @@ from triton_convt import launcher
 from triton_convt.activations import ACTIVATIONS
 from triton_convt.validation import check_call
 
+# The interpreter runs tiles on numpy, which warns at every 0 * inf or inf - inf these tests produce on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+
 # name: (input shape, weight shape, keyword arguments). Small, but each one puts some output rows' taps outside the
 # input (where a masked load feeds x = 0 to the weights), and between them they cover stride 1 and 2-3, padding,
 # output_padding, dilation, groups, and phases without a tap.
@@ -141,6 +144,18 @@ def test_non_finite_bias_through_each_activation(activation, dtype):
     b = torch.tensor([math.inf, -math.inf, math.nan], dtype=dtype)
     y = triton_convt.conv_transpose2d(x, w, b, **kwargs, activation=activation)
     assert_matches_nonfinite(y, torch_cpu(x, w, b, activation, **kwargs))
+
+
+@pytest.mark.parametrize("write", ["in-place", "through-data"])
+def test_weights_made_non_finite_between_calls(write, count_launches):
+    """The second call sees the weights as they are now. A write through ``.data`` (older training loops and init
+    helpers do it) does not bump the tensor's version counter, so nothing cached per weight version may decide."""
+    x, w, b, kwargs = make("k3-s1")
+    assert triton_convt.conv_transpose2d(x, w, b, **kwargs).isfinite().all()
+    with torch.no_grad():
+        (w.data if write == "through-data" else w)[0, 0, 0, 0] = math.inf
+    assert_matches_nonfinite(triton_convt.conv_transpose2d(x, w, b, **kwargs), torch_cpu(x, w, b, **kwargs))
+    assert count_launches() == 2
 
 
 # --- determinism ----------------------------------------------------------------------------------------------------
