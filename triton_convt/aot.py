@@ -35,6 +35,7 @@ from triton.backends.compiler import GPUTarget
 from triton.backends.nvidia.compiler import CUDABackend
 from triton.compiler import ASTSource
 
+from . import backward
 from .launcher import KernelPlan, allocate_output, forward_plan
 from .validation import check_call
 
@@ -147,26 +148,66 @@ def measure(plan: KernelPlan, arch: int) -> tuple[dict, bytes]:
     return record, cubin
 
 
-def forward_sample_plan(
-    dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee", index64: bool | None = None
-) -> KernelPlan:
-    """The forward launch on a typical decoder layer (k4 s2 p1, 128 -> 128 channels) shrunk to CPU size.
+def _sample_problem(dtype: torch.dtype, layout: str):
+    """A typical decoder layer (k4 s2 p1, 128 -> 128 channels) shrunk to CPU size: ``(x, w, b, params, y)``.
 
     Every extent is at least 128 and a multiple of 16, so that no config's tile is cut down and the JIT's
-    divisibility hints are those of a real layer. ``config`` None takes the launcher's own choice.
+    divisibility hints are those of a real layer.
     """
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     x = torch.empty(2, 128, 16, 16, dtype=dtype).to(memory_format=fmt)
     w = torch.empty(128, 128, 4, 4, dtype=dtype)
     b = torch.empty(128, dtype=dtype)
     params = check_call(x, w, b, 2, 1, 0, 1, 1)
-    plan = forward_plan(x, w, b, allocate_output(x, w, params), params, config=config, index64=index64)
+    return x, w, b, params, allocate_output(x, w, params)
+
+
+def _with_precision(plan: KernelPlan, precision: str) -> KernelPlan:
+    if "DOT_PRECISION" not in plan.args:  # no tl.dot in this kernel
+        return plan
     return dataclasses.replace(plan, args={**plan.args, "DOT_PRECISION": precision})
+
+
+def forward_sample_plan(
+    dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee", index64: bool | None = None
+) -> KernelPlan:
+    """The forward launch on the sample problem. ``config`` None takes the launcher's own choice."""
+    x, w, b, params, y = _sample_problem(dtype, layout)
+    return _with_precision(forward_plan(x, w, b, y, params, config=config, index64=index64), precision)
+
+
+def bwd_input_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The input-gradient launch on the sample problem (``dz`` in the output's layout)."""
+    x, w, _, params, dz = _sample_problem(dtype, layout)
+    return _with_precision(backward.input_grad_plan(dz, w, torch.empty_like(x), params, config=config), precision)
+
+
+def bwd_weight_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The weight-gradient launch on the sample problem."""
+    x, w, _, params, dz = _sample_problem(dtype, layout)
+    return _with_precision(backward.weight_grad_plan(x, dz, w, params, config=config)[0], precision)
+
+
+def channel_sum_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The bias-gradient launch on the sample problem's output gradient."""
+    return backward.bias_grad_plan(_sample_problem(dtype, layout)[4], config=config)[0]
+
+
+def activation_bwd_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The activation-derivative launch (gelu, the longest formula) on the sample problem's output."""
+    y = _sample_problem(dtype, layout)[4]
+    return backward.activation_grad_plan(y, y, torch.empty_like(y), "gelu", 0.01, config=config)
 
 
 #: Kernel key of ``autotune_configs/`` -> ``(dtype, layout, config, precision) -> KernelPlan`` on a sample problem.
 #: A kernel whose configs are shipped registers its builder here, so that the profile and the tests compile them.
-SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {"conv_transpose2d_fwd": forward_sample_plan}
+SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
+    "conv_transpose2d_fwd": forward_sample_plan,
+    "conv_transpose2d_bwd_input": bwd_input_sample_plan,
+    "conv_transpose2d_bwd_weight": bwd_weight_sample_plan,
+    "channel_sum": channel_sum_sample_plan,
+    "activation_bwd": activation_bwd_sample_plan,
+}
 
 
 def forward_variants() -> list[tuple[dict, KernelPlan]]:

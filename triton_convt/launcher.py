@@ -7,6 +7,7 @@ plan for a GPU target without a GPU, so the arguments a test compiles are the on
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,46 @@ def _spans_int32(t: torch.Tensor) -> bool:
     return last >= 2**31
 
 
+def numeric_constexprs(tensors: tuple[torch.Tensor, ...], index64: bool | None = None) -> dict[str, Any]:
+    """The dtype-dependent constexprs every GEMM kernel of the package takes, for operands ``tensors`` (the first
+    sets dtype and device): accumulator dtype, ``tl.dot`` precision, the interpreter's bf16 workaround, and the
+    index dtype (int64 when some tensor spans 2^31 elements; ``index64`` forces it either way)."""
+    dtype, device = tensors[0].dtype, tensors[0].device
+    if index64 is None:
+        index64 = any(_spans_int32(t) for t in tensors)
+    # torch's CPU convolution never uses TF32; on a GPU, follow the switch cuDNN follows.
+    tf32 = dtype == torch.float32 and device.type == "cuda" and torch.backends.cudnn.allow_tf32
+    return dict(
+        ACC_DTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
+        DOT_PRECISION="tf32" if tf32 else "ieee",
+        DOT_IN_FP32=interpreter_active() and dtype == torch.bfloat16,
+        INDEX_DTYPE=tl.int64 if index64 else tl.int32,
+    )
+
+
+# id(weight) -> (weak reference to it, its _version, whether it was finite). Not a WeakKeyDictionary: that compares
+# keys with ==, which a tensor answers elementwise.
+_finite_weights: dict[int, tuple[weakref.ref, int, bool]] = {}
+
+
+def weights_finite(weight: torch.Tensor) -> bool:
+    """Whether every weight is finite, computed once per version of ``weight`` (a module's weight changes
+    version at each optimizer step, a frozen model's never), so that finite weights keep the plain kernel.
+
+    On a GPU the first call per version waits for one reduction over the weights.
+    """
+    if weight.device.type == "meta":  # no values to look at (plans built for shape checks only)
+        return True
+    seen = _finite_weights.get(id(weight))
+    if seen is None or seen[0]() is not weight or seen[1] != weight._version:
+        if len(_finite_weights) > 256:  # forget tensors that are gone
+            for key in [k for k, v in _finite_weights.items() if v[0]() is None]:
+                del _finite_weights[key]
+        seen = (weakref.ref(weight), weight._version, bool(torch.isfinite(weight).all()))
+        _finite_weights[id(weight)] = seen
+    return seen[2]
+
+
 def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams) -> torch.Tensor:
     """The output, in the memory format torch gives: channels_last when the input or the weight is."""
     n, _, h, w = x.shape
@@ -101,15 +142,6 @@ def forward_plan(
             lambda c: forward_plan(x, weight, bias, y, params, activation=activation,
                                    negative_slope=negative_slope, config=c, index64=index64),
         )  # fmt: skip
-    if index64 is None:
-        index64 = any(_spans_int32(t) for t in (x, weight, y))
-    interpreted = interpreter_active()
-    if x.dtype == torch.float32:
-        # torch's CPU convolution never uses TF32; on a GPU, follow the switch cuDNN follows.
-        tf32 = x.device.type == "cuda" and torch.backends.cudnn.allow_tf32
-        precision = "tf32" if tf32 else "ieee"
-    else:
-        precision = "ieee"
     m_tiles = triton.cdiv(rows, config["BLOCK_M"])
     n_tiles = triton.cdiv(c_out_g, config["BLOCK_N"])
     sched_h = shapes.tap_schedule(kh, sh, dh)
@@ -129,10 +161,8 @@ def forward_plan(
         HAS_BIAS=bias is not None,
         ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
-        ACC_DTYPE=tl.float64 if x.dtype == torch.float64 else tl.float32,
-        DOT_PRECISION=precision,
-        DOT_IN_FP32=interpreted and x.dtype == torch.bfloat16,
-        INDEX_DTYPE=tl.int64 if index64 else tl.int32,
+        **numeric_constexprs((x, weight, y), index64),
+        MASK_PRODUCTS=not weights_finite(weight),
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
     )  # fmt: skip
     grid = (sh * sw * params.groups * m_tiles * n_tiles,)

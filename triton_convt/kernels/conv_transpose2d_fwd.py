@@ -18,69 +18,8 @@ through the JIT's specialisation of unit strides (a channels_last tensor has ``s
 import triton
 import triton.language as tl
 
+from .dot import dot_acc
 from .epilogue import epilogue_store
-
-
-@triton.jit
-def _accumulate_taps(
-    x_ptr, w_ptr, x_rows, w_cols, ci, offs_k, row_mask, col_mask, qh, qw, rph, rpw, H, W, C_IN_G,
-    stride_xc, stride_xh, stride_xw, stride_wi, stride_wh, stride_ww,
-    KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
-    GCD_H: tl.constexpr, STEP_H: tl.constexpr, INV_H: tl.constexpr, TAPS_H: tl.constexpr,
-    GCD_W: tl.constexpr, STEP_W: tl.constexpr, INV_W: tl.constexpr, TAPS_W: tl.constexpr,
-    ACC_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_IN_FP32: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, MASK_PRODUCTS: tl.constexpr,
-):  # fmt: skip
-    """The ``[BLOCK_M, BLOCK_N]`` sum over the taps of one phase and the group's input channels.
-
-    Args:
-        x_rows, w_cols: input offsets of the tile's rows at tap shift 0, weight offsets of its columns.
-        ci, offs_k: input channels of the group's first chunk, and their index within a chunk.
-        row_mask, col_mask: which rows (output pixels) and columns (output channels) of the tile exist.
-        qh, qw: each row's position within the phase.
-        rph, rpw: residue + padding of the phase, per axis.
-        MASK_PRODUCTS: add each tap's partial product only to the rows whose input is in range. Without it the
-            partial product is accumulated by ``tl.dot`` directly, and an out-of-range row (loaded as x = 0)
-            multiplies the weights: exact for finite weights, NaN for non-finite ones.
-        The other arguments are the kernel's arguments of the same name.
-    """
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
-    phase_has_taps = (rph % GCD_H == 0) & (rpw % GCD_W == 0)
-    k0h = (rph // GCD_H * INV_H) % STEP_H
-    k0w = (rpw // GCD_W * INV_W) % STEP_W
-    for jh in tl.static_range(TAPS_H):
-        kh = k0h + jh * STEP_H
-        # Exact division for a real tap, so truncation toward zero gives the right (possibly negative) shift.
-        dh = (rph - kh * DH) // SH
-        ok_h = row_mask & (qh >= -dh) & (qh < H - dh)
-        for jw in tl.static_range(TAPS_W):
-            kw = k0w + jw * STEP_W
-            if phase_has_taps & (kh < KH) & (kw < KW):
-                dw = (rpw - kw * DW) // SW
-                a_rows_ok = ok_h & (qw >= -dw) & (qw < W - dw)
-                x_tap = x_ptr + (x_rows + (dh * stride_xh + dw * stride_xw))
-                w_tap = w_ptr + (w_cols + (kh * stride_wh + kw * stride_ww))
-                for c0 in range(0, C_IN_G, BLOCK_K):
-                    k_ok = offs_k < C_IN_G - c0
-                    a = tl.load(
-                        x_tap[:, None] + ((ci + c0) * stride_xc)[None, :],
-                        mask=a_rows_ok[:, None] & k_ok[None, :],
-                        other=0.0,
-                    )
-                    b = tl.load(
-                        w_tap[None, :] + ((ci + c0) * stride_wi)[:, None],
-                        mask=k_ok[:, None] & col_mask[None, :],
-                        other=0.0,
-                    )
-                    if DOT_IN_FP32:
-                        a = a.to(tl.float32)
-                        b = b.to(tl.float32)
-                    if MASK_PRODUCTS:
-                        partial = tl.dot(a, b, input_precision=DOT_PRECISION, out_dtype=ACC_DTYPE)
-                        acc += tl.where(a_rows_ok[:, None], partial, 0.0)
-                    else:
-                        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC_DTYPE)
-    return acc
 
 
 @triton.jit
@@ -134,6 +73,7 @@ def conv_transpose2d_fwd_kernel(
     DOT_PRECISION: tl.constexpr,
     DOT_IN_FP32: tl.constexpr,
     INDEX_DTYPE: tl.constexpr,
+    MASK_PRODUCTS: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -167,6 +107,10 @@ def conv_transpose2d_fwd_kernel(
         DOT_IN_FP32: cast the operands to fp32 before ``tl.dot``; set only for bf16 in the interpreter, whose bf16
             ``tl.dot`` is wrong (triton 3.9). Compiled kernels use bf16 tensor cores.
         INDEX_DTYPE: tl.int32, or tl.int64 when some tensor spans 2^31 elements or more.
+        MASK_PRODUCTS: add each tap's partial product only to the rows whose input is in range. A row whose tap
+            reads outside the input loads x = 0, and ``0 * w`` is exact for finite weights but NaN for inf or NaN
+            weights, where torch's CPU result (which never visits that tap) is inf or finite. The launcher sets it
+            only for non-finite weights, so finite weights run the plain accumulation, unchanged.
         BLOCK_M, BLOCK_N, BLOCK_K: tile sizes (rows, output channels, input channels per step).
     """
     # Decode the program once; nothing below divides per element inside the reduction loop.
@@ -206,21 +150,42 @@ def conv_transpose2d_fwd_kernel(
     w_cols = offs_n * stride_wo
     store_mask = row_mask[:, None] & col_mask[None, :]
 
-    acc = _accumulate_taps(
-        x_ptr, w_ptr, x_rows, w_cols, ci, offs_k, row_mask, col_mask, qh, qw, rh + PAD_H, rw + PAD_W, H, W, C_IN_G,
-        stride_xc, stride_xh, stride_xw, stride_wi, stride_wh, stride_ww, KH, KW, SH, SW, DH, DW, GCD_H, STEP_H, INV_H,
-        TAPS_H, GCD_W, STEP_W, INV_W, TAPS_W, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, BLOCK_M, BLOCK_N, BLOCK_K, False)
-    # Non-finite weights: a row whose tap reads outside the input loads x = 0, and 0 * inf (or 0 * NaN) puts a NaN
-    # into that row's sum where torch's CPU result, which never visits the tap, has inf or a finite value. A NaN
-    # never leaves a sum again, so an accumulator without NaN is already exact; only a tile holding one (its weights
-    # or its input are not finite) recomputes, with each tap's partial product masked by row validity. Finite data
-    # pays one reduction of the accumulator per tile: no extra launch, host sync or cached flag.
-    if tl.max(tl.where(store_mask & (acc != acc), 1, 0)) > 0:
-        acc = _accumulate_taps(
-            x_ptr, w_ptr, x_rows, w_cols, ci, offs_k, row_mask, col_mask, qh, qw, rh + PAD_H, rw + PAD_W, H, W, C_IN_G,
-            stride_xc, stride_xh, stride_xw, stride_wi, stride_wh, stride_ww, KH, KW, SH, SW, DH, DW, GCD_H, STEP_H,
-            INV_H, TAPS_H, GCD_W, STEP_W, INV_W, TAPS_W, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, BLOCK_M, BLOCK_N,
-            BLOCK_K, True)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    rph = rh + PAD_H
+    rpw = rw + PAD_W
+    phase_has_taps = (rph % GCD_H == 0) & (rpw % GCD_W == 0)
+    k0h = (rph // GCD_H * INV_H) % STEP_H
+    k0w = (rpw // GCD_W * INV_W) % STEP_W
+    for jh in tl.static_range(TAPS_H):
+        kh = k0h + jh * STEP_H
+        # Exact division for a real tap, so truncation toward zero gives the right (possibly negative) shift.
+        dh = (rph - kh * DH) // SH
+        ok_h = row_mask & (qh >= -dh) & (qh < H - dh)
+        for jw in tl.static_range(TAPS_W):
+            kw = k0w + jw * STEP_W
+            if phase_has_taps & (kh < KH) & (kw < KW):
+                dw = (rpw - kw * DW) // SW
+                a_rows_ok = ok_h & (qw >= -dw) & (qw < W - dw)
+                x_tap = x_ptr + (x_rows + (dh * stride_xh + dw * stride_xw))
+                w_tap = w_ptr + (w_cols + (kh * stride_wh + kw * stride_ww))
+                for c0 in range(0, C_IN_G, BLOCK_K):
+                    k_ok = offs_k < C_IN_G - c0
+                    a = tl.load(
+                        x_tap[:, None] + ((ci + c0) * stride_xc)[None, :],
+                        mask=a_rows_ok[:, None] & k_ok[None, :],
+                        other=0.0,
+                    )
+                    b = tl.load(
+                        w_tap[None, :] + ((ci + c0) * stride_wi)[:, None],
+                        mask=k_ok[:, None] & col_mask[None, :],
+                        other=0.0,
+                    )
+                    if MASK_PRODUCTS:
+                        partial = dot_acc(a, b, tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE), ACC_DTYPE,
+                                          DOT_PRECISION, DOT_IN_FP32)
+                        acc += tl.where(a_rows_ok[:, None], partial, 0.0)
+                    else:
+                        acc = dot_acc(a, b, acc, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
 
     oh = qh * SH + rh
     ow = qw * SW + rw

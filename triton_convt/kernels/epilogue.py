@@ -9,12 +9,12 @@ import triton
 import triton.language as tl
 
 # Python float constants are materialised in the dtype of the tensor they meet, so fp64 keeps full precision.
-_SQRT1_2 = tl.constexpr(0.7071067811865476)  # 1/sqrt(2), for the erf GELU
-_SQRT_2_OVER_PI = tl.constexpr(0.7978845608028654)  # sqrt(2/pi), for the tanh GELU
+SQRT1_2 = tl.constexpr(0.7071067811865476)  # 1/sqrt(2), for the erf GELU
+SQRT_2_OVER_PI = tl.constexpr(0.7978845608028654)  # sqrt(2/pi), for the tanh GELU
 
 
 @triton.jit
-def _tanh(x):
+def tanh_from_exp(x):
     """tanh from exp alone (libdevice's tanh has no interpreter implementation): exp(-2|x|) never overflows,
     and the absolute error stays at the dtype's epsilon."""
     e = tl.exp(-2.0 * tl.abs(x))
@@ -37,15 +37,15 @@ def activation(x, ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr):
     elif ACTIVATION == "leaky_relu":
         x = tl.where(x < 0, x * NEGATIVE_SLOPE, x)
     elif ACTIVATION == "gelu":
-        x = 0.5 * x * (1.0 + tl.erf(x * _SQRT1_2))
+        x = 0.5 * x * (1.0 + tl.erf(x * SQRT1_2))
     elif ACTIVATION == "gelu_tanh":
-        x = 0.5 * x * (1.0 + _tanh((x + 0.044715 * x * x * x) * _SQRT_2_OVER_PI))
+        x = 0.5 * x * (1.0 + tanh_from_exp((x + 0.044715 * x * x * x) * SQRT_2_OVER_PI))
     elif ACTIVATION == "silu":
         x = x / (1.0 + tl.exp(-x))
     elif ACTIVATION == "sigmoid":
         x = 1.0 / (1.0 + tl.exp(-x))
     elif ACTIVATION == "tanh":
-        x = _tanh(x)
+        x = tanh_from_exp(x)
     else:
         tl.static_assert(ACTIVATION == "none", "unknown activation")
     return x

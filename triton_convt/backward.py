@@ -1,0 +1,205 @@
+"""Launchers of the backward kernels: the activation's derivative, then the input, weight and bias gradients.
+
+Every gradient element is written by exactly one program; the weight and bias gradients are reduced over the
+pixels in fixed splits whose partial sums are added in a fixed order, so repeated backward calls are bitwise
+identical (cuDNN's ConvTranspose2d backward is on torch's list of nondeterministic operations; this one is not).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+
+from . import configs
+from .kernels.activation_bwd import activation_bwd_kernel
+from .kernels.conv_transpose2d_bwd_input import conv_transpose2d_bwd_input_kernel
+from .kernels.conv_transpose2d_bwd_weight import channel_sum_kernel, conv_transpose2d_bwd_weight_kernel
+from .launcher import KernelPlan, numeric_constexprs
+from .validation import ConvParams
+
+#: Programs a split reduction aims for: enough to fill a large GPU several times over. Splitting further only adds
+#: partial sums to write and add up.
+SPLIT_TARGET_PROGRAMS = 1024
+
+
+def needs_preactivation(activation: str, negative_slope: float) -> bool:
+    """Whether the activation's derivative needs the pre-activation ``z`` (recomputed) rather than the output."""
+    if activation == "leaky_relu":
+        return negative_slope <= 0  # then y > 0 no longer tells z > 0
+    return activation in ("gelu", "gelu_tanh", "silu")
+
+
+def _dense_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``t`` (same shape as the dense ``ref``) with ``ref``'s element order, copied only if needed."""
+    fmt = torch.contiguous_format if ref.is_contiguous() else torch.channels_last
+    return t.contiguous(memory_format=fmt)
+
+
+def activation_grad_plan(
+    dy: torch.Tensor, saved: torch.Tensor, dz: torch.Tensor, activation: str, negative_slope: float, *,
+    config: dict | None = None,
+) -> KernelPlan:
+    """The launch that writes ``dz = dy * act'(.)``; all three dense with one element order."""
+    if config is None:
+        config = configs.choose("activation_bwd", saved.dtype, {"BLOCK": saved.numel()})
+    args = dict(
+        dy_ptr=dy, v_ptr=saved, dz_ptr=dz, NUMEL=saved.numel(), ACTIVATION=activation,
+        NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,
+        COMPUTE_DTYPE=numeric_constexprs((saved,))["ACC_DTYPE"], BLOCK=config["BLOCK"],
+    )  # fmt: skip
+    grid = (triton.cdiv(saved.numel(), config["BLOCK"]),)
+    return KernelPlan(activation_bwd_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def activation_grad(dy: torch.Tensor, saved: torch.Tensor, activation: str, negative_slope: float) -> torch.Tensor:
+    """``dz = dy * act'(.)`` from the saved output or the recomputed pre-activation ``saved`` (dense)."""
+    dy = _dense_like(dy, saved)
+    dz = torch.empty_like(saved)
+    activation_grad_plan(dy, saved, dz, activation, negative_slope).launch()
+    return dz
+
+
+def input_grad_plan(
+    dz: torch.Tensor, weight: torch.Tensor, dx: torch.Tensor, params: ConvParams, *, config: dict | None = None,
+    index64: bool | None = None,
+) -> KernelPlan:
+    """The launch that writes ``dx`` (the forward input's shape, any strides) from ``dz``."""
+    n, _, h, w = dx.shape
+    _, _, oh, ow = dz.shape
+    c_in, c_out_g, kh, kw = weight.shape
+    c_in_g = c_in // params.groups
+    rows = n * h * w
+    if config is None:
+        config = configs.choose(
+            "conv_transpose2d_bwd_input", dz.dtype, {"BLOCK_M": rows, "BLOCK_N": c_in_g, "BLOCK_K": c_out_g}
+        )
+    m_tiles = triton.cdiv(rows, config["BLOCK_M"])
+    n_tiles = triton.cdiv(c_in_g, config["BLOCK_N"])
+    (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
+    args = dict(
+        dz_ptr=dz, w_ptr=weight, dx_ptr=dx,
+        N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
+        stride_dzn=dz.stride(0), stride_dzc=dz.stride(1), stride_dzh=dz.stride(2), stride_dzw=dz.stride(3),
+        stride_wi=weight.stride(0), stride_wo=weight.stride(1), stride_wh=weight.stride(2),
+        stride_ww=weight.stride(3),
+        stride_dxn=dx.stride(0), stride_dxc=dx.stride(1), stride_dxh=dx.stride(2), stride_dxw=dx.stride(3),
+        GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
+        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
+        **numeric_constexprs((dz, weight, dx), index64),
+        BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
+    )  # fmt: skip
+    grid = (params.groups * m_tiles * n_tiles,)
+    return KernelPlan(conv_transpose2d_bwd_input_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def _splits(pixels: int, tiles: int, block: int) -> int:
+    """How many splits of the pixel reduction: enough programs in all, never a split of less than one block."""
+    return max(1, min(triton.cdiv(SPLIT_TARGET_PROGRAMS, tiles), triton.cdiv(pixels, block)))
+
+
+def weight_grad_plan(
+    x: torch.Tensor, dz: torch.Tensor, weight: torch.Tensor, params: ConvParams, *, splits: int | None = None,
+    config: dict | None = None, index64: bool | None = None,
+) -> tuple[KernelPlan, torch.Tensor]:
+    """The launch that writes the weight gradient's partial sums, and the ``[splits, *weight.shape]`` buffer."""
+    n, _, h, w = x.shape
+    _, _, oh, ow = dz.shape
+    c_in, c_out_g, kh, kw = weight.shape
+    c_in_g = c_in // params.groups
+    pixels = n * h * w
+    if config is None:
+        config = configs.choose(
+            "conv_transpose2d_bwd_weight", x.dtype, {"BLOCK_M": c_in_g, "BLOCK_N": c_out_g, "BLOCK_K": pixels}
+        )
+    m_tiles = triton.cdiv(c_in_g, config["BLOCK_M"])
+    n_tiles = triton.cdiv(c_out_g, config["BLOCK_N"])
+    taps = kh * kw * params.groups
+    if splits is None:
+        splits = _splits(pixels, m_tiles * n_tiles * taps, config["BLOCK_K"])
+    constexprs = numeric_constexprs((x, dz, weight), index64)
+    partial = torch.empty((splits, *weight.shape), dtype=_accumulator(x.dtype), device=x.device)
+    (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
+    args = dict(
+        x_ptr=x, dz_ptr=dz, partial_ptr=partial,
+        N=n, H=h, W=w, OH=oh, OW=ow, C_IN=c_in, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
+        stride_xn=x.stride(0), stride_xc=x.stride(1), stride_xh=x.stride(2), stride_xw=x.stride(3),
+        stride_dzn=dz.stride(0), stride_dzc=dz.stride(1), stride_dzh=dz.stride(2), stride_dzw=dz.stride(3),
+        GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles, PIXELS_PER_SPLIT=triton.cdiv(pixels, splits),
+        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, **constexprs,
+        BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
+    )  # fmt: skip
+    grid = (m_tiles * n_tiles, taps, splits)
+    plan = KernelPlan(conv_transpose2d_bwd_weight_kernel, grid, args, config["num_warps"], config["num_stages"])
+    return plan, partial
+
+
+def bias_grad_plan(
+    dz: torch.Tensor, *, splits: int | None = None, config: dict | None = None
+) -> tuple[KernelPlan, torch.Tensor]:
+    """The launch that writes the per-channel partial sums of ``dz``, and the ``[splits, C]`` buffer."""
+    n, c, oh, ow = dz.shape
+    pixels = n * oh * ow
+    if config is None:
+        config = configs.choose("channel_sum", dz.dtype, {"BLOCK_P": pixels, "BLOCK_C": c})
+    c_tiles = triton.cdiv(c, config["BLOCK_C"])
+    if splits is None:
+        splits = _splits(pixels, c_tiles, config["BLOCK_P"])
+    constexprs = numeric_constexprs((dz,))
+    partial = torch.empty((splits, c), dtype=_accumulator(dz.dtype), device=dz.device)
+    args = dict(
+        dz_ptr=dz, partial_ptr=partial, C=c, OH=oh, OW=ow, PIXELS=pixels,
+        stride_dzn=dz.stride(0), stride_dzc=dz.stride(1), stride_dzh=dz.stride(2), stride_dzw=dz.stride(3),
+        PIXELS_PER_SPLIT=triton.cdiv(pixels, splits), ACC_DTYPE=constexprs["ACC_DTYPE"],
+        INDEX_DTYPE=constexprs["INDEX_DTYPE"], BLOCK_P=config["BLOCK_P"], BLOCK_C=config["BLOCK_C"],
+    )  # fmt: skip
+    plan = KernelPlan(channel_sum_kernel, (c_tiles, splits), args, config["num_warps"], config["num_stages"])
+    return plan, partial
+
+
+def _accumulator(dtype: torch.dtype) -> torch.dtype:
+    """The partial sums' dtype: the kernels' accumulator (fp64 for fp64, fp32 otherwise)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _reduce(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Add the partial sums in split order (torch's reduction over one dimension has a fixed order), then cast."""
+    return partial.sum(0).to(dtype)
+
+
+def conv_transpose2d_backward(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    has_bias: bool,
+    saved: torch.Tensor | None,
+    params: ConvParams,
+    activation: str,
+    negative_slope: float,
+    needs: tuple[bool, bool, bool],
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients ``(dx, dw, db)`` (None where ``needs`` says not needed) of ``act(conv_transpose2d(x, w) + b)``.
+
+    ``saved`` is the forward output ``y`` or the recomputed pre-activation ``z`` (see
+    :func:`needs_preactivation`); unused when ``activation`` is "none".
+    """
+    dz = dy if activation == "none" else activation_grad(dy, saved, activation, negative_slope)
+    dx = dw = db = None
+    if needs[0]:
+        dx = torch.empty_like(x)  # x's strides when x is dense, its suggested memory format otherwise
+        if dx.numel():
+            input_grad_plan(dz, weight, dx, params).launch()
+    if needs[1]:
+        if x.numel() == 0:
+            dw = torch.zeros_like(weight)
+        else:
+            plan, partial = weight_grad_plan(x, dz, weight, params)
+            plan.launch()
+            dw = _reduce(partial, weight.dtype)
+    if needs[2] and has_bias:
+        if dz.numel() == 0:
+            db = torch.zeros(dz.shape[1], dtype=dy.dtype, device=dy.device)
+        else:
+            plan, partial = bias_grad_plan(dz)
+            plan.launch()
+            db = _reduce(partial, dy.dtype)
+    return dx, dw, db
