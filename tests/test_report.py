@@ -153,10 +153,12 @@ def test_cudnn_benchmark_is_set_for_each_implementation_and_restored():
     assert seen == {"cudnn": False, "cudnn_benchmark": True} and torch.backends.cudnn.benchmark == before
 
 
-def test_fp32_tolerance_follows_tf32_only_on_cuda(monkeypatch):
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    assert report.checking.tolerance(torch.float32, "cuda") == report.checking.TF32_TOLERANCE
-    assert report.checking.tolerance(torch.float32, "cpu") == report.checking.TOLERANCE[torch.float32]
+def test_fp32_tolerance_follows_tf32_only_on_cuda():
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                     allow_tf32=True):
+        assert report.checking.tolerance(torch.float32, "cuda") == report.checking.TF32_TOLERANCE
+        assert report.checking.tolerance(torch.float32, "cpu") == report.checking.TOLERANCE[torch.float32]
 
 
 def test_gpu_loop_rows_render_from_csv(tmp_path):

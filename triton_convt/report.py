@@ -142,14 +142,18 @@ class Impl:
 
 @contextlib.contextmanager
 def cudnn_benchmark(value: bool | None):
-    """Set ``torch.backends.cudnn.benchmark`` to ``value`` (unless None) and restore it."""
-    old = torch.backends.cudnn.benchmark
-    if value is not None:
-        torch.backends.cudnn.benchmark = value
-    try:
+    """Set ``torch.backends.cudnn.benchmark`` to ``value`` (unless None) and restore it.
+
+    Through ``cudnn.flags``, which keeps every other flag as it is: plain assignment is refused once torch's test
+    utilities have called ``torch.backends.disable_global_flags()``.
+    """
+    if value is None:
         yield
-    finally:
-        torch.backends.cudnn.benchmark = old
+        return
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=value, benchmark_limit=cudnn.benchmark_limit,
+                     deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32):
+        yield
 
 
 def torch_chain(spec: LayerSpec) -> Callable:
