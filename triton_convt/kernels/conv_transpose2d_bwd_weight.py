@@ -16,6 +16,14 @@ from .dot import dot_acc
 
 
 @triton.jit
+def _pixel(p, H, W):
+    """``(n, h, w)`` of the flat pixel index ``p = (n*H + h)*W + w`` (non-negative, so // and % are exact)."""
+    w = p % W
+    t = p // W
+    return t // H, t % H, w
+
+
+@triton.jit
 def conv_transpose2d_bwd_weight_kernel(
     x_ptr,
     dz_ptr,
@@ -108,10 +116,7 @@ def conv_transpose2d_bwd_weight_kernel(
         # The pixel decode is per element of a [BLOCK_K] vector, not of the [BLOCK_M, BLOCK_N, BLOCK_K] product.
         p = p0 + offs_k
         p_ok = p < end
-        iw = p % W
-        t = p // W
-        ih = t % H
-        n = t // H
+        n, ih, iw = _pixel(p, H, W)
         oh = ih * SH + shift_h
         ow = iw * SW + shift_w
         dz_ok = p_ok & (oh >= 0) & (oh < OH) & (ow >= 0) & (ow < OW)
@@ -176,10 +181,7 @@ def channel_sum_kernel(
     for p0 in range(start, end, BLOCK_P):
         p = p0 + offs_p
         p_ok = p < end
-        ow = p % OW
-        t = p // OW
-        oh = t % OH
-        n = t // OH
+        n, oh, ow = _pixel(p, OH, OW)
         v = tl.load(
             dz_ptr + (n * stride_dzn + oh * stride_dzh + ow * stride_dzw)[:, None] + (c * stride_dzc)[None, :],
             mask=p_ok[:, None] & c_ok[None, :],
