@@ -27,6 +27,7 @@ CONFIGS = {
     "k3-s2-p1-groups2": ((1, 4, 3, 3), (4, 2, 3, 3), dict(stride=2, padding=1, groups=2)),
     "k3-s2-d2-empty-phases": ((1, 3, 4, 4), (3, 3, 3, 3), dict(stride=2, dilation=2)),
     "k2x3-s3x1-p0x1-d1x2": ((1, 3, 3, 5), (3, 3, 2, 3), dict(stride=(3, 1), padding=(0, 1), dilation=(1, 2))),
+    "k3-s2-depthwise-x2": ((1, 3, 4, 4), (3, 2, 3, 3), dict(stride=2, padding=1, groups=3)),  # the FMA kernel
 }
 
 

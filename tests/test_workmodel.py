@@ -91,8 +91,9 @@ WASTEFUL = {
 @pytest.mark.parametrize("target", configs.available_targets())
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
 def test_launcher_picks_waste_at_most_ten_percent_on_the_dense_layers(target, dtype):
-    # The target (issued/useful <= 1.10). Depthwise layers (1 channel per group) cannot reach it with
-    # tl.dot tiles of 16 or more; their ratio is reported by `python -m triton_convt.workmodel`, not asserted.
+    # The target (issued/useful <= 1.10). Layers with fewer than 16 channels per group are not held to it
+    # yet: the depthwise kernel pads 21 channels to tiles of 16 (about 1.6), and tl.dot pads 3 output channels to
+    # 16; their ratios are reported by `python -m triton_convt.workmodel`, not asserted.
     # Neither are the layer set's odd shapes (there to exercise the general path) nor the layers in WASTEFUL.
     for layer in workmodel.LAYERS:
         asserted = not layer.name.startswith("odd-") and layer.name not in WASTEFUL

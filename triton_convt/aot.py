@@ -36,7 +36,7 @@ from triton.backends.nvidia.compiler import CUDABackend
 from triton.compiler import ASTSource
 
 from . import backward
-from .launcher import KernelPlan, allocate_output, forward_plan
+from .launcher import KernelPlan, allocate_output, depthwise_plan, forward_plan
 from .validation import check_call
 
 #: Tensor-core instructions in the PTX of each target: mma.sync on sm_80, wgmma (or mma.sync for shapes and
@@ -176,6 +176,15 @@ def forward_sample_plan(
     return _with_precision(forward_plan(x, w, b, y, params, config=config, index64=index64), precision)
 
 
+def depthwise_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The depthwise launch on FCN's upsampling shape (k4 s2 p1, groups = channels = 128) at CPU size."""
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.empty(2, 128, 16, 16, dtype=dtype).to(memory_format=fmt)
+    w = torch.empty(128, 1, 4, 4, dtype=dtype)
+    params = check_call(x, w, None, 2, 1, 0, 128, 1)
+    return depthwise_plan(x, w, None, allocate_output(x, w, params), params, config=config)
+
+
 def bwd_input_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
     """The input-gradient launch on the sample problem (``dz`` in the output's layout)."""
     x, w, _, params, dz = _sample_problem(dtype, layout)
@@ -203,6 +212,7 @@ def activation_bwd_sample_plan(dtype: torch.dtype, layout: str, config: dict | N
 #: A kernel whose configs are shipped registers its builder here, so that the profile and the tests compile them.
 SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "conv_transpose2d_fwd": forward_sample_plan,
+    "conv_transpose2d_fwd_depthwise": depthwise_sample_plan,
     "conv_transpose2d_bwd_input": bwd_input_sample_plan,
     "conv_transpose2d_bwd_weight": bwd_weight_sample_plan,
     "channel_sum": channel_sum_sample_plan,

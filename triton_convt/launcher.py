@@ -20,6 +20,7 @@ from triton.runtime.interpreter import InterpretedFunction
 from . import configs, shapes
 from .activations import DEFAULT_NEGATIVE_SLOPE
 from .kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
+from .kernels.conv_transpose2d_fwd_depthwise import conv_transpose2d_fwd_depthwise_kernel
 from .validation import ConvParams
 
 _launches = 0
@@ -169,6 +170,52 @@ def forward_plan(
     return KernelPlan(conv_transpose2d_fwd_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
+def depthwise_plan(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    y: torch.Tensor,
+    params: ConvParams,
+    *,
+    activation: str = "none",
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    config: dict | None = None,
+    index64: bool | None = None,
+) -> KernelPlan:
+    """The launch of the one-input-channel-per-group kernel (no ``tl.dot``) that computes ``y``; arguments as
+    :func:`forward_plan`. Its configs are first-fit from ``default.json`` on every device for now."""
+    n, _, h, w = x.shape
+    _, c_out, oh, ow = y.shape
+    _, mult, kh, kw = weight.shape
+    (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
+    rows = n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
+    if config is None:
+        config = configs.choose("conv_transpose2d_fwd_depthwise", x.dtype, {"BLOCK_M": rows, "BLOCK_C": c_out})
+    m_tiles = triton.cdiv(rows, config["BLOCK_M"])
+    c_tiles = triton.cdiv(c_out, config["BLOCK_C"])
+    sched_h = shapes.tap_schedule(kh, sh, dh)
+    sched_w = shapes.tap_schedule(kw, sw, dw)
+    numeric = numeric_constexprs((x, weight, y), index64)
+    args = dict(
+        x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
+        N=n, H=h, W=w, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_H=ph, PAD_W=pw,
+        stride_xn=x.stride(0), stride_xc=x.stride(1), stride_xh=x.stride(2), stride_xw=x.stride(3),
+        stride_wi=weight.stride(0), stride_wo=weight.stride(1), stride_wh=weight.stride(2),
+        stride_ww=weight.stride(3),
+        stride_yn=y.stride(0), stride_yc=y.stride(1), stride_yh=y.stride(2), stride_yw=y.stride(3),
+        M_TILES=m_tiles, C_TILES=c_tiles,
+        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
+        GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
+        GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
+        HAS_BIAS=bias is not None, ACTIVATION=activation,
+        NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,
+        ACC_DTYPE=numeric["ACC_DTYPE"], INDEX_DTYPE=numeric["INDEX_DTYPE"],
+        BLOCK_M=config["BLOCK_M"], BLOCK_C=config["BLOCK_C"],
+    )  # fmt: skip
+    grid = (sh * sw * m_tiles * c_tiles,)
+    return KernelPlan(conv_transpose2d_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
 def conv_transpose2d_forward(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -181,5 +228,8 @@ def conv_transpose2d_forward(
     """Compute the output (into ``out`` if given, already validated) with one launch (none when it is empty)."""
     y = allocate_output(x, weight, params) if out is None else out
     if y.numel():
-        forward_plan(x, weight, bias, y, params, activation=activation, negative_slope=negative_slope).launch()
+        # One input channel per group (depthwise, FCN's upsampling): the reduction is one channel per tap, which
+        # tl.dot tiles of 16 would pad 16x; the elementwise kernel does exactly the useful work.
+        plan = depthwise_plan if weight.shape[0] == params.groups else forward_plan
+        plan(x, weight, bias, y, params, activation=activation, negative_slope=negative_slope).launch()
     return y

@@ -92,9 +92,14 @@ def work(layer: Layer, config: dict) -> Work:
     (oh, ow), (h, w), (sh, sw) = layer.output_hw, layer.hw, layer.stride
     taps_h = shapes.phase_taps(layer.kernel[0], sh, layer.padding[0], layer.dilation[0])
     taps_w = shapes.phase_taps(layer.kernel[1], sw, layer.padding[1], layer.dilation[1])
-    bm, bn, bk = config["BLOCK_M"], config["BLOCK_N"], config["BLOCK_K"]
-    n_tiles = math.ceil(layer.c_out_g / bn)
-    k_issued = math.ceil(layer.c_in_g / bk) * bk
+    bm = config["BLOCK_M"]
+    if is_depthwise(layer):  # columns are output channels of all groups; one multiply per tap, no K tile
+        bn, k_issued, groups = config["BLOCK_C"], 1, 1
+        n_tiles = math.ceil(layer.c_out / bn)
+    else:
+        bn, bk, groups = config["BLOCK_N"], config["BLOCK_K"], layer.groups
+        n_tiles = math.ceil(layer.c_out_g / bn)
+        k_issued = math.ceil(layer.c_in_g / bk) * bk
     m_tiles = math.ceil(layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0) / bm)
     channel_macs = layer.c_in_g * layer.c_out_g * layer.groups
     issued = in_range = empty = 0
@@ -102,14 +107,14 @@ def work(layer: Layer, config: dict) -> Work:
         for rw in range(sw):
             qh, qw = shapes.phase_count(oh, sh, rh), shapes.phase_count(ow, sw, rw)
             tiles = math.ceil(layer.n * qh * qw / bm)
-            empty += (m_tiles - tiles) * n_tiles * layer.groups
+            empty += (m_tiles - tiles) * n_tiles * groups
             taps = len(taps_h[rh]) * len(taps_w[rw])
-            issued += tiles * n_tiles * layer.groups * bm * bn * k_issued * taps
+            issued += tiles * n_tiles * groups * bm * bn * k_issued * taps
             for _, dh in taps_h[rh]:
                 for _, dw in taps_w[rw]:
                     in_range += layer.n * _in_range(qh, h, dh) * _in_range(qw, w, dw) * channel_macs
     useful = layer.n * layer.c_in * layer.c_out_g * h * w * layer.kernel[0] * layer.kernel[1]
-    programs = sh * sw * layer.groups * m_tiles * n_tiles
+    programs = sh * sw * groups * m_tiles * n_tiles
     return Work(useful, in_range, issued, programs, empty)
 
 
@@ -124,17 +129,27 @@ def traffic(layer: Layer, itemsize: int, bias: bool = True) -> dict[str, int]:
     return {"fused": x + w + b + y, "unfused": (x + w + y) + (y + b + y) + (y + y)}
 
 
+def is_depthwise(layer: Layer) -> bool:
+    """Whether the launcher runs ``layer`` on the one-input-channel-per-group kernel (no tl.dot)."""
+    return layer.c_in_g == 1
+
+
 def problem_sizes(layer: Layer) -> dict[str, int]:
-    """The extents the forward launcher fits tiles to: rows of the largest phase, output and input channels per
-    group."""
+    """The extents the forward launcher fits tiles to: rows of the largest phase, and output and input channels per
+    group (the GEMM kernel) or all output channels (the depthwise kernel)."""
     (oh, ow), (sh, sw) = layer.output_hw, layer.stride
     rows = layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)
+    if is_depthwise(layer):
+        return {"BLOCK_M": rows, "BLOCK_C": layer.c_out}
     return {"BLOCK_M": rows, "BLOCK_N": layer.c_out_g, "BLOCK_K": layer.c_in_g}
 
 
 def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
     """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` without tuning (the
-    first that fits; on a GPU the tuner chooses among the fitting ones)."""
+    first that fits; on a GPU the tuner chooses among the fitting ones). The depthwise kernel's configs come from
+    ``default.json`` on every device."""
+    if is_depthwise(layer):
+        return configs.choose("conv_transpose2d_fwd_depthwise", dtype, problem_sizes(layer), "default")
     return configs.choose("conv_transpose2d_fwd", dtype, problem_sizes(layer), target)
 
 
@@ -153,7 +168,8 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
         for target in targets:
             c = launcher_config(layer, dtype, target)
             wk = work(layer, c)
-            tile = f"{c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']}, {c['num_warps']}, {c['num_stages']}"
+            tile = f"{'x'.join(str(v) for k, v in c.items() if k.startswith('BLOCK'))}, {c['num_warps']}, " \
+                   f"{c['num_stages']}"
             lines.append(
                 f"| {layer.name} | {target} | {tile} | {wk.programs} ({wk.empty_programs}) | {wk.ratio:.3f} "
                 f"| {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} | {moved['unfused'] / 1e6:.1f} |"

@@ -23,6 +23,20 @@ from .epilogue import epilogue_store
 
 
 @triton.jit
+def phase_tap(rp, j, K: tl.constexpr, S: tl.constexpr, D: tl.constexpr, GCD: tl.constexpr, STEP: tl.constexpr,
+              INV: tl.constexpr):
+    """Tap ``j`` of the phase whose residue plus padding is ``rp``, along one axis: ``(k, delta, exists)``.
+
+    The phase has taps only if ``rp % GCD == 0``; they are ``k = k0 + j*STEP`` (while ``k < K``) with
+    ``k0 = (rp // GCD * INV) % STEP`` (:func:`triton_convt.shapes.tap_schedule`), and tap ``k`` reads input
+    ``q + delta``, ``delta = (rp - k*D) / S``: an exact division for a real tap, so truncation toward zero gives the
+    right, possibly negative, value.
+    """
+    k = (rp // GCD * INV) % STEP + j * STEP
+    return k, (rp - k * D) // S, (rp % GCD == 0) & (k < K)
+
+
+@triton.jit
 def conv_transpose2d_fwd_kernel(
     x_ptr,
     w_ptr,
@@ -153,18 +167,12 @@ def conv_transpose2d_fwd_kernel(
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
     rph = rh + PAD_H
     rpw = rw + PAD_W
-    phase_has_taps = (rph % GCD_H == 0) & (rpw % GCD_W == 0)
-    k0h = (rph // GCD_H * INV_H) % STEP_H
-    k0w = (rpw // GCD_W * INV_W) % STEP_W
     for jh in tl.static_range(TAPS_H):
-        kh = k0h + jh * STEP_H
-        # Exact division for a real tap, so truncation toward zero gives the right (possibly negative) shift.
-        dh = (rph - kh * DH) // SH
+        kh, dh, ok_tap_h = phase_tap(rph, jh, KH, SH, DH, GCD_H, STEP_H, INV_H)
         ok_h = row_mask & (qh >= -dh) & (qh < H - dh)
         for jw in tl.static_range(TAPS_W):
-            kw = k0w + jw * STEP_W
-            if phase_has_taps & (kh < KH) & (kw < KW):
-                dw = (rpw - kw * DW) // SW
+            kw, dw, ok_tap_w = phase_tap(rpw, jw, KW, SW, DW, GCD_W, STEP_W, INV_W)
+            if ok_tap_h & ok_tap_w:
                 a_rows_ok = ok_h & (qw >= -dw) & (qw < W - dw)
                 x_tap = x_ptr + (x_rows + (dh * stride_xh + dw * stride_xw))
                 w_tap = w_ptr + (w_cols + (kh * stride_wh + kw * stride_ww))
