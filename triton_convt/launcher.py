@@ -99,6 +99,18 @@ def weights_finite(weight: torch.Tensor) -> bool:
     return seen[2]
 
 
+def tap_constexprs(kh: int, kw: int, params: ConvParams) -> dict[str, int]:
+    """Kernel size, stride, dilation and each axis' tap schedule (:func:`triton_convt.shapes.tap_schedule`): the
+    constexprs by which both forward kernels enumerate a phase's taps."""
+    (sh, sw), (dh, dw) = params.stride, params.dilation
+    sched_h, sched_w = shapes.tap_schedule(kh, sh, dh), shapes.tap_schedule(kw, sw, dw)
+    return dict(
+        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
+        GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
+        GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
+    )  # fmt: skip
+
+
 def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams) -> torch.Tensor:
     """The output, in the memory format torch gives: channels_last when the input or the weight is."""
     n, _, h, w = x.shape
@@ -132,7 +144,7 @@ def forward_plan(
     _, _, oh, ow = y.shape
     c_in, c_out_g, kh, kw = weight.shape
     c_in_g = c_in // params.groups
-    (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
+    (sh, sw), (ph, pw) = params.stride, params.padding
     rows = n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
 
     if config is None:
@@ -145,8 +157,6 @@ def forward_plan(
         )  # fmt: skip
     m_tiles = triton.cdiv(rows, config["BLOCK_M"])
     n_tiles = triton.cdiv(c_out_g, config["BLOCK_N"])
-    sched_h = shapes.tap_schedule(kh, sh, dh)
-    sched_w = shapes.tap_schedule(kw, sw, dw)
 
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
@@ -156,9 +166,7 @@ def forward_plan(
         stride_ww=weight.stride(3),
         stride_yn=y.stride(0), stride_yc=y.stride(1), stride_yh=y.stride(2), stride_yw=y.stride(3),
         GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
-        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
-        GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
-        GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
+        **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None,
         ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
@@ -187,14 +195,12 @@ def depthwise_plan(
     n, _, h, w = x.shape
     _, c_out, oh, ow = y.shape
     _, mult, kh, kw = weight.shape
-    (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
+    (sh, sw), (ph, pw) = params.stride, params.padding
     rows = n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
     if config is None:
         config = configs.choose("conv_transpose2d_fwd_depthwise", x.dtype, {"BLOCK_M": rows, "BLOCK_C": c_out})
     m_tiles = triton.cdiv(rows, config["BLOCK_M"])
     c_tiles = triton.cdiv(c_out, config["BLOCK_C"])
-    sched_h = shapes.tap_schedule(kh, sh, dh)
-    sched_w = shapes.tap_schedule(kw, sw, dw)
     numeric = numeric_constexprs((x, weight, y), index64)
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
@@ -204,9 +210,7 @@ def depthwise_plan(
         stride_ww=weight.stride(3),
         stride_yn=y.stride(0), stride_yc=y.stride(1), stride_yh=y.stride(2), stride_yw=y.stride(3),
         M_TILES=m_tiles, C_TILES=c_tiles,
-        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
-        GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
-        GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
+        **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,
         ACC_DTYPE=numeric["ACC_DTYPE"], INDEX_DTYPE=numeric["INDEX_DTYPE"],

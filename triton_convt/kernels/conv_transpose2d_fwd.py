@@ -37,6 +37,27 @@ def phase_tap(rp, j, K: tl.constexpr, S: tl.constexpr, D: tl.constexpr, GCD: tl.
 
 
 @triton.jit
+def phase_extent(phase, N, OH, OW, SH: tl.constexpr, SW: tl.constexpr):
+    """Residues ``(rh, rw)`` of phase ``phase`` (row-major over ``SH x SW``), its outputs per axis ``Q_r`` and its
+    rows ``N * Q_rh * Q_rw``. ``Q_r = ceil((O - r) / s)``: ``O - r + s - 1 >= 0``, so ``//`` is a floor here."""
+    rh = phase // SW
+    rw = phase % SW
+    q_h = (OH - rh + SH - 1) // SH
+    q_w = (OW - rw + SW - 1) // SW
+    return rh, rw, q_h, q_w, N * q_h * q_w
+
+
+@triton.jit
+def phase_rows(pid_m, q_h, q_w, rows, BLOCK_M: tl.constexpr, INDEX_DTYPE: tl.constexpr):
+    """Row tile ``pid_m`` of a phase: ``(row_mask, n, qh, qw)``, decoded once per program (all non-negative, so
+    ``//`` and ``%`` are exact)."""
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
+    qw = offs_m % q_w
+    t = offs_m // q_w
+    return offs_m < rows, t // q_h, t % q_h, qw
+
+
+@triton.jit
 def conv_transpose2d_fwd_kernel(
     x_ptr,
     w_ptr,
@@ -136,22 +157,10 @@ def conv_transpose2d_fwd_kernel(
     rest = rest // M_TILES
     group = rest % GROUPS
     phase = rest // GROUPS
-    rh = phase // SW
-    rw = phase % SW
-
-    # Q_r = ceil((O - r) / s) outputs per axis in this phase; O - r + s - 1 >= 0, so // is a floor here.
-    q_h = (OH - rh + SH - 1) // SH
-    q_w = (OW - rw + SW - 1) // SW
-    rows = N * q_h * q_w
+    rh, rw, q_h, q_w, rows = phase_extent(phase, N, OH, OW, SH, SW)
     if pid_m * BLOCK_M >= rows:
         return
-
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
-    row_mask = offs_m < rows
-    qw = offs_m % q_w
-    t = offs_m // q_w
-    qh = t % q_h
-    n = t // q_h
+    row_mask, n, qh, qw = phase_rows(pid_m, q_h, q_w, rows, BLOCK_M, INDEX_DTYPE)
 
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N).to(INDEX_DTYPE)
     col_mask = offs_n < C_OUT_G

@@ -14,7 +14,7 @@ separate variant: in an elementwise kernel the mask costs one select per product
 import triton
 import triton.language as tl
 
-from .conv_transpose2d_fwd import phase_tap
+from .conv_transpose2d_fwd import phase_extent, phase_rows, phase_tap
 from .epilogue import epilogue_store
 
 
@@ -95,20 +95,10 @@ def conv_transpose2d_fwd_depthwise_kernel(
     rest = pid // C_TILES
     pid_m = rest % M_TILES
     phase = rest // M_TILES
-    rh = phase // SW
-    rw = phase % SW
-    q_h = (OH - rh + SH - 1) // SH
-    q_w = (OW - rw + SW - 1) // SW
-    rows = N * q_h * q_w
+    rh, rw, q_h, q_w, rows = phase_extent(phase, N, OH, OW, SH, SW)
     if pid_m * BLOCK_M >= rows:
         return
-
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
-    row_mask = offs_m < rows
-    qw = offs_m % q_w
-    t = offs_m // q_w
-    qh = t % q_h
-    n = t // q_h
+    row_mask, n, qh, qw = phase_rows(pid_m, q_h, q_w, rows, BLOCK_M, INDEX_DTYPE)
     co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C).to(INDEX_DTYPE)
     col_mask = co < C_OUT
     ci = co // MULT  # decoded once per program, not per tap
