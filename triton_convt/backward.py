@@ -14,7 +14,7 @@ from . import configs
 from .kernels.activation_bwd import activation_bwd_kernel
 from .kernels.conv_transpose2d_bwd_input import conv_transpose2d_bwd_input_kernel
 from .kernels.conv_transpose2d_bwd_weight import channel_sum_kernel, conv_transpose2d_bwd_weight_kernel
-from .launcher import KernelPlan, numeric_constexprs
+from .launcher import KernelPlan, numeric_constexprs, strides
 from .validation import ConvParams
 
 #: Programs a split reduction aims for: enough to fill a large GPU several times over. Splitting further only adds
@@ -79,10 +79,7 @@ def input_grad_plan(
     args = dict(
         dz_ptr=dz, w_ptr=weight, dx_ptr=dx,
         N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        stride_dzn=dz.stride(0), stride_dzc=dz.stride(1), stride_dzh=dz.stride(2), stride_dzw=dz.stride(3),
-        stride_wi=weight.stride(0), stride_wo=weight.stride(1), stride_wh=weight.stride(2),
-        stride_ww=weight.stride(3),
-        stride_dxn=dx.stride(0), stride_dxc=dx.stride(1), stride_dxh=dx.stride(2), stride_dxw=dx.stride(3),
+        **strides("dz", dz), **strides("w", weight, "iohw"), **strides("dx", dx),
         GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
         KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
         **numeric_constexprs((dz, weight, dx), index64),
@@ -122,8 +119,7 @@ def weight_grad_plan(
     args = dict(
         x_ptr=x, dz_ptr=dz, partial_ptr=partial,
         N=n, H=h, W=w, OH=oh, OW=ow, C_IN=c_in, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        stride_xn=x.stride(0), stride_xc=x.stride(1), stride_xh=x.stride(2), stride_xw=x.stride(3),
-        stride_dzn=dz.stride(0), stride_dzc=dz.stride(1), stride_dzh=dz.stride(2), stride_dzw=dz.stride(3),
+        **strides("x", x), **strides("dz", dz),
         GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles, PIXELS_PER_SPLIT=triton.cdiv(pixels, splits),
         KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, **constexprs,
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
@@ -148,7 +144,7 @@ def bias_grad_plan(
     partial = torch.empty((splits, c), dtype=_accumulator(dz.dtype), device=dz.device)
     args = dict(
         dz_ptr=dz, partial_ptr=partial, C=c, OH=oh, OW=ow, PIXELS=pixels,
-        stride_dzn=dz.stride(0), stride_dzc=dz.stride(1), stride_dzh=dz.stride(2), stride_dzw=dz.stride(3),
+        **strides("dz", dz),
         PIXELS_PER_SPLIT=triton.cdiv(pixels, splits), ACC_DTYPE=constexprs["ACC_DTYPE"],
         INDEX_DTYPE=constexprs["INDEX_DTYPE"], BLOCK_P=config["BLOCK_P"], BLOCK_C=config["BLOCK_C"],
     )  # fmt: skip

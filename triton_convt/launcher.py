@@ -99,6 +99,12 @@ def weights_finite(weight: torch.Tensor) -> bool:
     return seen[2]
 
 
+def strides(name: str, t: torch.Tensor, dims: str = "nchw") -> dict[str, int]:
+    """A 4-D tensor's element strides as the kernels name them: ``stride_<name><dim>`` (``stride_xn``, ...); a
+    weight's dimensions are ``"iohw"`` (input channel, output channel per group, kH, kW)."""
+    return {f"stride_{name}{d}": st for d, st in zip(dims, t.stride())}
+
+
 def tap_constexprs(kh: int, kw: int, params: ConvParams) -> dict[str, int]:
     """Kernel size, stride, dilation and each axis' tap schedule (:func:`triton_convt.shapes.tap_schedule`): the
     constexprs by which both forward kernels enumerate a phase's taps."""
@@ -161,10 +167,7 @@ def forward_plan(
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
         N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        stride_xn=x.stride(0), stride_xc=x.stride(1), stride_xh=x.stride(2), stride_xw=x.stride(3),
-        stride_wi=weight.stride(0), stride_wo=weight.stride(1), stride_wh=weight.stride(2),
-        stride_ww=weight.stride(3),
-        stride_yn=y.stride(0), stride_yc=y.stride(1), stride_yh=y.stride(2), stride_yw=y.stride(3),
+        **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y),
         GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
         **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None,
@@ -205,10 +208,7 @@ def depthwise_plan(
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
         N=n, H=h, W=w, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_H=ph, PAD_W=pw,
-        stride_xn=x.stride(0), stride_xc=x.stride(1), stride_xh=x.stride(2), stride_xw=x.stride(3),
-        stride_wi=weight.stride(0), stride_wo=weight.stride(1), stride_wh=weight.stride(2),
-        stride_ww=weight.stride(3),
-        stride_yn=y.stride(0), stride_yc=y.stride(1), stride_yh=y.stride(2), stride_yw=y.stride(3),
+        **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y),
         M_TILES=m_tiles, C_TILES=c_tiles,
         **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None, ACTIVATION=activation,
