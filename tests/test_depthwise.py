@@ -46,7 +46,8 @@ def _shipped():
 
 @pytest.mark.parametrize("dtype, config", _shipped(), ids=lambda v: str(v).replace(" ", ""))
 def test_every_shipped_depthwise_config_is_correct(dtype, config, count_launches):
-    # 2 x 9 x 7 rows per phase and 40 channels (multiplier 2): row and channel tiles both end partially.
+    # Each phase has 2 x 9 x 7 rows of 40 channels (multiplier 2): 5040 elements, so blocks of every shipped
+    # size end partially.
     x = torch.randn(2, 20, 9, 7, dtype=dtype)
     w, b = torch.randn(20, 2, 4, 4, dtype=dtype), torch.randn(40, dtype=dtype)
     params = check_call(x, w, b, 2, 1, 0, 20, 1)

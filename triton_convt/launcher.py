@@ -194,30 +194,45 @@ def depthwise_plan(
     index64: bool | None = None,
 ) -> KernelPlan:
     """The launch of the one-input-channel-per-group kernel (no ``tl.dot``) that computes ``y``; arguments as
-    :func:`forward_plan`. Its configs are first-fit from ``default.json`` on every device for now."""
+    :func:`forward_plan`. Its blocks are (pixel, channel) elements of a phase, so the one extent a config is
+    fitted to is the element count of the largest phase."""
     n, _, h, w = x.shape
     _, c_out, oh, ow = y.shape
     _, mult, kh, kw = weight.shape
     (sh, sw), (ph, pw) = params.stride, params.padding
-    rows = n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
+    elements = c_out * n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
     if config is None:
-        config = configs.choose("conv_transpose2d_fwd_depthwise", x.dtype, {"BLOCK_M": rows, "BLOCK_C": c_out})
-    m_tiles = triton.cdiv(rows, config["BLOCK_M"])
-    c_tiles = triton.cdiv(c_out, config["BLOCK_C"])
+        config = configs.config_for(
+            "conv_transpose2d_fwd_depthwise", x.dtype, x.device, {"BLOCK": elements},
+            lambda c: depthwise_plan(x, weight, bias, y, params, activation=activation,
+                                     negative_slope=negative_slope, config=c, index64=index64),
+        )  # fmt: skip
+    tiles = triton.cdiv(elements, config["BLOCK"])
     numeric = numeric_constexprs((x, weight, y), index64)
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
         N=n, H=h, W=w, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_H=ph, PAD_W=pw,
         **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y),
-        M_TILES=m_tiles, C_TILES=c_tiles,
+        TILES=tiles,
         **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,
         ACC_DTYPE=numeric["ACC_DTYPE"], INDEX_DTYPE=numeric["INDEX_DTYPE"],
-        BLOCK_M=config["BLOCK_M"], BLOCK_C=config["BLOCK_C"],
+        # Order the elements as the output is laid out, so that a block's stores are contiguous.
+        CHANNELS_FASTEST=y.stride(1) == 1 and c_out > 1,
+        BLOCK=config["BLOCK"],
     )  # fmt: skip
-    grid = (sh * sw * m_tiles * c_tiles,)
+    grid = (sh * sw * tiles,)
     return KernelPlan(conv_transpose2d_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor, params: ConvParams,
+         **options: Any) -> KernelPlan:
+    """The forward launch that computes ``y``: :func:`depthwise_plan` for one input channel per group (FCN's
+    upsampling: a reduction of one channel per tap, which tl.dot tiles of 16 would pad 16x), else
+    :func:`forward_plan`. ``options`` are theirs."""
+    chosen = depthwise_plan if weight.shape[0] == params.groups else forward_plan
+    return chosen(x, weight, bias, y, params, **options)
 
 
 def conv_transpose2d_forward(
@@ -232,8 +247,5 @@ def conv_transpose2d_forward(
     """Compute the output (into ``out`` if given, already validated) with one launch (none when it is empty)."""
     y = allocate_output(x, weight, params) if out is None else out
     if y.numel():
-        # One input channel per group (depthwise, FCN's upsampling): the reduction is one channel per tap, which
-        # tl.dot tiles of 16 would pad 16x; the elementwise kernel does exactly the useful work.
-        plan = depthwise_plan if weight.shape[0] == params.groups else forward_plan
         plan(x, weight, bias, y, params, activation=activation, negative_slope=negative_slope).launch()
     return y

@@ -8,6 +8,8 @@ MACs. Useful MACs are the definition of the operation: ``N * C_in * (C_out/group
 whose tap reads outside the input are masked but still issued, and programs past the rows of their phase (the
 grid is sized for the largest phase) exit without issuing anything. So
 ``issued / useful = tile padding (M, N, K) x masked taps / cropped taps``; :class:`Work` keeps the parts apart.
+The depthwise kernel (one input channel per group) issues one multiply per tap for each of the ``BLOCK``
+(pixel, channel) elements of its block: its only tile padding is the last block of each phase.
 
 Bytes. A fused call reads the input, weight and bias once and writes the output once. The unfused chain a user
 would otherwise run writes the conv output, reads and writes it again to add the bias, and again for the
@@ -92,21 +94,19 @@ def work(layer: Layer, config: dict) -> Work:
     (oh, ow), (h, w), (sh, sw) = layer.output_hw, layer.hw, layer.stride
     taps_h = shapes.phase_taps(layer.kernel[0], sh, layer.padding[0], layer.dilation[0])
     taps_w = shapes.phase_taps(layer.kernel[1], sw, layer.padding[1], layer.dilation[1])
-    bm = config["BLOCK_M"]
-    if is_depthwise(layer):  # columns are output channels of all groups; one multiply per tap, no K tile
-        bn, k_issued, groups = config["BLOCK_C"], 1, 1
-        n_tiles = math.ceil(layer.c_out / bn)
+    if is_depthwise(layer):  # blocks of (pixel, channel) elements of all groups; one multiply per tap, no K tile
+        bm, bn, n_tiles, k_issued, groups, per_row = config["BLOCK"], 1, 1, 1, 1, layer.c_out
     else:
-        bn, bk, groups = config["BLOCK_N"], config["BLOCK_K"], layer.groups
+        bm, bn, bk, groups, per_row = config["BLOCK_M"], config["BLOCK_N"], config["BLOCK_K"], layer.groups, 1
         n_tiles = math.ceil(layer.c_out_g / bn)
         k_issued = math.ceil(layer.c_in_g / bk) * bk
-    m_tiles = math.ceil(layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0) / bm)
+    m_tiles = math.ceil(layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0) * per_row / bm)
     channel_macs = layer.c_in_g * layer.c_out_g * layer.groups
     issued = in_range = empty = 0
     for rh in range(sh):
         for rw in range(sw):
             qh, qw = shapes.phase_count(oh, sh, rh), shapes.phase_count(ow, sw, rw)
-            tiles = math.ceil(layer.n * qh * qw / bm)
+            tiles = math.ceil(layer.n * qh * qw * per_row / bm)
             empty += (m_tiles - tiles) * n_tiles * groups
             taps = len(taps_h[rh]) * len(taps_w[rw])
             issued += tiles * n_tiles * groups * bm * bn * k_issued * taps
@@ -136,21 +136,20 @@ def is_depthwise(layer: Layer) -> bool:
 
 def problem_sizes(layer: Layer) -> dict[str, int]:
     """The extents the forward launcher fits tiles to: rows of the largest phase, and output and input channels per
-    group (the GEMM kernel) or all output channels (the depthwise kernel)."""
+    group (the GEMM kernel), or (pixel, channel) elements of the largest phase (the depthwise kernel)."""
     (oh, ow), (sh, sw) = layer.output_hw, layer.stride
     rows = layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)
     if is_depthwise(layer):
-        return {"BLOCK_M": rows, "BLOCK_C": layer.c_out}
+        return {"BLOCK": rows * layer.c_out}
     return {"BLOCK_M": rows, "BLOCK_N": layer.c_out_g, "BLOCK_K": layer.c_in_g}
 
 
 def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
-    """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` without tuning (the
-    first that fits; on a GPU the tuner chooses among the fitting ones). The depthwise kernel's configs come from
-    ``default.json`` on every device."""
-    if is_depthwise(layer):
-        return configs.choose("conv_transpose2d_fwd_depthwise", dtype, problem_sizes(layer), "default")
-    return configs.choose("conv_transpose2d_fwd", dtype, problem_sizes(layer), target)
+    """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` (``default.json`` when
+    that file does not list the kernel) without tuning (:func:`triton_convt.configs.choose`; on a GPU the tuner
+    chooses among the fitting ones)."""
+    kernel = "conv_transpose2d_fwd_depthwise" if is_depthwise(layer) else "conv_transpose2d_fwd"
+    return configs.choose(kernel, dtype, problem_sizes(layer), target if kernel in configs.load(target) else "default")
 
 
 def report(targets: list[str], dtype: torch.dtype) -> str:
@@ -172,7 +171,8 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
                    f"{c['num_stages']}"
             lines.append(
                 f"| {layer.name} | {target} | {tile} | {wk.programs} ({wk.empty_programs}) | {wk.ratio:.3f} "
-                f"| {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} | {moved['unfused'] / 1e6:.1f} |"
+                f"| {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
+                f"| {moved['unfused'] / 1e6:.1f} |"
             )
     return "\n".join(lines)
 

@@ -48,13 +48,19 @@ def phase_extent(phase, N, OH, OW, SH: tl.constexpr, SW: tl.constexpr):
 
 
 @triton.jit
+def row_coords(row, q_h, q_w):
+    """Output pixel ``(n, qh, qw)`` of row ``row`` of a phase with ``q_h x q_w`` outputs per image (rows are
+    non-negative, so ``//`` and ``%`` are exact)."""
+    t = row // q_w
+    return t // q_h, t % q_h, row % q_w
+
+
+@triton.jit
 def phase_rows(pid_m, q_h, q_w, rows, BLOCK_M: tl.constexpr, INDEX_DTYPE: tl.constexpr):
-    """Row tile ``pid_m`` of a phase: ``(row_mask, n, qh, qw)``, decoded once per program (all non-negative, so
-    ``//`` and ``%`` are exact)."""
+    """Row tile ``pid_m`` of a phase: ``(row_mask, n, qh, qw)``, decoded once per program."""
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
-    qw = offs_m % q_w
-    t = offs_m // q_w
-    return offs_m < rows, t // q_h, t % q_h, qw
+    n, qh, qw = row_coords(offs_m, q_h, q_w)
+    return offs_m < rows, n, qh, qw
 
 
 @triton.jit

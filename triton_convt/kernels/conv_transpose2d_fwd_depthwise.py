@@ -2,19 +2,24 @@
 
 With ``C_in / groups == 1`` the GEMM of :mod:`.conv_transpose2d_fwd` has a reduction of one channel per tap, and
 ``tl.dot`` tiles of at least 16 would issue 16x (and, with one output channel per group, 256x) the useful work.
-Here each program computes a ``[BLOCK_M, BLOCK_C]`` tile of one phase — output pixels of the phase x output
-channels of *all* groups — as one fused multiply-add per tap: output channel ``co`` reads input channel
-``co // MULT`` and weight ``w[co // MULT, co % MULT, kh, kw]``. Phases and taps are those of the GEMM kernel
-(the same closed form, :func:`.conv_transpose2d_fwd.phase_tap`); FCN's bilinear upsampling is this case.
+Here each program computes a block of ``BLOCK`` output elements of one phase, each a ``(pixel, channel)`` pair
+over the output channels of *all* groups, as one fused multiply-add per tap: output channel ``co`` reads input
+channel ``co // MULT`` and weight ``w[co // MULT, co % MULT, kh, kw]``. Phases and taps are those of the GEMM
+kernel (the same closed form, :func:`.conv_transpose2d_fwd.phase_tap`); FCN's bilinear upsampling is this case.
 
-Each tap's product is masked to its in-range rows, so non-finite weights give torch's CPU result here without a
-separate variant: in an elementwise kernel the mask costs one select per product.
+Why a flat block and not a ``[pixels, channels]`` tile: a tile's channel side is a power of two, and the layers
+this kernel serves have few, odd channel counts (21 PASCAL VOC classes would be padded to 32, issuing 1.5x the
+work). Flattened, only the phase's last block is partial. ``CHANNELS_FASTEST`` orders the elements as the output
+is laid out (channels_last: channel fastest, so a block stores contiguously; NCHW: pixel fastest).
+
+Each tap's product is masked to its in-range elements, so non-finite weights give torch's CPU result here without
+a separate variant: in an elementwise kernel the mask costs one select per product.
 """
 
 import triton
 import triton.language as tl
 
-from .conv_transpose2d_fwd import phase_extent, phase_rows, phase_tap
+from .conv_transpose2d_fwd import phase_extent, phase_tap, row_coords
 from .epilogue import epilogue_store
 
 
@@ -45,8 +50,7 @@ def conv_transpose2d_fwd_depthwise_kernel(
     stride_yc,
     stride_yh,
     stride_yw,
-    M_TILES,
-    C_TILES,
+    TILES,
     KH: tl.constexpr,
     KW: tl.constexpr,
     SH: tl.constexpr,
@@ -66,10 +70,10 @@ def conv_transpose2d_fwd_depthwise_kernel(
     NEGATIVE_SLOPE: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     INDEX_DTYPE: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_C: tl.constexpr,
+    CHANNELS_FASTEST: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
-    """One ``[BLOCK_M, BLOCK_C]`` output tile of one phase.
+    """One block of ``BLOCK`` (pixel, channel) output elements of one phase.
 
     Args:
         x_ptr: input ``[N, C_in, H, W]`` with ``C_in == groups``, any strides.
@@ -82,46 +86,53 @@ def conv_transpose2d_fwd_depthwise_kernel(
         MULT: output channels per group (the channel multiplier).
         PAD_H, PAD_W: padding.
         stride_x*, stride_w*, stride_y*: element strides per dimension.
-        M_TILES: row tiles of the largest phase; programs past their own phase's rows exit at once.
-        C_TILES: channel tiles, ``cdiv(C_OUT, BLOCK_C)``.
+        TILES: blocks of the largest phase, ``cdiv(rows * C_OUT, BLOCK)``; programs past their own phase's
+            elements exit at once.
         KH, KW, SH, SW, DH, DW, GCD_*, STEP_*, INV_*, TAPS_*: as in the GEMM kernel.
         HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE: the epilogue's, as in the GEMM kernel.
         ACC_DTYPE: accumulator dtype (fp32, or fp64 for fp64 tensors).
         INDEX_DTYPE: tl.int32, or tl.int64 when some tensor spans 2^31 elements or more.
-        BLOCK_M, BLOCK_C: tile sizes (output pixels of the phase, output channels).
+        CHANNELS_FASTEST: element ``e`` is channel ``e % C_OUT`` of row ``e // C_OUT`` (for a channels_last
+            output); otherwise row ``e % rows`` of channel ``e // rows`` (NCHW). Either order is correct for any
+            strides; the one that matches the output's layout stores contiguously.
+        BLOCK: elements per program.
     """
     pid = tl.program_id(0).to(INDEX_DTYPE)
-    pid_c = pid % C_TILES
-    rest = pid // C_TILES
-    pid_m = rest % M_TILES
-    phase = rest // M_TILES
+    pid_e = pid % TILES
+    phase = pid // TILES
     rh, rw, q_h, q_w, rows = phase_extent(phase, N, OH, OW, SH, SW)
-    if pid_m * BLOCK_M >= rows:
+    rows = rows.to(INDEX_DTYPE)
+    if pid_e * BLOCK >= rows * C_OUT:
         return
-    row_mask, n, qh, qw = phase_rows(pid_m, q_h, q_w, rows, BLOCK_M, INDEX_DTYPE)
-    co = pid_c * BLOCK_C + tl.arange(0, BLOCK_C).to(INDEX_DTYPE)
-    col_mask = co < C_OUT
-    ci = co // MULT  # decoded once per program, not per tap
-    x_base = (n * stride_xn + qh * stride_xh + qw * stride_xw)[:, None] + (ci * stride_xc)[None, :]
+    e = pid_e * BLOCK + tl.arange(0, BLOCK).to(INDEX_DTYPE)
+    mask = e < rows * C_OUT
+    # Decoded once per program, not per tap.
+    if CHANNELS_FASTEST:
+        co = e % C_OUT
+        row = e // C_OUT
+    else:
+        co = e // rows
+        row = e % rows
+    n, qh, qw = row_coords(row, q_h, q_w)
+    ci = co // MULT
+    x_base = n * stride_xn + ci * stride_xc + qh * stride_xh + qw * stride_xw
     w_base = ci * stride_wi + (co - ci * MULT) * stride_wo
 
-    acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=ACC_DTYPE)
+    acc = tl.zeros((BLOCK,), dtype=ACC_DTYPE)
     rph = rh + PAD_H
     rpw = rw + PAD_W
     for jh in tl.static_range(TAPS_H):
         kh, dh, ok_tap_h = phase_tap(rph, jh, KH, SH, DH, GCD_H, STEP_H, INV_H)
-        ok_h = row_mask & (qh >= -dh) & (qh < H - dh)
+        ok_h = mask & (qh >= -dh) & (qh < H - dh)
         for jw in tl.static_range(TAPS_W):
             kw, dw, ok_tap_w = phase_tap(rpw, jw, KW, SW, DW, GCD_W, STEP_W, INV_W)
             if ok_tap_h & ok_tap_w:
                 ok = ok_h & (qw >= -dw) & (qw < W - dw)
-                x = tl.load(x_ptr + x_base + (dh * stride_xh + dw * stride_xw),
-                            mask=ok[:, None] & col_mask[None, :], other=0.0)
-                w = tl.load(w_ptr + w_base + (kh * stride_wh + kw * stride_ww), mask=col_mask, other=0.0)
-                acc += tl.where(ok[:, None], x.to(ACC_DTYPE) * w.to(ACC_DTYPE)[None, :], 0.0)
+                x = tl.load(x_ptr + x_base + (dh * stride_xh + dw * stride_xw), mask=ok, other=0.0)
+                w = tl.load(w_ptr + w_base + (kh * stride_wh + kw * stride_ww), mask=mask, other=0.0)
+                acc += tl.where(ok, x.to(ACC_DTYPE) * w.to(ACC_DTYPE), 0.0)
 
     oh = qh * SH + rh
     ow = qw * SW + rw
-    y_offsets = (n * stride_yn + oh * stride_yh + ow * stride_yw)[:, None] + (co * stride_yc)[None, :]
-    store_mask = row_mask[:, None] & col_mask[None, :]
-    epilogue_store(acc, bias_ptr, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
+    y_offsets = n * stride_yn + co * stride_yc + oh * stride_yh + ow * stride_yw
+    epilogue_store(acc, bias_ptr, y_ptr, y_offsets, co, mask, mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)

@@ -67,18 +67,22 @@ def epilogue_store(
     """Bias, then activation, on ``acc``; then one cast to the output dtype and one store.
 
     Args:
-        acc: ``[BLOCK_M, BLOCK_N]`` accumulator (fp32, or fp64 for fp64 tensors).
+        acc: the accumulator (fp32, or fp64 for fp64 tensors): a ``[BLOCK_M, BLOCK_N]`` tile of pixels x channels,
+            or a 1-D block of (pixel, channel) elements.
         bias_ptr: bias of all output channels (ignored unless HAS_BIAS).
         y_ptr: the output tensor.
-        y_offsets: ``[BLOCK_M, BLOCK_N]`` element offsets of the tile in the output.
-        channels: ``[BLOCK_N]`` global output-channel index of each column.
-        channel_mask: ``[BLOCK_N]`` which columns are real channels.
-        store_mask: ``[BLOCK_M, BLOCK_N]`` which elements of the tile exist.
+        y_offsets: element offsets of ``acc`` in the output (its shape).
+        channels: global output-channel index of each column (``[BLOCK_N]``) or, for a 1-D block, of each element.
+        channel_mask: which of ``channels`` are real (its shape).
+        store_mask: which elements of ``acc`` exist (its shape).
         HAS_BIAS: whether to add the bias.
         ACTIVATION, NEGATIVE_SLOPE: see :func:`activation`.
     """
     if HAS_BIAS:
-        bias = tl.load(bias_ptr + channels, mask=channel_mask, other=0.0)
-        acc += bias.to(acc.dtype)[None, :]
+        bias = tl.load(bias_ptr + channels, mask=channel_mask, other=0.0).to(acc.dtype)
+        if len(acc.shape) == 1:
+            acc += bias
+        else:
+            acc += bias[None, :]
     acc = activation(acc, ACTIVATION, NEGATIVE_SLOPE)
     tl.store(y_ptr + y_offsets, acc.to(y_ptr.dtype.element_ty), mask=store_mask)
