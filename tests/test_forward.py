@@ -62,6 +62,11 @@ CASES = {
     "no-bias": Case(2, 4, (3, 3), 3, (3, 3), dict(stride=2), bias=False),
     "1x1-input-k4-s1": Case(2, 8, (1, 1), 8, (4, 4)),
     "phases-without-outputs-h1-s3": Case(2, 3, (1, 1), 2, (1, 1), dict(stride=3)),
+    # A one-pixel axis runs with the kernel's span as its stride (shapes.launch_stride): same result.
+    "1x1-input-k3-s2-p1-op1-d2": Case(2, 5, (1, 1), 4, (3, 3), dict(stride=2, padding=1, output_padding=1,
+                                                                     dilation=2)),
+    "one-row-input-k3-p1x0": Case(1, 4, (1, 5), 3, (3, 3), dict(padding=(1, 0))),
+    "1x1-input-depthwise-k4": Case(2, 3, (1, 1), 3, (4, 4), dict(groups=3)),
     "many-channel-chunks-cin70": Case(1, 70, (3, 3), 5, (3, 3), dict(stride=2, padding=1)),
     "many-column-tiles-cout150": Case(1, 4, (3, 3), 150, (2, 2), dict(stride=2)),
     "many-row-tiles": Case(3, 4, (9, 11), 3, (2, 2), dict(stride=2)),

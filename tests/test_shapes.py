@@ -46,6 +46,33 @@ def test_closed_form_taps_match_brute_force(kernel, stride, padding, dilation):
     assert max(len(taps) for taps in table) <= schedule.max_taps
 
 
+def landings(size, kernel, stride, padding, output_padding, dilation):
+    """Scatter definition: the (output, input, tap) triples that land inside the output."""
+    out = shapes.output_length(size, kernel, stride, padding, output_padding, dilation)
+    return {
+        (i * stride - padding + k * dilation, i, k)
+        for i in range(size) for k in range(kernel) if 0 <= i * stride - padding + k * dilation < out
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, dilation", list(itertools.product(range(1, 7), range(1, 4), range(0, 3), range(1, 4)))
+)
+def test_launch_stride_of_a_one_pixel_axis_changes_nothing_but_the_phases(kernel, stride, padding, dilation):
+    for output_padding in range(max(stride, dilation)):
+        args = (kernel, stride, padding, output_padding, dilation)
+        if shapes.output_length(1, *args) <= 0:
+            continue
+        s = shapes.launch_stride(1, kernel, stride, dilation)
+        launched = (kernel, s, padding, output_padding, dilation)
+        # The same output length and the same taps landing on the same outputs...
+        assert shapes.output_length(1, *launched) == shapes.output_length(1, *args)
+        assert landings(1, *launched) == landings(1, *args)
+        # ...and no phase gathers more than one tap, so none is issued for an output it cannot reach.
+        assert max(len(taps) for taps in shapes.phase_taps(kernel, s, padding, dilation)) <= 1
+    assert shapes.launch_stride(5, kernel, stride, dilation) == stride  # longer axes keep their stride
+
+
 @pytest.mark.parametrize("out, stride", [(1, 1), (1, 3), (7, 2), (8, 2), (33, 8), (5, 7)])
 def test_phase_counts_sum_to_output(out, stride):
     counts = [shapes.phase_count(out, stride, r) for r in range(stride)]

@@ -149,6 +149,7 @@ def forward_plan(
     n, _, h, w = x.shape
     _, _, oh, ow = y.shape
     c_in, c_out_g, kh, kw = weight.shape
+    params = params.for_launch((h, w))
     c_in_g = c_in // params.groups
     (sh, sw), (ph, pw) = params.stride, params.padding
     rows = n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
@@ -199,6 +200,7 @@ def depthwise_plan(
     n, _, h, w = x.shape
     _, c_out, oh, ow = y.shape
     _, mult, kh, kw = weight.shape
+    params = params.for_launch((h, w))
     (sh, sw), (ph, pw) = params.stride, params.padding
     elements = c_out * n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
     if config is None:

@@ -44,6 +44,18 @@ def output_padding_for_size(
     return tuple(size - lo for size, lo in zip(output_size, min_sizes))
 
 
+def launch_stride(size: int, kernel: int, stride: int, dilation: int) -> int:
+    """The stride the forward kernels run an axis of input length ``size`` with: ``stride``, unless the input has one
+    pixel along the axis. Then the stride does not change the result (``(I - 1)*s`` is 0 in the output length, and
+    tap ``k`` lands on output ``k*d - p`` whatever ``s``), and the span ``d*(K - 1) + 1`` is used if larger: every
+    phase then has at most one tap, so no masked tap is issued. DCGAN's first layer (a 1x1 latent to 4x4, stride 1)
+    would otherwise run all 16 taps for each output pixel, 15 of them reading outside the single input pixel.
+    """
+    if size != 1:
+        return stride
+    return max(stride, dilation * (kernel - 1) + 1)
+
+
 def phase_count(out: int, stride: int, residue: int) -> int:
     """``Q_r``: how many outputs ``o = q*s + r`` of an axis of length ``out`` fall in phase ``r`` (0 if none)."""
     return max(0, -(-(out - residue) // stride))

@@ -8,7 +8,7 @@ for a dtype the kernels do not implement), and a message that names the argument
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -37,6 +37,13 @@ class ConvParams:
                 input_hw, self.kernel, self.stride, self.padding, self.output_padding, self.dilation
             )
         )
+
+    def for_launch(self, input_hw: tuple[int, int]) -> "ConvParams":
+        """The same convolution as the forward kernels run it on an input of ``input_hw``: the stride of each axis
+        is :func:`triton_convt.shapes.launch_stride` (it differs only along an axis of one input pixel, where the
+        stride does not change the result)."""
+        stride = tuple(map(shapes.launch_stride, input_hw, self.kernel, self.stride, self.dilation))
+        return replace(self, stride=stride)
 
 
 def _index(value, name: str) -> int:
