@@ -81,6 +81,26 @@ def test_fitting_drops_tiles_far_larger_than_the_problem_and_keeps_the_smallest(
     assert configs.fitting(CANDIDATES, {"BLOCK_M": 10_000, "BLOCK_N": 1, "BLOCK_K": 1}) == CANDIDATES[3:]
 
 
+def test_padding_is_issued_over_needed_tile_work():
+    config = {"BLOCK_M": 64, "BLOCK_N": 16, "BLOCK_K": 16}
+    assert configs.padding(config, {"BLOCK_M": 128, "BLOCK_N": 32, "BLOCK_K": 64}) == 1.0
+    assert configs.padding(config, {"BLOCK_M": 100, "BLOCK_N": 3, "BLOCK_K": 100}) == (128 / 100) * (16 / 3) * (
+        112 / 100
+    )
+
+
+def test_preferred_keeps_the_first_tile_unless_it_pads_more_than_the_slack():
+    exact = {"BLOCK_M": 4096, "BLOCK_N": 256, "BLOCK_K": 256}
+    assert configs.preferred(CANDIDATES, exact) == CANDIDATES[0]
+    # 100 input channels: K tiles of 64 and 32 issue 128 (1.28), 16 issues 112 (1.12): none is within 1.10, so
+    # the least padded wins, although it is last in the order of preference.
+    assert configs.preferred(CANDIDATES, {"BLOCK_M": 4096, "BLOCK_N": 256, "BLOCK_K": 100}) == CANDIDATES[3]
+    # 1.5% padding along M is within the slack: the preferred large tile stays.
+    assert configs.preferred(CANDIDATES, {"BLOCK_M": 4096 - 60, "BLOCK_N": 256, "BLOCK_K": 256}) == CANDIDATES[0]
+    # 96 output channels: 128 pads 1.33, 64 and 32 do not pad; the first of those is taken.
+    assert configs.preferred(CANDIDATES, {"BLOCK_M": 4096, "BLOCK_N": 96, "BLOCK_K": 256}) == CANDIDATES[2]
+
+
 def test_prune_drops_configs_over_the_devices_shared_memory():
     sizes = {"BLOCK_M": 10_000, "BLOCK_N": 512, "BLOCK_K": 512}
     estimate = [configs.shared_memory_estimate(c, "fp32") for c in CANDIDATES]

@@ -5,8 +5,8 @@ a list of configs in order of preference; top-level entries that are not dicts (
 "tuned_on") describe the file. How a launch gets its config:
 
 * CPU tensors (the interpreter, and the AOT compiles of :mod:`triton_convt.aot`): :func:`choose` takes the first
-  config of ``default.json`` whose tiles are not larger than the problem. Exactly one config, deterministically:
-  ``triton.autotune`` cannot benchmark without a GPU.
+  config of ``default.json`` whose tiles are not larger than the problem and pad it little (the least padded if
+  none does). Exactly one config, deterministically: ``triton.autotune`` cannot benchmark without a GPU.
 * CUDA tensors: :func:`config_for` loads the file of the device (:func:`target_for`: by capability, then name,
   then ``default``), drops configs whose shared memory exceeds the device or whose tiles are far larger than the
   problem (:func:`prune`), and if more than one is left, benchmarks them once with ``triton.autotune``
@@ -95,12 +95,35 @@ def fitting(candidates: list[dict], sizes: dict[str, int]) -> list[dict]:
     return [c for c in candidates if all(c[name] <= limit for name, limit in limits.items())]
 
 
+#: How much tile padding (issued over needed tile work, :func:`padding`) the untuned choice accepts to keep the
+#: file's preferred, larger tile. Issue 5's bound on issued over useful MACs.
+PADDING_SLACK = 1.10
+
+
+def padding(config: dict, sizes: dict[str, int]) -> float:
+    """How much work a config's tiles issue over the problem's: the product over ``sizes`` of each extent rounded
+    up to a multiple of its tile, over the extent (1.0: every tile is full)."""
+    out = 1.0
+    for name, extent in sizes.items():
+        out *= -(-extent // config[name]) * config[name] / extent
+    return out
+
+
+def preferred(candidates: list[dict], sizes: dict[str, int]) -> dict:
+    """The first of ``candidates`` (in order of preference) that pads the problem by at most
+    :data:`PADDING_SLACK`; if none does, the least padded (the first of those). DCGAN's 100 latent channels, for
+    instance, take a K tile of 16 (112 issued) over the preferred 32 (128 issued)."""
+    tight = [c for c in candidates if padding(c, sizes) <= PADDING_SLACK]
+    return dict(tight[0] if tight else min(candidates, key=lambda c: padding(c, sizes)))
+
+
 def choose(kernel: str, dtype: torch.dtype, sizes: dict[str, int], target: str = "default") -> dict:
-    """The first config of the file's list whose tiles are not larger than the problem (see :func:`fitting`)."""
+    """The config a launch takes without tuning: :func:`preferred` among the file's configs whose tiles are not
+    larger than the problem (:func:`fitting`)."""
     candidates = fitting(load(target)[kernel][dtype_class(dtype)], sizes)
     if not candidates:
         raise LookupError(f"no {kernel} config in autotune_configs/{target}.json fits {sizes}")
-    return dict(candidates[0])
+    return preferred(candidates, sizes)
 
 
 def shared_memory_estimate(config: dict, dtype_cls: str) -> int:

@@ -54,6 +54,11 @@ class Layer:
         )
 
     @property
+    def launch_stride(self) -> tuple[int, int]:
+        """The stride the forward kernels run the layer with (:func:`triton_convt.shapes.launch_stride`)."""
+        return tuple(map(shapes.launch_stride, self.hw, self.kernel, self.stride, self.dilation))
+
+    @property
     def c_in_g(self) -> int:
         return self.c_in // self.groups
 
@@ -91,7 +96,7 @@ def _in_range(q_count: int, size: int, delta: int) -> int:
 def work(layer: Layer, config: dict) -> Work:
     """The MACs and programs of one forward launch of ``layer`` with ``config`` (as the kernel and launcher do it:
     one program per row tile of the largest phase, column tile, group and phase)."""
-    (oh, ow), (h, w), (sh, sw) = layer.output_hw, layer.hw, layer.stride
+    (oh, ow), (h, w), (sh, sw) = layer.output_hw, layer.hw, layer.launch_stride
     taps_h = shapes.phase_taps(layer.kernel[0], sh, layer.padding[0], layer.dilation[0])
     taps_w = shapes.phase_taps(layer.kernel[1], sw, layer.padding[1], layer.dilation[1])
     if is_depthwise(layer):  # blocks of (pixel, channel) elements of all groups; one multiply per tap, no K tile
@@ -118,6 +123,20 @@ def work(layer: Layer, config: dict) -> Work:
     return Work(useful, in_range, issued, programs, empty)
 
 
+#: The finest tiles the forward kernels have: ``tl.dot`` operands are at least 16 wide along N and K (Triton's
+#: minimum, the tensor cores' K step), rows have no minimum (a 1-row tile stands for "no M padding"), and the
+#: depthwise kernel's blocks could be single elements.
+FINEST = {"BLOCK_M": 1, "BLOCK_N": 16, "BLOCK_K": 16, "BLOCK": 1}
+
+
+def floor(layer: Layer) -> float:
+    """Issued over useful MACs that no config can go below: the kernel's own structure, with the finest tiles
+    (:data:`FINEST`). Above 1.0 when taps are masked at the borders (a phase grid larger than the input: a
+    ``k = 2s``, ``p = 0`` layer computes ``(H + 1)^2`` outputs per phase from ``H^2`` inputs) or when a GEMM
+    extent is not a multiple of 16 (3 RGB output channels issue 16 columns: tensor cores have no narrower tile)."""
+    return work(layer, FINEST).ratio
+
+
 def traffic(layer: Layer, itemsize: int, bias: bool = True) -> dict[str, int]:
     """Bytes to and from memory of one call with bias and an activation: ``fused`` (this kernel: one store) and
     ``unfused`` (conv, then a bias pass, then an activation pass), counting each tensor once per pass."""
@@ -137,7 +156,7 @@ def is_depthwise(layer: Layer) -> bool:
 def problem_sizes(layer: Layer) -> dict[str, int]:
     """The extents the forward launcher fits tiles to: rows of the largest phase, and output and input channels per
     group (the GEMM kernel), or (pixel, channel) elements of the largest phase (the depthwise kernel)."""
-    (oh, ow), (sh, sw) = layer.output_hw, layer.stride
+    (oh, ow), (sh, sw) = layer.output_hw, layer.launch_stride
     rows = layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)
     if is_depthwise(layer):
         return {"BLOCK": rows * layer.c_out}
@@ -159,8 +178,8 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
         f"Work model for {str(dtype).split('.')[1]} (a model, not a measurement)",
         "",
         "| layer | target | config (M x N x K, warps, stages) | programs (empty) | issued/useful MACs "
-        "| in-range/useful | fused MB | unfused MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| floor | in-range/useful | fused MB | unfused MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for layer in LAYERS:
         moved = traffic(layer, itemsize)
@@ -171,7 +190,7 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
                    f"{c['num_stages']}"
             lines.append(
                 f"| {layer.name} | {target} | {tile} | {wk.programs} ({wk.empty_programs}) | {wk.ratio:.3f} "
-                f"| {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
+                f"| {floor(layer):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
                 f"| {moved['unfused'] / 1e6:.1f} |"
             )
     return "\n".join(lines)
