@@ -256,11 +256,13 @@ def _shipped_forward_configs():
 
 @pytest.mark.parametrize("dtype, config", _shipped_forward_configs(), ids=lambda v: str(v).replace(" ", ""))
 def test_every_shipped_config_is_correct_under_the_interpreter(dtype, config, count_launches):
-    # Every extent is cut by every tile: 2 x 5 x 7 = 70 rows per phase, 40 input and 72 output channels per group
-    # (two groups), so row, column and channel tiles all end partially, and programs past a phase's rows exist.
-    x = torch.randn(2, 80, 5, 7, dtype=dtype).to(memory_format=torch.channels_last)
-    w = torch.randn(80, 72, 4, 4, dtype=dtype)
-    b = torch.randn(144, dtype=dtype)
+    # Every extent is cut by every tile: 2 x 5 x 7 = 70 rows per phase (tiles of 32 and 64), and input and output
+    # channels per group (two groups) of one and a half tiles, so row, column and channel tiles all end partially,
+    # and programs past a phase's rows exist. Sized by the tile, so that small tiles do not mean many programs.
+    c_in_g, c_out_g = config["BLOCK_K"] * 3 // 2 + 1, config["BLOCK_N"] * 3 // 2 + 1
+    x = torch.randn(2, 2 * c_in_g, 5, 7, dtype=dtype).to(memory_format=torch.channels_last)
+    w = torch.randn(2 * c_in_g, c_out_g, 4, 4, dtype=dtype)
+    b = torch.randn(2 * c_out_g, dtype=dtype)
     params = check_call(x, w, b, 2, 1, 0, 2, 1)
     y = allocate_output(x, w, params)
     forward_plan(x, w, b, y, params, activation="relu", config=config).launch()

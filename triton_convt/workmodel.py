@@ -123,18 +123,25 @@ def work(layer: Layer, config: dict) -> Work:
     return Work(useful, in_range, issued, programs, empty)
 
 
-#: The finest tiles the forward kernels have: ``tl.dot`` operands are at least 16 wide along N and K (Triton's
-#: minimum, the tensor cores' K step), rows have no minimum (a 1-row tile stands for "no M padding"), and the
-#: depthwise kernel's blocks could be single elements.
-FINEST = {"BLOCK_M": 1, "BLOCK_N": 16, "BLOCK_K": 16, "BLOCK": 1}
+#: The finest GEMM tiles the tensor cores issue, per dtype class (the model counts whole tiles, so a config is held
+#: to these minimums; a test checks the shipped ones): 16 rows (mma.m16), 8 columns (mma n8 and wgmma n8, the
+#: narrowest: Triton pads a narrower tl.dot to it), and a K step of 16 for 16-bit operands, 8 for TF32, 4 for fp64
+#: (also tl.dot's minimums in Triton 3.9).
+MMA_MINIMUM = {
+    "16bit": {"BLOCK_M": 16, "BLOCK_N": 8, "BLOCK_K": 16},
+    "fp32": {"BLOCK_M": 16, "BLOCK_N": 8, "BLOCK_K": 8},
+    "fp64": {"BLOCK_M": 16, "BLOCK_N": 8, "BLOCK_K": 4},
+}
 
 
-def floor(layer: Layer) -> float:
-    """Issued over useful MACs that no config can go below: the kernel's own structure, with the finest tiles
-    (:data:`FINEST`). Above 1.0 when taps are masked at the borders (a phase grid larger than the input: a
-    ``k = 2s``, ``p = 0`` layer computes ``(H + 1)^2`` outputs per phase from ``H^2`` inputs) or when a GEMM
-    extent is not a multiple of 16 (3 RGB output channels issue 16 columns: tensor cores have no narrower tile)."""
-    return work(layer, FINEST).ratio
+def floor(layer: Layer, dtype: torch.dtype) -> float:
+    """Issued over useful MACs that no config can go below: the kernel's own structure with the finest tiles (no
+    row padding, :data:`MMA_MINIMUM` columns and K step; single elements for the depthwise kernel). Above 1.0 when
+    taps are masked at the borders (a phase grid larger than the input: a ``k = 2s``, ``p = 0`` layer computes
+    ``(H + 1)^2`` outputs per phase from ``H^2`` inputs) or when a GEMM extent is not a multiple of the tensor
+    cores' tile (3 RGB output channels issue 8 columns)."""
+    finest = {**MMA_MINIMUM[configs.dtype_class(dtype)], "BLOCK_M": 1, "BLOCK": 1}
+    return work(layer, finest).ratio
 
 
 def traffic(layer: Layer, itemsize: int, bias: bool = True) -> dict[str, int]:
@@ -190,7 +197,7 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
                    f"{c['num_stages']}"
             lines.append(
                 f"| {layer.name} | {target} | {tile} | {wk.programs} ({wk.empty_programs}) | {wk.ratio:.3f} "
-                f"| {floor(layer):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
+                f"| {floor(layer, dtype):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
                 f"| {moved['unfused'] / 1e6:.1f} |"
             )
     return "\n".join(lines)
