@@ -88,6 +88,14 @@ def test_cpu_report_end_to_end(tmp_path):
             bound = max(spec.flops / (peak["tflops"]["float32"] * 1e12), float(r["bytes"]) / peak["bandwidth"])
             assert float(r["flops"]) == spec.flops and math.isclose(float(r["model_ms"]), bound * 1e3, rel_tol=1e-5)
             assert r["bound"] == "memory"  # 43 FLOP/B, below both ridge points
+        if r["impl"] == report.FUSED:  # the kernel's own bound counts the MACs it issues
+            peak = report.PEAKS[r["device"]]
+            issued = float(r["issued_over_useful"]) * float(r["flops"])
+            kernel = max(issued / (peak["tflops"]["float32"] * 1e12), float(r["bytes"]) / peak["bandwidth"])
+            assert math.isclose(float(r["kernel_model_ms"]), kernel * 1e3, rel_tol=1e-5)
+            assert float(r["kernel_model_ms"]) >= float(r["model_ms"])
+        else:
+            assert r["kernel_model_ms"] == "" and r["kernel_bound"] == ""
     # GELU and bias: the unfused chain reads and writes the output twice more.
     y_bytes = spec.n * spec.c_out * math.prod(spec.output_hw) * 4
     assert float(model[1]["bytes"]) - float(model[0]["bytes"]) == 4 * y_bytes

@@ -83,12 +83,15 @@ COLUMNS = (
     "flops", "bytes", "median_ms", "q20_ms", "q80_ms", "tflops", "gbps", "speedup_vs_cudnn",
     "speedup_vs_best_torch", "max_rel_error", "tolerance", "ok",
     "intensity", "peak_tflops", "peak_gbps", "model_ms", "model_tflops", "bound", "fused_bytes",
-    "unfused_bytes", "config", "issued_over_useful", "error",
+    "unfused_bytes", "config", "issued_over_useful", "kernel_model_ms", "kernel_bound", "error",
 )  # fmt: skip
 #: The implementations that are torch's own (the "best torch" speedup is taken against the fastest of them).
 TORCH_IMPLS = ("cudnn", "cudnn_benchmark", "torch_compile")
 #: Columns that hold text (the others hold numbers, and ``ok`` a bool).
-TEXT_COLUMNS = ("kind", "device", "layer", "dtype", "layout", "impl", "shape", "activation", "bound", "config", "error")
+TEXT_COLUMNS = (
+    "kind", "device", "layer", "dtype", "layout", "impl", "shape", "activation", "bound", "config", "kernel_bound",
+    "error",
+)  # fmt: skip
 #: Values of the ``kind`` column. Only "measured" rows carry times, and only a GPU run writes them.
 MEASURED, CHECK, MODEL = "measured", "interpreter-check", "model"
 #: Values of the ``impl`` column of model rows.
@@ -346,6 +349,9 @@ def model_rows(specs: Iterable[LayerSpec], dtypes: list[str]) -> list[dict]:
                         fused_bytes=moved["fused"], unfused_bytes=moved["unfused"],
                         config=f"{target}: {config_name(config)}", issued_over_useful=issued,
                     )  # fmt: skip
+                    if impl == FUSED:  # this kernel's own bound: the MACs it issues, not the useful ones
+                        row.update(kernel_model_ms=max(compute_s * issued, memory_s) * 1e3,
+                                   kernel_bound="compute" if compute_s * issued >= memory_s else "memory")  # fmt: skip
                     rows.append(row)
     return rows
 
@@ -622,9 +628,13 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
         dtype = model[0]["dtype"]
         lines += ["", f"## Modelled (roofline bound from published peaks; not measured), {dtype}", ""]
         lines += [f"- {part}: {PEAKS[part]['source']}" for part in parts if part in PEAKS]
+        lines += ["", "Bound: the roofline of the operation, fused and as the unfused chain, from useful FLOPs. Kernel: "
+                  "this kernel's own bound, from the MACs it issues (issued/useful) with the config the launcher "
+                  "picks for the part."]  # fmt: skip
         header = "| layer | GFLOP | min MB | unfused MB | FLOP/B | " + " | ".join(
-            f"{p} bound us (fused / unfused), bound by | {p} issued/useful" for p in parts) + " |"
-        lines += ["", header, "|" + "---|" * (5 + 2 * len(parts))]
+            f"{p} bound us (fused / unfused), bound by | {p} issued/useful | {p} kernel us, bound by"
+            for p in parts) + " |"  # fmt: skip
+        lines += ["", header, "|" + "---|" * (5 + 3 * len(parts))]
         for name in _layers(model):
             mine = {(r["device"], r["impl"]): r for r in model if r["layer"] == name and r["dtype"] == dtype}
             first = mine[(parts[0], FUSED)]
@@ -633,7 +643,8 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
             for p in parts:
                 f, u = mine[(p, FUSED)], mine[(p, UNFUSED)]
                 cells += [f"{f['model_ms'] * 1e3:.1f} / {u['model_ms'] * 1e3:.1f}, {f['bound']}",
-                          f"{f['issued_over_useful']:.2f}"]  # fmt: skip
+                          f"{f['issued_over_useful']:.2f}",
+                          f"{f['kernel_model_ms'] * 1e3:.1f}, {f['kernel_bound']}"]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     if profile:
         records = profile["builds"]
