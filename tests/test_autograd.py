@@ -9,7 +9,7 @@ from helpers import assert_close_to_reference
 from torch import nn
 
 import triton_convt
-from triton_convt import backward, launcher
+from triton_convt import backward, configs, launcher
 from triton_convt.activations import ACTIVATIONS
 from triton_convt.validation import check_call
 
@@ -103,6 +103,34 @@ def test_split_reductions_give_the_same_gradients(splits):
     plan, partial = backward.bias_grad_plan(dz, splits=splits)
     plan.launch()
     torch.testing.assert_close(partial.sum(0), dz.sum((0, 2, 3)))
+
+
+def test_every_backward_launcher_tunes_its_own_kernel_through_config_for(monkeypatch):
+    """On a GPU each backward kernel is tuned like the forward one: config_for gets the kernel's key and a
+    plan_for that builds a launch with each candidate's tiles. Stood in for here: the stand-in builds every fitting
+    candidate's plan, as a tuning run would, and hands back the smallest, which must then give torch's gradients."""
+    asked = {}
+
+    def tuning(kernel, dtype, device, sizes, plan_for, **_):
+        candidates = configs.fitting(configs.load("default")[kernel][configs.dtype_class(dtype)], sizes)
+        for config in candidates:
+            args = plan_for(config).args
+            assert all(args[k] == v for k, v in config.items() if k.startswith("BLOCK")), (kernel, config)
+        asked[kernel] = sizes
+        return dict(candidates[-1])
+
+    monkeypatch.setattr(configs, "config_for", tuning)
+    shape_x, shape_w, kwargs = GRAD_CASES["k3-s2-p1-op1"]
+    x, w = torch.randn(shape_x, requires_grad=True), torch.randn(shape_w, requires_grad=True)
+    b = torch.randn(3, requires_grad=True)
+    y = triton_convt.conv_transpose2d(x, w, b, **kwargs, activation="silu")
+    grads = torch.autograd.grad(y.square().sum(), (x, w, b))
+    assert set(asked) == {"conv_transpose2d_fwd", "activation_bwd", "conv_transpose2d_bwd_input",
+                          "conv_transpose2d_bwd_weight", "channel_sum"}  # fmt: skip
+    leaves = [t.detach().double().requires_grad_() for t in (x, w, b)]
+    ref = F.silu(F.conv_transpose2d(*leaves, **kwargs))
+    for got, expected in zip(grads, torch.autograd.grad(ref.square().sum(), leaves)):
+        assert_close_to_reference(got, expected)
 
 
 def _weight_grad_reference(x, w, dz):

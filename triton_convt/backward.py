@@ -1,6 +1,8 @@
 """Launchers of the backward kernels: the activation's derivative, then the input, weight and bias gradients.
 
-Every gradient element is written by exactly one program; the weight and bias gradients are reduced over the
+Configs come from ``autotune_configs/`` as the forward kernel's do (:func:`triton_convt.configs.config_for`: tuned
+once per problem bucket on a GPU, the deterministic choice otherwise). Every gradient element is written by exactly
+one program; the weight and bias gradients are reduced over the
 pixels in fixed splits whose partial sums are added in a fixed order, so repeated backward calls are bitwise
 identical (cuDNN's ConvTranspose2d backward is on torch's list of nondeterministic operations; this one is not).
 """
@@ -41,7 +43,10 @@ def activation_grad_plan(
 ) -> KernelPlan:
     """The launch that writes ``dz = dy * act'(.)``; all three dense with one element order."""
     if config is None:
-        config = configs.choose("activation_bwd", saved.dtype, {"BLOCK": saved.numel()})
+        config = configs.config_for(
+            "activation_bwd", saved.dtype, saved.device, {"BLOCK": saved.numel()},
+            lambda c: activation_grad_plan(dy, saved, dz, activation, negative_slope, config=c),
+        )  # fmt: skip
     args = dict(
         dy_ptr=dy, v_ptr=saved, dz_ptr=dz, NUMEL=saved.numel(), ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,
@@ -70,9 +75,11 @@ def input_grad_plan(
     c_in_g = c_in // params.groups
     rows = n * h * w
     if config is None:
-        config = configs.choose(
-            "conv_transpose2d_bwd_input", dz.dtype, {"BLOCK_M": rows, "BLOCK_N": c_in_g, "BLOCK_K": c_out_g}
-        )
+        sizes = {"BLOCK_M": rows, "BLOCK_N": c_in_g, "BLOCK_K": c_out_g}
+        config = configs.config_for(
+            "conv_transpose2d_bwd_input", dz.dtype, dz.device, sizes,
+            lambda c: input_grad_plan(dz, weight, dx, params, config=c, index64=index64),
+        )  # fmt: skip
     m_tiles = triton.cdiv(rows, config["BLOCK_M"])
     n_tiles = triton.cdiv(c_in_g, config["BLOCK_N"])
     (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
@@ -105,9 +112,11 @@ def weight_grad_plan(
     c_in_g = c_in // params.groups
     pixels = n * h * w
     if config is None:
-        config = configs.choose(
-            "conv_transpose2d_bwd_weight", x.dtype, {"BLOCK_M": c_in_g, "BLOCK_N": c_out_g, "BLOCK_K": pixels}
-        )
+        sizes = {"BLOCK_M": c_in_g, "BLOCK_N": c_out_g, "BLOCK_K": pixels}
+        config = configs.config_for(
+            "conv_transpose2d_bwd_weight", x.dtype, x.device, sizes,
+            lambda c: weight_grad_plan(x, dz, weight, params, splits=splits, config=c, index64=index64)[0],
+        )  # fmt: skip
     m_tiles = triton.cdiv(c_in_g, config["BLOCK_M"])
     n_tiles = triton.cdiv(c_out_g, config["BLOCK_N"])
     taps = kh * kw * params.groups
@@ -136,7 +145,10 @@ def bias_grad_plan(
     n, c, oh, ow = dz.shape
     pixels = n * oh * ow
     if config is None:
-        config = configs.choose("channel_sum", dz.dtype, {"BLOCK_P": pixels, "BLOCK_C": c})
+        config = configs.config_for(
+            "channel_sum", dz.dtype, dz.device, {"BLOCK_P": pixels, "BLOCK_C": c},
+            lambda cfg: bias_grad_plan(dz, splits=splits, config=cfg)[0],
+        )  # fmt: skip
     c_tiles = triton.cdiv(c, config["BLOCK_C"])
     if splits is None:
         splits = _splits(pixels, c_tiles, config["BLOCK_P"])
