@@ -282,6 +282,30 @@ def test_tune_ranks_winners_first_and_keeps_other_kernels():
     assert data[FWD]["16bit"] == [a, b, c, d]  # the input is not modified
 
 
+@pytest.mark.parametrize("name, channels", [("fcn8s-upscore8-dw", 4), ("unet-up4-k2s2", 16)])
+def test_tune_layer_tunes_the_kernel_the_launcher_runs(name, channels):
+    # The GPU part stood in for: CPU tensors under the interpreter, and a benchmark that picks the last candidate.
+    from triton_convt import layers, tune, workmodel
+
+    layer = layers.select([name])[0].scaled(pixels=9, channels=channels).layer
+    kernel = tune.kernel_of(layer)
+    assert kernel == ("conv_transpose2d_fwd_depthwise" if layer.c_in_g == 1 else FWD)
+    sm90 = configs.load("sm90")  # lists the GEMM kernel only: the depthwise candidates come from default.json
+    candidates = configs.prune(tune.candidates_of(sm90, kernel, "fp32"), "fp32", workmodel.problem_sizes(layer),
+                               227 * 1024)  # fmt: skip
+    benchmarked = []
+    got = tune.tune_layer(layer, torch.float32, "nchw", sm90, 227 * 1024, device="cpu",
+                          benchmark=lambda plans: benchmarked.extend(plans) or len(plans) - 1)  # fmt: skip
+    assert got == candidates[-1]
+    if len(candidates) > 1:  # every candidate was correct and went to the benchmark as a launch of its kernel
+        blocks = [{k: v for k, v in p.args.items() if k.startswith("BLOCK")} for p in benchmarked]
+        assert blocks == [{k: v for k, v in c.items() if k.startswith("BLOCK")} for c in candidates]
+    else:
+        assert benchmarked == [] and kernel == "conv_transpose2d_fwd_depthwise"
+    merged = tune.merge_all(sm90, "fp32", {kernel: [got]})
+    assert merged[kernel]["fp32"][0] == got and set(merged[kernel]) == set(configs.load("default")[kernel])
+
+
 def test_tune_without_a_gpu_exits_with_a_message_and_changes_nothing(tmp_path):
     import subprocess
     import sys

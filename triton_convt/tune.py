@@ -1,12 +1,13 @@
-"""Tune the forward kernel's configs on a GPU for the report's layer set and write the winners back.
+"""Tune the forward kernels' configs on a GPU for the report's layer set and write the winners back.
 
 ``python -m triton_convt.tune [--dtype float16 ...]`` (CUDA GPU required). For each layer of
-:data:`triton_convt.workmodel.LAYERS`, each dtype and both layouts, every candidate of the device's config file
-that fits the problem and the device (:func:`triton_convt.configs.prune`) is run once and checked against torch,
-then benchmarked with ``triton.autotune`` (:func:`triton_convt.configs.autotune_plans`). The file
-(``autotune_configs/sm<major><minor>.json``, created from ``default.json``'s candidates if the capability has
-none) is rewritten with the winners first, most wins first (:func:`merge_winners`); the other candidates stay
-after them and every other kernel's entry is kept as it was. Without a GPU it exits with status 2 and says so.
+:data:`triton_convt.workmodel.LAYERS`, each dtype and both layouts, the forward kernel the launcher runs for it
+(the GEMM kernel, or the depthwise one for one input channel per group) is tuned: every candidate of the device's
+config file that fits the problem and the device (:func:`triton_convt.configs.prune`) is run once and checked
+against torch, then benchmarked with ``triton.autotune`` (:func:`triton_convt.configs.autotune_plans`). The file
+(``autotune_configs/sm<major><minor>.json``; ``default.json``'s candidates for a kernel the file does not list yet)
+is rewritten with the winners first, most wins first (:func:`merge_winners`); the other candidates stay after them
+and every other kernel's entry is kept as it was. Without a GPU it exits with status 2 and says so.
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ import torch
 import torch.nn.functional as F
 
 from . import configs, workmodel
-from .launcher import allocate_output, forward_plan
+from .launcher import allocate_output, plan
 from .validation import check_call
 
-KERNEL = "conv_transpose2d_fwd"
+#: The kernel the launcher runs for a layer: the depthwise one for one input channel per group.
+GEMM, DEPTHWISE = "conv_transpose2d_fwd", "conv_transpose2d_fwd_depthwise"
+
+
+def kernel_of(layer: workmodel.Layer) -> str:
+    return DEPTHWISE if workmodel.is_depthwise(layer) else GEMM
 
 
 def merge_winners(data: dict, kernel: str, dtype_cls: str, winners: list[dict]) -> dict:
@@ -41,6 +47,16 @@ def merge_winners(data: dict, kernel: str, dtype_cls: str, winners: list[dict]) 
     return {**data, kernel: {**data[kernel], dtype_cls: first + rest}}
 
 
+def merge_all(data: dict, dtype_cls: str, winners: dict[str, list[dict]]) -> dict:
+    """:func:`merge_winners` for each kernel of ``winners`` (kernel key -> winners); a kernel the file does not
+    list yet starts from ``default.json``'s candidates."""
+    for kernel, won in winners.items():
+        if kernel not in data:
+            data = {**data, kernel: dict(configs.load("default")[kernel])}
+        data = merge_winners(data, kernel, dtype_cls, won)
+    return data
+
+
 def layer_tensors(layer: workmodel.Layer, dtype: torch.dtype, layout: str, device: str):
     """Random input, weight and bias of ``layer`` on ``device``, the input in ``layout``."""
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
@@ -50,13 +66,22 @@ def layer_tensors(layer: workmodel.Layer, dtype: torch.dtype, layout: str, devic
     return x, w, b
 
 
-def tune_layer(layer: workmodel.Layer, dtype: torch.dtype, layout: str, target: str, shared_limit: int) -> dict:
-    """The fastest correct candidate of ``target``'s file for one layer, dtype and layout (on the current GPU)."""
-    x, w, b = layer_tensors(layer, dtype, layout, "cuda")
+def candidates_of(data: dict, kernel: str, dtype_cls: str) -> list[dict]:
+    """A loaded config file's candidates for ``kernel``, or ``default.json``'s if the file does not list it."""
+    return (data if kernel in data else configs.load("default"))[kernel][dtype_cls]
+
+
+def tune_layer(
+    layer: workmodel.Layer, dtype: torch.dtype, layout: str, data: dict, shared_limit: int, device: str = "cuda",
+    benchmark=configs.autotune_plans,
+) -> dict:
+    """The fastest correct candidate of the config file ``data`` for one layer, dtype and layout, for the kernel
+    the launcher runs for it (:func:`kernel_of`). ``device`` and ``benchmark`` are parameters for the tests."""
+    x, w, b = layer_tensors(layer, dtype, layout, device)
     params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
     y = allocate_output(x, w, params)
-    cls = configs.dtype_class(dtype)
-    candidates = configs.prune(configs.load(target)[KERNEL][cls], cls, workmodel.problem_sizes(layer), shared_limit)
+    cls, kernel = configs.dtype_class(dtype), kernel_of(layer)
+    candidates = configs.prune(candidates_of(data, kernel, cls), cls, workmodel.problem_sizes(layer), shared_limit)
     reference = F.conv_transpose2d(x.double(), w.double(), b.double(), layer.stride, layer.padding,
                                    layer.output_padding, layer.groups, layer.dilation)  # fmt: skip
     from .checking import tolerance  # the shared tolerances (TF32 on a GPU included)
@@ -64,15 +89,15 @@ def tune_layer(layer: workmodel.Layer, dtype: torch.dtype, layout: str, target: 
     tol, scale = tolerance(dtype, x.device), max(1.0, reference.abs().max().item())
     correct = []
     for config in candidates:
-        plan = forward_plan(x, w, b, y, params, config=config)
-        plan.launch()
+        launch = plan(x, w, b, y, params, config=config)
+        launch.launch()
         if torch.allclose(y.double(), reference, rtol=tol, atol=tol * scale):
-            correct.append((config, plan))
+            correct.append((config, launch))
         else:
             print(f"  {layer.name} {layout}: config {config} gives a wrong result; not a candidate", file=sys.stderr)
     if not correct:
-        raise RuntimeError(f"no correct {KERNEL} config for {layer.name} ({dtype}, {layout})")
-    best = configs.autotune_plans([plan for _, plan in correct]) if len(correct) > 1 else 0
+        raise RuntimeError(f"no correct {kernel} config for {layer.name} ({dtype}, {layout})")
+    best = benchmark([launch for _, launch in correct]) if len(correct) > 1 else 0
     return correct[best][0]
 
 
@@ -91,16 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     target = f"sm{capability[0]}{capability[1]}"
     source = target if target in configs.available_targets() else "default"
     data = configs.load(source)
-    if source != target:  # a new file for this capability, from default's candidates for this kernel only
-        data = {"triton": data["triton"], "target": target, "about": f"Tuned on {name}.", KERNEL: data[KERNEL]}
+    if source != target:  # a new file for this capability, with default's candidates of the kernels it tunes
+        data = {"triton": data["triton"], "target": target, "about": f"Tuned on {name}."}
     for dtype_name in args.dtype or ["float16", "float32"]:
         dtype = getattr(torch, dtype_name)
-        winners = []
+        cls = configs.dtype_class(dtype)
+        winners = collections.defaultdict(list)
         for layer in workmodel.LAYERS:
             for layout in ("channels_last", "nchw"):
-                winners.append(tune_layer(layer, dtype, layout, source, shared_limit))
-                print(f"{layer.name} {dtype_name} {layout}: {winners[-1]}")
-        data = merge_winners(data, KERNEL, configs.dtype_class(dtype), winners)
+                winners[kernel_of(layer)].append(tune_layer(layer, dtype, layout, data, shared_limit))
+                print(f"{layer.name} {dtype_name} {layout}: {winners[kernel_of(layer)][-1]}")
+        data = merge_all(data, cls, winners)
     # A string, not a dict: every dict entry of a config file is a kernel key.
     data["tuned_on"] = f"{name}, torch {torch.__version__}, layers {', '.join(l.name for l in workmodel.LAYERS)}"
     path = os.path.join(args.configs, f"{target}.json")
