@@ -9,7 +9,7 @@ from helpers import assert_close_to_reference
 from torch import nn
 
 import triton_convt
-from triton_convt import backward, configs, launcher
+from triton_convt import backward, configs
 from triton_convt.activations import ACTIVATIONS
 from triton_convt.validation import check_call
 

@@ -288,13 +288,14 @@ def test_tune_layer_tunes_the_kernel_the_launcher_runs(name, channels):
     from triton_convt import layers, tune, workmodel
 
     layer = layers.select([name])[0].scaled(pixels=9, channels=channels).layer
-    kernel = tune.kernel_of(layer)
+    kernel = workmodel.kernel_of(layer)
     assert kernel == ("conv_transpose2d_fwd_depthwise" if layer.c_in_g == 1 else FWD)
-    sm90 = configs.load("sm90")  # lists the GEMM kernel only: the depthwise candidates come from default.json
-    candidates = configs.prune(tune.candidates_of(sm90, kernel, "fp32"), "fp32", workmodel.problem_sizes(layer),
-                               227 * 1024)  # fmt: skip
+    # sm90.json lists the GEMM kernel only: the depthwise candidates come from default.json.
+    assert configs.source(kernel, "sm90") == ("default" if layer.c_in_g == 1 else "sm90")
+    listed = configs.load(configs.source(kernel, "sm90"))[kernel]["fp32"]
+    candidates = configs.prune(listed, "fp32", workmodel.problem_sizes(layer), 227 * 1024)
     benchmarked = []
-    got = tune.tune_layer(layer, torch.float32, "nchw", sm90, 227 * 1024, device="cpu",
+    got = tune.tune_layer(layer, torch.float32, "nchw", "sm90", 227 * 1024, device="cpu",
                           benchmark=lambda plans: benchmarked.extend(plans) or len(plans) - 1)  # fmt: skip
     assert got == candidates[-1]
     if len(candidates) > 1:  # every candidate was correct and went to the benchmark as a launch of its kernel
@@ -302,6 +303,7 @@ def test_tune_layer_tunes_the_kernel_the_launcher_runs(name, channels):
         assert blocks == [{k: v for k, v in c.items() if k.startswith("BLOCK")} for c in candidates]
     else:
         assert benchmarked == [] and kernel == "conv_transpose2d_fwd_depthwise"
+    sm90 = configs.load("sm90")
     merged = tune.merge_all(sm90, "fp32", {kernel: [got]})
     assert merged[kernel]["fp32"][0] == got and set(merged[kernel]) == set(configs.load("default")[kernel])
 

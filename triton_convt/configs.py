@@ -65,6 +65,12 @@ def available_targets() -> list[str]:
     return sorted(p.name[: -len(".json")] for p in resources.files(PACKAGE).iterdir() if p.name.endswith(".json"))
 
 
+def source(kernel: str, target: str) -> str:
+    """The file ``kernel``'s candidates come from on ``target``: its own, or ``default`` when it does not list the
+    kernel (a file need not list every kernel; ``sm80``/``sm90`` list the forward GEMM kernel only)."""
+    return target if kernel in load(target) else "default"
+
+
 def kernel_keys(data: dict) -> list[str]:
     """The kernel keys of a loaded config file (every entry whose value is a dict of dtype classes), in file order.
 
@@ -303,9 +309,7 @@ def config_for(
     if device.type != "cuda" or triton.knobs.runtime.interpret:
         return choose(kernel, dtype, sizes)
     capability, name, shared_limit = limits or device_limits(device)
-    target = target_for(capability, name, available_targets())
-    if kernel not in load(target):  # a file need not list every kernel
-        target = "default"
+    target = source(kernel, target_for(capability, name, available_targets()))
     candidates = prune(load(target)[kernel][dtype_class(dtype)], dtype_class(dtype), sizes, shared_limit)
     if len(candidates) == 1:
         return dict(candidates[0])

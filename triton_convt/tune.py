@@ -26,12 +26,6 @@ from . import configs, workmodel
 from .launcher import allocate_output, plan
 from .validation import check_call
 
-#: The kernel the launcher runs for a layer: the depthwise one for one input channel per group.
-GEMM, DEPTHWISE = "conv_transpose2d_fwd", "conv_transpose2d_fwd_depthwise"
-
-
-def kernel_of(layer: workmodel.Layer) -> str:
-    return DEPTHWISE if workmodel.is_depthwise(layer) else GEMM
 
 
 def merge_winners(data: dict, kernel: str, dtype_cls: str, winners: list[dict]) -> dict:
@@ -66,22 +60,19 @@ def layer_tensors(layer: workmodel.Layer, dtype: torch.dtype, layout: str, devic
     return x, w, b
 
 
-def candidates_of(data: dict, kernel: str, dtype_cls: str) -> list[dict]:
-    """A loaded config file's candidates for ``kernel``, or ``default.json``'s if the file does not list it."""
-    return (data if kernel in data else configs.load("default"))[kernel][dtype_cls]
-
-
 def tune_layer(
-    layer: workmodel.Layer, dtype: torch.dtype, layout: str, data: dict, shared_limit: int, device: str = "cuda",
+    layer: workmodel.Layer, dtype: torch.dtype, layout: str, target: str, shared_limit: int, device: str = "cuda",
     benchmark=configs.autotune_plans,
 ) -> dict:
-    """The fastest correct candidate of the config file ``data`` for one layer, dtype and layout, for the kernel
-    the launcher runs for it (:func:`kernel_of`). ``device`` and ``benchmark`` are parameters for the tests."""
+    """The fastest correct candidate of ``target``'s candidates for one layer, dtype and layout, for the kernel the
+    launcher runs for it (:func:`triton_convt.workmodel.kernel_of`; :func:`triton_convt.configs.source` says which
+    file lists it). ``device`` and ``benchmark`` are parameters for the tests."""
     x, w, b = layer_tensors(layer, dtype, layout, device)
     params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
     y = allocate_output(x, w, params)
-    cls, kernel = configs.dtype_class(dtype), kernel_of(layer)
-    candidates = configs.prune(candidates_of(data, kernel, cls), cls, workmodel.problem_sizes(layer), shared_limit)
+    cls, kernel = configs.dtype_class(dtype), workmodel.kernel_of(layer)
+    listed = configs.load(configs.source(kernel, target))[kernel][cls]
+    candidates = configs.prune(listed, cls, workmodel.problem_sizes(layer), shared_limit)
     reference = F.conv_transpose2d(x.double(), w.double(), b.double(), layer.stride, layer.padding,
                                    layer.output_padding, layer.groups, layer.dilation)  # fmt: skip
     from .checking import tolerance  # the shared tolerances (TF32 on a GPU included)
@@ -124,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         winners = collections.defaultdict(list)
         for layer in workmodel.LAYERS:
             for layout in ("channels_last", "nchw"):
-                winners[kernel_of(layer)].append(tune_layer(layer, dtype, layout, data, shared_limit))
-                print(f"{layer.name} {dtype_name} {layout}: {winners[kernel_of(layer)][-1]}")
+                won = winners[workmodel.kernel_of(layer)]
+                won.append(tune_layer(layer, dtype, layout, source, shared_limit))
+                print(f"{layer.name} {dtype_name} {layout}: {won[-1]}")
         data = merge_all(data, cls, winners)
     # A string, not a dict: every dict entry of a config file is a kernel key.
     data["tuned_on"] = f"{name}, torch {torch.__version__}, layers {', '.join(l.name for l in workmodel.LAYERS)}"

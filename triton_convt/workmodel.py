@@ -160,6 +160,11 @@ def is_depthwise(layer: Layer) -> bool:
     return layer.c_in_g == 1
 
 
+def kernel_of(layer: Layer) -> str:
+    """The config key of the forward kernel the launcher runs for ``layer``."""
+    return "conv_transpose2d_fwd_depthwise" if is_depthwise(layer) else "conv_transpose2d_fwd"
+
+
 def problem_sizes(layer: Layer) -> dict[str, int]:
     """The extents the forward launcher fits tiles to: rows of the largest phase, and output and input channels per
     group (the GEMM kernel), or (pixel, channel) elements of the largest phase (the depthwise kernel)."""
@@ -174,8 +179,8 @@ def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default") -
     """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` (``default.json`` when
     that file does not list the kernel) without tuning (:func:`triton_convt.configs.choose`; on a GPU the tuner
     chooses among the fitting ones)."""
-    kernel = "conv_transpose2d_fwd_depthwise" if is_depthwise(layer) else "conv_transpose2d_fwd"
-    return configs.choose(kernel, dtype, problem_sizes(layer), target if kernel in configs.load(target) else "default")
+    kernel = kernel_of(layer)
+    return configs.choose(kernel, dtype, problem_sizes(layer), configs.source(kernel, target))
 
 
 def report(targets: list[str], dtype: torch.dtype) -> str:
