@@ -12,15 +12,15 @@ os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from triton_convt import launcher  # noqa: E402
+from triton_convt import launch  # noqa: E402
 
-assert launcher.interpreter_active(), "triton_convt was imported before conftest set TRITON_INTERPRET=1"
+assert launch.interpreter_active(), "triton_convt was imported before conftest set TRITON_INTERPRET=1"
 
 @pytest.fixture
 def count_launches():
     """Returns a function giving the number of Triton launches since the test started."""
-    start = launcher.launch_count()
-    return lambda: launcher.launch_count() - start
+    start = launch.launch_count()
+    return lambda: launch.launch_count() - start
 
 
 @pytest.fixture(autouse=True)

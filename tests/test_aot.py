@@ -1,6 +1,6 @@
-"""The forward kernel's int64 index path compiles for sm_80 and sm_90 without a GPU, and ``python -m
-triton_convt.aot`` reports the build the launcher would pick. Every shipped config, in every dtype and layout,
-is compiled by ``tests/test_profile.py``; this adds the int64 path, which the profile does not build."""
+"""The forward kernel's int64 index path compiles for sm_80 and sm_90 without a GPU, and ``triton-convt-profile
+--picked`` reports the build the launcher would pick. Every shipped config, in every dtype and layout, is compiled
+by ``tests/test_profile.py``; this adds the int64 path, which that profile does not build."""
 
 import json
 import os
@@ -9,17 +9,19 @@ import sys
 
 import pytest
 
-from triton_convt.aot import SHARED_LIMIT
+from triton_convt.tools.aot import SHARED_LIMIT
 
 
 @pytest.fixture(scope="module")
-def builds():
+def builds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("picked")
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "TRITON_DEFAULT_FP_FUSION")}
-    cmd = [sys.executable, "-m", "triton_convt.aot", "--arch", "80", "--arch", "90", "--dtype", "float16",
-           "--layout", "channels_last"]  # fmt: skip
+    cmd = [sys.executable, "-m", "triton_convt.tools.profile", "--picked", "--arch", "sm80", "--arch", "sm90",
+           "--dtype", "float16", "--layout", "channels_last", "--out", str(out)]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads(line) for line in done.stdout.splitlines()]  # nothing but JSON on stdout
+    assert (out / "profile.md").read_text().strip() in done.stdout  # a table, not raw JSON
+    return json.loads((out / "profile.json").read_text())["builds"]
 
 
 def test_both_targets_and_both_index_widths_compile(builds):
@@ -37,6 +39,6 @@ def test_builds_fit_shared_memory_use_tensor_cores_and_do_not_spill(builds, arch
 
 def test_refuses_to_run_under_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run([sys.executable, "-m", "triton_convt.aot", "--arch", "80"], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    cmd = [sys.executable, "-m", "triton_convt.tools.profile", "--picked", "--arch", "sm80", "--out", "unused"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "TRITON_INTERPRET" in done.stderr

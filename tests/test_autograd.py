@@ -9,9 +9,10 @@ from helpers import assert_close_to_reference
 from torch import nn
 
 import triton_convt
-from triton_convt import backward, configs
+from triton_convt.launch import configs
+from triton_convt.launch import conv_transpose_bwd as backward
 from triton_convt.activations import ACTIVATIONS
-from triton_convt.validation import check_call
+from triton_convt.functional.conv_transpose import check_call
 
 # name: (input shape, weight shape, keyword arguments); small, because gradcheck evaluates the op many times.
 GRAD_CASES = {
@@ -248,8 +249,8 @@ def test_cpu_fallback_runs_torch_and_backpropagates(tmp_path):
     script = tmp_path / "fallback.py"
     script.write_text(
         "import torch, torch.nn.functional as F, triton_convt\n"
-        "from triton_convt import launcher\n"
-        "assert not launcher.interpreter_active()\n"
+        "from triton_convt import launch\n"
+        "assert not launch.interpreter_active()\n"
         "x = torch.randn(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)\n"
         "w = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)\n"
         "y = triton_convt.conv_transpose2d(x, w, stride=2, activation='gelu')\n"
@@ -258,7 +259,7 @@ def test_cpu_fallback_runs_torch_and_backpropagates(tmp_path):
         "g = torch.autograd.grad(y.sum(), (x, w))\n"
         "r = torch.autograd.grad(ref.sum(), (x, w))\n"
         "torch.testing.assert_close(g, r)\n"
-        "assert launcher.launch_count() == 0\n"
+        "assert launch.launch_count() == 0\n"
         "print('fallback ok')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 import triton
 
-from triton_convt import configs, launcher
-from triton_convt.launcher import allocate_output, forward_plan
-from triton_convt.validation import check_call
+from triton_convt import launch
+from triton_convt.launch import configs
+from triton_convt.launch.conv_transpose_fwd import allocate_output, forward_plan
+from triton_convt.functional.conv_transpose import check_call
 
 from helpers import assert_close_to_reference
 
@@ -116,7 +117,7 @@ def test_the_interpreter_runs_the_first_fitting_default_config():
     plan, (x, *_rest) = _plan()
     sizes = {"BLOCK_M": 2 * 5 * 7, "BLOCK_N": 12, "BLOCK_K": 8}  # phase 0 of a 10 x 14 output
     expected = configs.choose(FWD, x.dtype, sizes)
-    assert launcher.interpreter_active() and expected in configs.load("default")[FWD]["fp32"]
+    assert launch.interpreter_active() and expected in configs.load("default")[FWD]["fp32"]
     assert {k: v for k, v in plan.args.items() if k.startswith("BLOCK")} == {
         k: v for k, v in expected.items() if k.startswith("BLOCK")
     }
@@ -272,7 +273,7 @@ def test_every_shipped_config_is_correct_under_the_interpreter(dtype, config, co
 
 
 def test_tune_ranks_winners_first_and_keeps_other_kernels():
-    from triton_convt.tune import merge_winners
+    from triton_convt.tools.tune import merge_winners
 
     a, b, c, d = CANDIDATES
     data = {"triton": "x", FWD: {"16bit": [a, b, c, d], "fp32": [a]}, "other_kernel": {"16bit": [d]}}
@@ -285,7 +286,7 @@ def test_tune_ranks_winners_first_and_keeps_other_kernels():
 @pytest.mark.parametrize("name, channels", [("fcn8s-upscore8-dw", 4), ("unet-up4-k2s2", 16)])
 def test_tune_layer_tunes_the_kernel_the_launcher_runs(name, channels):
     # The GPU part stood in for: CPU tensors under the interpreter, and a benchmark that picks the last candidate.
-    from triton_convt import layers, tune, workmodel
+    from triton_convt.tools import layers, tune, workmodel
 
     layer = layers.select([name])[0].scaled(pixels=9, channels=channels).layer
     kernel = workmodel.kernel_of(layer)
@@ -312,7 +313,7 @@ def test_tune_without_a_gpu_exits_with_a_message_and_changes_nothing(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "triton_convt.tune", "--configs", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "triton_convt.tools.tune", "--configs", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 2 and "GPU" in done.stderr
     assert list(tmp_path.iterdir()) == []

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from helpers import assert_close_to_reference
 
 import triton_convt
-from triton_convt import configs, launcher
-from triton_convt.validation import check_call
+from triton_convt.launch import configs, conv_transpose_fwd
+from triton_convt.functional.conv_transpose import check_call
 
 # name: (input shape, channel multiplier, kernel, keyword arguments)
 CASES = {
@@ -23,7 +23,7 @@ CASES = {
 def test_depthwise_kernel_runs_and_matches_torch(name, layout, count_launches, monkeypatch):
     shape, mult, kernel, kwargs = CASES[name]
     chosen = []
-    monkeypatch.setattr(launcher, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k))
+    monkeypatch.setattr(conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k))
     x = torch.randn(shape)
     if layout == "channels_last":
         x = x.to(memory_format=torch.channels_last)
@@ -35,7 +35,7 @@ def test_depthwise_kernel_runs_and_matches_torch(name, layout, count_launches, m
     assert y.stride() == F.conv_transpose2d(x, w, b, groups=shape[1], **kwargs).stride()
 
 
-_depthwise_plan = launcher.depthwise_plan
+_depthwise_plan = conv_transpose_fwd.depthwise_plan
 
 
 def _shipped():
@@ -51,8 +51,8 @@ def test_every_shipped_depthwise_config_is_correct(dtype, config, count_launches
     x = torch.randn(2, 20, 9, 7, dtype=dtype)
     w, b = torch.randn(20, 2, 4, 4, dtype=dtype), torch.randn(40, dtype=dtype)
     params = check_call(x, w, b, 2, 1, 0, 20, 1)
-    y = launcher.allocate_output(x, w, params)
-    launcher.depthwise_plan(x, w, b, y, params, activation="silu", config=config).launch()
+    y = conv_transpose_fwd.allocate_output(x, w, params)
+    conv_transpose_fwd.depthwise_plan(x, w, b, y, params, activation="silu", config=config).launch()
     assert count_launches() == 1
     ref = F.silu(F.conv_transpose2d(x.double(), w.double(), b.double(), stride=2, padding=1, groups=20))
     assert_close_to_reference(y, ref)
@@ -60,6 +60,6 @@ def test_every_shipped_depthwise_config_is_correct(dtype, config, count_launches
 
 def test_grouped_layers_with_several_input_channels_keep_the_gemm_kernel(monkeypatch):
     chosen = []
-    monkeypatch.setattr(launcher, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k))
+    monkeypatch.setattr(conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k))
     triton_convt.conv_transpose2d(torch.randn(1, 4, 3, 3), torch.randn(4, 1, 3, 3), groups=2)
     assert chosen == []

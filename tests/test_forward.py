@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import triton_convt
-from triton_convt import launcher
+from triton_convt.launch import conv_transpose_fwd
 
 from helpers import assert_close_to_reference
 
@@ -187,16 +187,16 @@ def test_output_size_restores_downsampled_size(count_launches):
 
 def test_int64_index_path_gives_the_same_result():
     """The int64 path (taken for tensors spanning 2^31 elements) forced on a small problem."""
-    from triton_convt.validation import check_call
+    from triton_convt.functional.conv_transpose import check_call
 
     case = CASES["opinfo-groups2-d4-s3x2"]
     x, w, b = case.tensors()
     params = check_call(x, w, b, **{k: case.kwargs[k] for k in ("stride", "padding", "output_padding", "groups",
                                                                    "dilation")})
-    y32 = launcher.allocate_output(x, w, params)
-    y64 = launcher.allocate_output(x, w, params)
-    plan32 = launcher.forward_plan(x, w, b, y32, params)
-    plan64 = launcher.forward_plan(x, w, b, y64, params, index64=True)
+    y32 = conv_transpose_fwd.allocate_output(x, w, params)
+    y64 = conv_transpose_fwd.allocate_output(x, w, params)
+    plan32 = conv_transpose_fwd.forward_plan(x, w, b, y32, params)
+    plan64 = conv_transpose_fwd.forward_plan(x, w, b, y64, params, index64=True)
     assert str(plan32.args["INDEX_DTYPE"]) == "int32" and str(plan64.args["INDEX_DTYPE"]) == "int64"
     plan32.launch()
     plan64.launch()

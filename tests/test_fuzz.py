@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import triton_convt
-from triton_convt import launcher
+from triton_convt import launch
 from triton_convt.activations import ACTIVATIONS
 
 EXAMPLES = int(os.environ.get("TRITON_CONVT_FUZZ_EXAMPLES", "200"))
@@ -125,9 +125,9 @@ def test_forward_matches_torch(case):
     if case.layout == "out-view-in-buffer":
         buf = torch.full([s + 2 for s in expected.shape], SENTINEL, dtype=x.dtype)
         out = buf[tuple(slice(1, 1 + s) for s in expected.shape)]
-    start = launcher.launch_count()
+    start = launch.launch_count()
     y = triton_convt.conv_transpose2d(x, w, b, **case.kwargs(), activation=case.activation, out=out)
-    assert launcher.launch_count() - start == (1 if expected.numel() else 0)
+    assert launch.launch_count() - start == (1 if expected.numel() else 0)
     assert y.dtype == x.dtype
     assert_close_to_reference(y, expected)
     if buf is not None:

@@ -11,9 +11,9 @@ from helpers import SENTINEL, assert_matches_nonfinite, bits
 from test_errors import INVALID
 
 import triton_convt
-from triton_convt import launcher
+from triton_convt.launch import conv_transpose_fwd, kernel_plan
 from triton_convt.activations import ACTIVATIONS
-from triton_convt.validation import check_call
+from triton_convt.functional.conv_transpose import check_call
 
 # The interpreter runs tiles on numpy, which warns at every 0 * inf or inf - inf these tests produce on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -221,7 +221,7 @@ def test_int64_is_chosen_by_the_largest_offset(name):
     """Offsets, not element counts, decide: a zero-stride expand of 2^40 elements stays int32, a 16-element view
     at storage offset 2^31 - 15 does not."""
     t, expected = SPANS[name]
-    assert launcher._spans_int32(t) is expected
+    assert kernel_plan._spans_int32(t) is expected
 
 
 @pytest.mark.parametrize(
@@ -239,6 +239,6 @@ def test_forward_plan_takes_int64_for_the_output_alone(name, c_out, out_offset, 
     params = check_call(x, w, None, 2, 0, 0, c_out or 1, 1)
     n, c, h, wd = 1, w.shape[1] * params.groups, *params.output_hw(tuple(x.shape[2:]))
     y = meta((n, c, h, wd), offset=out_offset)
-    plan = launcher.forward_plan(x, w, None, y, params)
-    assert not any(launcher._spans_int32(t) for t in (x, w))
+    plan = conv_transpose_fwd.forward_plan(x, w, None, y, params)
+    assert not any(kernel_plan._spans_int32(t) for t in (x, w))
     assert str(plan.args["INDEX_DTYPE"]) == expected

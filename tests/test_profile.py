@@ -10,9 +10,10 @@ import sys
 import pytest
 import torch
 
-from triton_convt import configs
-from triton_convt.aot import DTYPE_VARIANTS, SAMPLE_PLANS, SHARED_LIMIT
-from triton_convt.profile import cubin_name
+from triton_convt.launch import configs
+from triton_convt.tools.aot import SHARED_LIMIT
+from triton_convt.tools.profile import cubin_name
+from triton_convt.tools.samples import DTYPE_VARIANTS, SAMPLE_PLANS
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def profile(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     # bfloat16 compiles to the same tiles, registers and spills as float16 (the profile command builds both; the
     # suite's time budget does not): float16 stands for the 16-bit class here.
-    cmd = [sys.executable, "-m", "triton_convt.profile", "--arch", "sm90", "--arch", "sm80", "--out", str(out),
+    cmd = [sys.executable, "-m", "triton_convt.tools.profile", "--arch", "sm90", "--arch", "sm80", "--out", str(out),
            "--dtype", "float16", "--dtype", "float32", "--dtype", "float64"]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert os.path.exists(out / "profile.json"), done.stderr[-3000:]

@@ -14,7 +14,7 @@ def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one():
     commands = readme_commands()
     assert len(commands) == 2, commands
     main_job, tests = commands
-    assert "triton_convt.report" in main_job
+    assert "triton-convt-report" in main_job
     assert "pytest" in tests
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert tests.strip() in ci_lines

@@ -9,8 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from triton_convt import layers, report, workmodel
-from triton_convt.report import Impl
+from triton_convt.tools import checking, layers, workmodel
+from triton_convt.tools.report import cli, cpu, gpu, render
+from triton_convt.tools.report import rows as vocab
+from triton_convt.tools.report.gpu import Impl
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -71,25 +73,25 @@ def test_cpu_report_end_to_end(tmp_path):
     out = tmp_path / "cpu"
     chosen = ["sam-up2-gelu", "odd-k3s2-d2"]
     argv = ["--layers", *chosen, "--dtypes", "float32", "--arch", "sm80", "--out", str(out), "--no-progress"]
-    assert report.main(argv) == 0
+    assert cli.main(argv) == 0
 
     rows = read_rows(out / "results.csv")
-    assert list(rows[0]) == list(report.COLUMNS)
-    checks = [r for r in rows if r["kind"] == report.CHECK]
-    model = [r for r in rows if r["kind"] == report.MODEL]
-    assert not [r for r in rows if r["kind"] == report.MEASURED] and not any(r["median_ms"] for r in rows)
-    assert {(r["layer"], r["layout"]) for r in checks} == {(n, l) for n in chosen for l in report.LAYOUTS}
+    assert list(rows[0]) == list(vocab.COLUMNS)
+    checks = [r for r in rows if r["kind"] == vocab.CHECK]
+    model = [r for r in rows if r["kind"] == vocab.MODEL]
+    assert not [r for r in rows if r["kind"] == vocab.MEASURED] and not any(r["median_ms"] for r in rows)
+    assert {(r["layer"], r["layout"]) for r in checks} == {(n, l) for n in chosen for l in vocab.LAYOUTS}
     assert all(r["ok"] == "True" and float(r["max_rel_error"]) <= float(r["tolerance"]) for r in checks)
-    assert len(model) == len(chosen) * len(report.PEAKS) * 2  # fused and unfused per part
+    assert len(model) == len(chosen) * len(cpu.PEAKS) * 2  # fused and unfused per part
     spec = layers.select(["sam-up2-gelu"])[0]
     for r in model:
         if r["layer"] == spec.name:
-            peak = report.PEAKS[r["device"]]
+            peak = cpu.PEAKS[r["device"]]
             bound = max(spec.flops / (peak["tflops"]["float32"] * 1e12), float(r["bytes"]) / peak["bandwidth"])
             assert float(r["flops"]) == spec.flops and math.isclose(float(r["model_ms"]), bound * 1e3, rel_tol=1e-5)
             assert r["bound"] == "memory"  # 43 FLOP/B, below both ridge points
-        if r["impl"] == report.FUSED:  # the kernel's own bound counts the MACs it issues
-            peak = report.PEAKS[r["device"]]
+        if r["impl"] == vocab.FUSED:  # the kernel's own bound counts the MACs it issues
+            peak = cpu.PEAKS[r["device"]]
             issued = float(r["issued_over_useful"]) * float(r["flops"])
             kernel = max(issued / (peak["tflops"]["float32"] * 1e12), float(r["bytes"]) / peak["bandwidth"])
             assert math.isclose(float(r["kernel_model_ms"]), kernel * 1e3, rel_tol=1e-5)
@@ -103,13 +105,22 @@ def test_cpu_report_end_to_end(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert len(data["rows"]) == len(rows) and data["peaks"]["H100 SXM"]["bandwidth"] == 3.35e12
     builds = data["static_profile"]["builds"]
-    assert builds and all(b["arch"] == 80 and b["kernel"] == report.FORWARD and "error" not in b for b in builds)
+    assert builds and all(b["arch"] == 80 and b["kernel"] == vocab.FORWARD and "error" not in b for b in builds)
     assert (out / "profile" / "profile.md").exists()
     for png in ("roofline.png", "bytes.png", "checks.png"):
         content = (out / png).read_bytes()
         assert content.startswith(PNG_MAGIC) and len(content) > 10_000
     summary = (out / "summary.md").read_text()
     assert "4 of 4 checks passed" in summary and "not measured" in summary and "![roofline.png]" in summary
+
+    # A rerun writes the same bytes (the committed CPU report stays clean when it is regenerated on the same tree):
+    # nothing run-dependent (times, compile seconds, uninitialised sample weights) reaches a file.
+    again = tmp_path / "again"
+    assert cli.main(argv[:-3] + ["--out", str(again), "--no-progress"]) == 0
+    written = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and "cubins" not in p.parts)
+    assert written == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file() and "cubins" not in p.parts)
+    for name in written:
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
 
 
 def fake_timer(times):
@@ -125,23 +136,23 @@ def fake_timer(times):
 
 def small_case(dtype=torch.float32):
     spec = layers.select(["sam-up2-gelu"])[0].scaled()
-    return spec, *report.make_inputs(spec, dtype, "channels_last", "cpu")
+    return spec, *vocab.make_inputs(spec, dtype, "channels_last", "cpu")
 
 
 def test_measure_case_checks_times_and_flags_a_wrong_output():
     spec, x, w, b = small_case()
-    right = report.implementations(spec, x, w, b, ["triton_convt", "cudnn"])
+    right = gpu.implementations(spec, x, w, b, ["triton_convt", "cudnn"])
     wrong = Impl("wrong", lambda: right[1].fn() * 1.01)
     broken = Impl("broken", lambda: 1 / 0)
     timer, calls = fake_timer({right[0].fn: (1.0, 0.9, 1.2), right[1].fn: (2.0, 1.9, 2.5), wrong.fn: (0.1, 0.1, 0.1)})
-    rows = {r["impl"]: r for r in report.measure_case(spec, x, w, b, right + [wrong, broken], timer, "fake")}
+    rows = {r["impl"]: r for r in gpu.measure_case(spec, x, w, b, right + [wrong, broken], timer, "fake")}
 
     assert calls == [right[0].fn, right[1].fn]  # wrong outputs are not timed
     ours, cudnn = rows["triton_convt"], rows["cudnn"]
-    assert ours["ok"] and cudnn["ok"] and ours["layout"] == "channels_last" and ours["kind"] == report.MEASURED
+    assert ours["ok"] and cudnn["ok"] and ours["layout"] == "channels_last" and ours["kind"] == vocab.MEASURED
     assert (ours["median_ms"], ours["q20_ms"], ours["q80_ms"]) == (1.0, 0.9, 1.2)
     assert ours["tflops"] == pytest.approx(spec.flops / 1e-3 / 1e12)
-    assert ours["gbps"] == pytest.approx(report.chain_bytes(spec, 4)["fused"] / 1e-3 / 1e9)
+    assert ours["gbps"] == pytest.approx(workmodel.spec_traffic(spec, 4)["fused"] / 1e-3 / 1e9)
     assert ours["speedup_vs_cudnn"] == 2.0 and ours["speedup_vs_best_torch"] == 2.0 and cudnn["speedup_vs_cudnn"] == 1.0
     assert not rows["wrong"]["ok"] and rows["wrong"]["max_rel_error"] > rows["wrong"]["tolerance"]
     assert "median_ms" not in rows["wrong"] and "speedup_vs_cudnn" not in rows["wrong"]
@@ -151,13 +162,13 @@ def test_measure_case_checks_times_and_flags_a_wrong_output():
 def test_cudnn_benchmark_is_set_for_each_implementation_and_restored():
     spec, x, w, b = small_case()
     seen = {}
-    impls = report.implementations(spec, x, w, b, ["cudnn", "cudnn_benchmark"])
+    impls = gpu.implementations(spec, x, w, b, ["cudnn", "cudnn_benchmark"])
     for impl in impls:
         fn = impl.fn
         impl.fn = lambda fn=fn, name=impl.name: seen.setdefault(name, torch.backends.cudnn.benchmark) is not None and fn()
     before = torch.backends.cudnn.benchmark
     timer = lambda fn: (1.0, 1.0, 1.0)  # noqa: E731
-    report.measure_case(spec, x, w, b, impls, timer, "fake")
+    gpu.measure_case(spec, x, w, b, impls, timer, "fake")
     assert seen == {"cudnn": False, "cudnn_benchmark": True} and torch.backends.cudnn.benchmark == before
 
 
@@ -165,8 +176,8 @@ def test_fp32_tolerance_follows_tf32_only_on_cuda():
     cudnn = torch.backends.cudnn
     with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
                      allow_tf32=True):
-        assert report.checking.tolerance(torch.float32, "cuda") == report.checking.TF32_TOLERANCE
-        assert report.checking.tolerance(torch.float32, "cpu") == report.checking.TOLERANCE[torch.float32]
+        assert checking.tolerance(torch.float32, "cuda") == checking.TF32_TOLERANCE
+        assert checking.tolerance(torch.float32, "cpu") == checking.TOLERANCE[torch.float32]
 
 
 def test_gpu_loop_rows_render_from_csv(tmp_path):
@@ -180,12 +191,12 @@ def test_gpu_loop_rows_render_from_csv(tmp_path):
     rows = []
     for i, spec in enumerate(specs):
         timer.layer = i
-        rows += report.gpu_rows([spec], ["float16"], "cpu", timer, ["triton_convt", "cudnn", "cudnn_benchmark"], False)
+        rows += gpu.gpu_rows([spec], ["float16"], "cpu", timer, ["triton_convt", "cudnn", "cudnn_benchmark"], False)
     assert len(rows) == 2 * 2 * 3 and all(r["ok"] for r in rows)
     measured = tmp_path / "gpu"
-    report.write_results(rows, str(measured), {"gpu": "fake"}, None)
+    render.write_results(rows, str(measured), {"gpu": "fake"}, None)
     rendered = tmp_path / "again"
-    assert report.main(["--from-csv", str(measured / "results.csv"), "--out", str(rendered)]) == 0
+    assert cli.main(["--from-csv", str(measured / "results.csv"), "--out", str(rendered)]) == 0
     for png in ("throughput.png", "speedup.png"):
         assert (rendered / png).read_bytes().startswith(PNG_MAGIC)
     summary = (rendered / "summary.md").read_text()

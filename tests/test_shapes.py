@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from triton_convt import shapes
+from triton_convt.launch import shapes
 
 
 def brute_force_taps(kernel, stride, padding, dilation):

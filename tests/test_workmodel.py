@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from triton_convt import configs, workmodel
-from triton_convt.launcher import allocate_output, plan
-from triton_convt.validation import check_call
-from triton_convt.workmodel import Layer
+from triton_convt.launch import configs
+from triton_convt.launch.conv_transpose_fwd import allocate_output, plan
+from triton_convt.tools import workmodel
+from triton_convt.functional.conv_transpose import check_call
+from triton_convt.tools.layers import Layer
 
 SMALL = [
     Layer("k4-s2-p1", 2, 8, 6, (5, 7), (4, 4), stride=(2, 2), padding=(1, 1)),

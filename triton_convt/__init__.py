@@ -1,14 +1,17 @@
 """triton_convt: Triton kernels for PyTorch's transposed 2-D convolution (``nn.ConvTranspose2d``).
 
-The data path: :mod:`triton_convt.module` (the nn module and ``convert``) -> :mod:`triton_convt.op` (the functional
-op) -> :mod:`triton_convt.launcher` (config, grid, launch) -> :mod:`triton_convt.kernels.conv_transpose2d_fwd` (the
-phase-decomposed gather kernel) -> :mod:`triton_convt.kernels.epilogue` (bias, activation, cast, store). Shape and
-phase arithmetic: :mod:`triton_convt.shapes`.
+The data path, top down: :mod:`triton_convt.modules` (the nn module) and :mod:`triton_convt.converter`
+(``convert``) -> :mod:`triton_convt.functional` (the public functional API: argument normalisation and validation)
+-> :mod:`triton_convt.ops` (the ``torch.library`` ops and their autograd) -> :mod:`triton_convt.launch` (launch
+planning: shape and phase arithmetic, weight handling, config choice, grid, launch) -> :mod:`triton_convt.kernels`
+(the ``@triton.jit`` kernels, with the epilogue). The tools (report, static profile, tuning, work model, demo)
+live in :mod:`triton_convt.tools`, which importing this package does not load.
 """
 
 from .activations import ACTIVATIONS
-from .module import ConvTranspose2d, convert
-from .op import conv_transpose2d
+from .converter import convert
+from .functional import conv_transpose2d
+from .modules import ConvTranspose2d
 
 __version__ = "0.1.0"
 __all__ = ["ACTIVATIONS", "ConvTranspose2d", "conv_transpose2d", "convert"]

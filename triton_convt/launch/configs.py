@@ -4,7 +4,7 @@ A config file (``autotune_configs/<target>.json``) holds, per kernel key and dty
 a list of configs in order of preference; top-level entries that are not dicts ("triton", "target", "about",
 "tuned_on") describe the file. How a launch gets its config:
 
-* CPU tensors (the interpreter, and the AOT compiles of :mod:`triton_convt.aot`): :func:`choose` takes the first
+* CPU tensors (the interpreter, and the AOT compiles of :mod:`triton_convt.tools.aot`): :func:`choose` takes the first
   config of ``default.json`` whose tiles are not larger than the problem and pad it little (the least padded if
   none does). Exactly one config, deterministically: ``triton.autotune`` cannot benchmark without a GPU.
 * CUDA tensors: :func:`config_for` loads the file of the device (:func:`target_for`: by capability, then name,
@@ -179,7 +179,7 @@ def tuning_key(kernel: str, sizes: dict[str, int], plan: Any) -> str:
     kernel size, epilogue, ...), the dtype of its tensors, and which of its strides are 1 (the memory layout, as
     the JIT specialises it).
 
-    ``plan`` is a :class:`triton_convt.launcher.KernelPlan` built with any of the candidate configs.
+    ``plan`` is a :class:`.kernel_plan.KernelPlan` built with any of the candidate configs.
     """
     # The annotation names the constexprs both of a JITFunction and of the interpreter's InterpretedFunction.
     parameters = inspect.signature(plan.kernel.fn).parameters

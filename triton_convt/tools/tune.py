@@ -1,10 +1,10 @@
 """Tune the forward kernels' configs on a GPU for the report's layer set and write the winners back.
 
-``python -m triton_convt.tune [--dtype float16 ...]`` (CUDA GPU required). For each layer of
-:data:`triton_convt.workmodel.LAYERS`, each dtype and both layouts, the forward kernel the launcher runs for it
+``triton-convt-tune [--dtype float16 ...]`` (CUDA GPU required). For each layer of
+:data:`.workmodel.LAYERS`, each dtype and both layouts, the forward kernel the launcher runs for it
 (the GEMM kernel, or the depthwise one for one input channel per group) is tuned: every candidate of the device's
-config file that fits the problem and the device (:func:`triton_convt.configs.prune`) is run once and checked
-against torch, then benchmarked with ``triton.autotune`` (:func:`triton_convt.configs.autotune_plans`). The file
+config file that fits the problem and the device (:func:`triton_convt.launch.configs.prune`) is run once and checked
+against torch, then benchmarked with ``triton.autotune`` (:func:`triton_convt.launch.configs.autotune_plans`). The file
 (``autotune_configs/sm<major><minor>.json``; ``default.json``'s candidates for a kernel the file does not list yet)
 is rewritten with the winners first, most wins first (:func:`merge_winners`); the other candidates stay after them
 and every other kernel's entry is kept as it was. Without a GPU it exits with status 2 and says so.
@@ -22,11 +22,11 @@ from importlib import resources
 import torch
 import torch.nn.functional as F
 
-from . import configs, workmodel
-from .launcher import allocate_output, plan
-from .validation import check_call
-
-
+from ..functional.conv_transpose import check_call
+from ..launch import configs
+from ..launch.conv_transpose_fwd import allocate_output, plan
+from . import workmodel
+from .checking import tolerance
 
 def merge_winners(data: dict, kernel: str, dtype_cls: str, winners: list[dict]) -> dict:
     """``data`` (a loaded config file) with ``kernel``'s ``dtype_cls`` list reordered: configs that won a layer
@@ -65,7 +65,7 @@ def tune_layer(
     benchmark=configs.autotune_plans,
 ) -> dict:
     """The fastest correct candidate of ``target``'s candidates for one layer, dtype and layout, for the kernel the
-    launcher runs for it (:func:`triton_convt.workmodel.kernel_of`; :func:`triton_convt.configs.source` says which
+    launcher runs for it (:func:`.workmodel.kernel_of`; :func:`triton_convt.launch.configs.source` says which
     file lists it). ``device`` and ``benchmark`` are parameters for the tests."""
     x, w, b = layer_tensors(layer, dtype, layout, device)
     params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
@@ -75,8 +75,6 @@ def tune_layer(
     candidates = configs.prune(listed, cls, workmodel.problem_sizes(layer), shared_limit)
     reference = F.conv_transpose2d(x.double(), w.double(), b.double(), layer.stride, layer.padding,
                                    layer.output_padding, layer.groups, layer.dilation)  # fmt: skip
-    from .checking import tolerance  # the shared tolerances (TF32 on a GPU included)
-
     tol, scale = tolerance(dtype, x.device), max(1.0, reference.abs().max().item())
     correct = []
     for config in candidates:
@@ -93,14 +91,14 @@ def tune_layer(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="triton-convt-tune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dtype", action="append", choices=("float16", "bfloat16", "float32", "float64"),
                         help="dtypes to tune (default: float16 and float32)")  # fmt: skip
     parser.add_argument("--configs", default=str(resources.files(configs.PACKAGE)),
                         help="directory of the config files to rewrite (default: the package's autotune_configs)")  # fmt: skip
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print("triton_convt.tune: no CUDA GPU (torch.cuda.is_available() is False); tuning needs one. Nothing was "
+        print("triton-convt-tune: no CUDA GPU (torch.cuda.is_available() is False); tuning needs one. Nothing was "
               "tuned and no file was changed.", file=sys.stderr)  # fmt: skip
         return 2
     capability, name, shared_limit = configs.device_limits(torch.device("cuda"))

@@ -1,6 +1,6 @@
-"""Launchers of the backward kernels: the activation's derivative, then the input, weight and bias gradients.
+"""Launch planning of the transposed convolution's backward: the activation's derivative, then the input, weight and bias gradients.
 
-Configs come from ``autotune_configs/`` as the forward kernel's do (:func:`triton_convt.configs.config_for`: tuned
+Configs come from ``autotune_configs/`` as the forward kernel's do (:func:`.configs.config_for`: tuned
 once per problem bucket on a GPU, the deterministic choice otherwise). Every gradient element is written by exactly
 one program; the weight and bias gradients are reduced over the
 pixels in fixed splits whose partial sums are added in a fixed order, so repeated backward calls are bitwise
@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 import triton
 
+from ..kernels.activation_bwd import activation_bwd_kernel
+from ..kernels.conv_transpose2d_bwd_input import conv_transpose2d_bwd_input_kernel
+from ..kernels.conv_transpose2d_bwd_weight import channel_sum_kernel, conv_transpose2d_bwd_weight_kernel
 from . import configs
-from .kernels.activation_bwd import activation_bwd_kernel
-from .kernels.conv_transpose2d_bwd_input import conv_transpose2d_bwd_input_kernel
-from .kernels.conv_transpose2d_bwd_weight import channel_sum_kernel, conv_transpose2d_bwd_weight_kernel
-from .launcher import KernelPlan, numeric_constexprs, strides
-from .validation import ConvParams
+from .kernel_plan import KernelPlan, numeric_constexprs, strides
+from .shapes import ConvParams
 
 #: Programs a split reduction aims for: enough to fill a large GPU several times over. Splitting further only adds
 #: partial sums to write and add up.

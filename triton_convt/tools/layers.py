@@ -2,8 +2,8 @@
 
 Each entry is one upsampling ``ConvTranspose2d`` of a real decoder at the size that model runs it (or an odd shape
 that exercises the general path), with what follows it and where it comes from. :func:`load` returns them as
-:class:`LayerSpec`, whose geometry is the work model's :class:`~triton_convt.workmodel.Layer`
-(``workmodel.LAYERS`` is built from this file: one source of truth). :meth:`LayerSpec.scaled` shrinks a layer to a
+:class:`LayerSpec`, whose geometry is a :class:`Layer` (the work model's ``LAYERS`` is built from this file: one
+source of truth). :meth:`LayerSpec.scaled` shrinks a layer to a
 size the Triton interpreter runs in well under a second while keeping what decides the kernel's path: kernel,
 stride, padding, output_padding, dilation, activation, bias, the groups structure (depthwise stays depthwise) and
 the aspect of non-square inputs.
@@ -16,12 +16,46 @@ import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING
 
-from .activations import check_activation
+from ..activations import check_activation
+from ..launch import shapes
 
-if TYPE_CHECKING:
-    from .workmodel import Layer
+@dataclass(frozen=True)
+class Layer:
+    """One ConvTranspose2d problem; every pair is (H, W)."""
+
+    name: str
+    n: int
+    c_in: int
+    c_out: int
+    hw: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    output_padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        return tuple(
+            shapes.output_length(*args)
+            for args in zip(self.hw, self.kernel, self.stride, self.padding, self.output_padding, self.dilation)
+        )
+
+    @property
+    def launch_stride(self) -> tuple[int, int]:
+        """The stride the forward kernels run the layer with (:func:`triton_convt.launch.shapes.launch_stride`)."""
+        return tuple(map(shapes.launch_stride, self.hw, self.kernel, self.stride, self.dilation))
+
+    @property
+    def c_in_g(self) -> int:
+        return self.c_in // self.groups
+
+    @property
+    def c_out_g(self) -> int:
+        return self.c_out // self.groups
+
 
 #: Fields of the Layer geometry that are (H, W) pairs, and their value when an entry leaves them out.
 _PAIRS = {"kernel": None, "stride": (1, 1), "padding": (0, 0), "output_padding": (0, 0), "dilation": (1, 1)}
@@ -76,8 +110,6 @@ def _pair(value) -> tuple[int, int]:
 
 def parse(entry: dict) -> LayerSpec:
     """One entry of ``layers.json`` as a LayerSpec; ValueError naming the entry if it is not a valid call."""
-    from .workmodel import Layer  # workmodel builds LAYERS from this module: import here, not at the top
-
     name = entry.get("name", "?")
     try:
         n, c_in, h, w = entry["input"]

@@ -12,11 +12,12 @@ The depthwise kernel (one input channel per group) issues one multiply per tap f
 (pixel, channel) elements of its block: its only tile padding is the last block of each phase.
 
 Bytes. A fused call reads the input, weight and bias once and writes the output once. The unfused chain a user
-would otherwise run writes the conv output, reads and writes it again to add the bias, and again for the
-activation: ``x + w + y`` then ``y + b + y`` then ``y + y``.
+would otherwise run writes the conv output, reads and writes it again to add the bias (when the layer has one),
+and again for the activation (when one follows): ``x + w + y`` then ``y + b + y`` then ``y + y`` (:func:`traffic`).
 
-:data:`LAYERS` is the report's layer set (decoder layers, from ``layers.json``); ``python -m triton_convt.workmodel``
-prints the model for it with the config the launcher would pick from each config file.
+:data:`LAYERS` is the report's layer set (decoder layers, from ``layers.json``); ``python -m
+triton_convt.tools.workmodel`` prints the model for it with the config the launcher would pick from each config
+file.
 """
 
 from __future__ import annotations
@@ -27,48 +28,13 @@ from dataclasses import dataclass
 
 import torch
 
-from . import configs, layers, shapes
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One ConvTranspose2d problem; every pair is (H, W)."""
-
-    name: str
-    n: int
-    c_in: int
-    c_out: int
-    hw: tuple[int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    output_padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
-
-    @property
-    def output_hw(self) -> tuple[int, int]:
-        return tuple(
-            shapes.output_length(*args)
-            for args in zip(self.hw, self.kernel, self.stride, self.padding, self.output_padding, self.dilation)
-        )
-
-    @property
-    def launch_stride(self) -> tuple[int, int]:
-        """The stride the forward kernels run the layer with (:func:`triton_convt.shapes.launch_stride`)."""
-        return tuple(map(shapes.launch_stride, self.hw, self.kernel, self.stride, self.dilation))
-
-    @property
-    def c_in_g(self) -> int:
-        return self.c_in // self.groups
-
-    @property
-    def c_out_g(self) -> int:
-        return self.c_out // self.groups
+from ..launch import configs, shapes
+from . import layers
+from .layers import Layer
 
 
 #: The report's layer set: upsampling layers of real decoders at their usual sizes, read from
-#: ``triton_convt/layers.json`` (:mod:`triton_convt.layers`, the one source of truth), geometry only.
+#: ``triton_convt/tools/layers.json`` (:mod:`.layers`, the one source of truth), geometry only.
 LAYERS = tuple(spec.layer for spec in layers.load())
 
 
@@ -144,15 +110,24 @@ def floor(layer: Layer, dtype: torch.dtype) -> float:
     return work(layer, finest).ratio
 
 
-def traffic(layer: Layer, itemsize: int, bias: bool = True) -> dict[str, int]:
-    """Bytes to and from memory of one call with bias and an activation: ``fused`` (this kernel: one store) and
-    ``unfused`` (conv, then a bias pass, then an activation pass), counting each tensor once per pass."""
+def traffic(layer: Layer, itemsize: int, bias: bool = True, activation: bool = True) -> dict[str, int]:
+    """Bytes to and from memory of one call: ``fused`` (this kernel: input, weight and bias read once, the output
+    written once) and ``unfused`` (the chain a user runs today: the conv writes the output, then a pass that reads
+    and writes it to add the bias when there is one, then a pass that reads and writes it for the activation when
+    there is one), counting each tensor once per pass. The one byte model of the package: the work model's table
+    and the perf report both read it (:func:`spec_traffic` for a layer of the set)."""
     oh, ow = layer.output_hw
     x = layer.n * layer.c_in * layer.hw[0] * layer.hw[1] * itemsize
     w = layer.c_in * layer.c_out_g * layer.kernel[0] * layer.kernel[1] * itemsize
     b = layer.c_out * itemsize if bias else 0
     y = layer.n * layer.c_out * oh * ow * itemsize
-    return {"fused": x + w + b + y, "unfused": (x + w + y) + (y + b + y) + (y + y)}
+    unfused = (x + w + y) + ((y + b + y) if bias else 0) + ((y + y) if activation else 0)
+    return {"fused": x + w + b + y, "unfused": unfused}
+
+
+def spec_traffic(spec: layers.LayerSpec, itemsize: int) -> dict[str, int]:
+    """:func:`traffic` of a layer of the set, with its own bias and activation."""
+    return traffic(spec.layer, itemsize, bias=spec.bias, activation=spec.activation is not None)
 
 
 def is_depthwise(layer: Layer) -> bool:
@@ -193,8 +168,8 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
         "| floor | in-range/useful | fused MB | unfused MB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for layer in LAYERS:
-        moved = traffic(layer, itemsize)
+    for spec in layers.load():
+        layer, moved = spec.layer, spec_traffic(spec, itemsize)
         for target in targets:
             c = launcher_config(layer, dtype, target)
             wk = work(layer, c)
@@ -209,7 +184,7 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Print the work model of the report's layer set.")
+    parser = argparse.ArgumentParser(prog="triton-convt-workmodel", description="Print the work model of the report's layer set (model figures, not measurements).")
     parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32", "float64"))
     args = parser.parse_args(argv)
     print(report(configs.available_targets(), getattr(torch, args.dtype)))

@@ -1,21 +1,13 @@
-"""Checking results against torch, and running under the Triton interpreter when there is no GPU.
-
-Shared by the demo and the report: the reference (torch in fp64 on the same rounded inputs), the error measure and
-its tolerance per dtype, and :func:`ensure_runnable`, which restarts a ``python -m`` entry point with
-``TRITON_INTERPRET=1`` when there is no GPU (the variable must be set before :mod:`triton_convt` defines its
-kernels, so setting it in a running process is too late).
+"""Checking results against torch, shared by the demo, the report and the tuner: the reference (torch in fp64 on
+the same rounded inputs), the error measure, and its tolerance per dtype and device.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
 import torch
 import torch.nn.functional as F
 
-from . import launcher
-from .activations import DEFAULT_NEGATIVE_SLOPE, apply_torch
+from ..activations import DEFAULT_NEGATIVE_SLOPE, apply_torch
 
 #: Largest error allowed, relative to the largest magnitude of the reference (at least 1).
 TOLERANCE = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2, torch.float64: 1e-12}
@@ -47,15 +39,3 @@ def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
     if not diff.numel():
         return 0.0
     return (diff.max() / ref.abs().max().clamp(min=1)).item()
-
-
-def ensure_runnable(module: str) -> None:
-    """Without a GPU and without the interpreter, restart ``python -m module`` (same arguments) with
-    ``TRITON_INTERPRET=1``; otherwise return. ``TRITON_DEFAULT_FP_FUSION`` is set explicitly (triton warns when
-    it is not)."""
-    if torch.cuda.is_available() or launcher.interpreter_active():
-        return
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)

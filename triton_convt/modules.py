@@ -1,11 +1,13 @@
-"""``nn.ConvTranspose2d`` computed by triton_convt, and a converter for whole models."""
+"""nn modules computed by triton_convt: subclasses of torch's modules that override ``forward`` only (plus the fused
+activation), so constructors, initialisation and ``state_dict`` are torch's. :mod:`triton_convt.converter` swaps them
+into existing models."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from . import activations
-from .op import conv_transpose2d
+from .functional import conv_transpose2d
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
@@ -49,29 +51,3 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         new.weight = module.weight
         new.bias = module.bias
         return new.train(module.training)
-
-
-def convert(model: nn.Module) -> nn.Module:
-    """Replace every ``nn.ConvTranspose2d`` of ``model`` (in place) by :class:`ConvTranspose2d`.
-
-    Inside an ``nn.Sequential``, an ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.GELU``, ``nn.SiLU``, ``nn.Sigmoid`` or
-    ``nn.Tanh`` that immediately follows the layer is folded into its epilogue and becomes ``nn.Identity``.
-    Parameters are shared, not copied. Subclasses of ``nn.ConvTranspose2d`` other than ours are left alone (their
-    forward may differ). Returns ``model`` (or, if ``model`` itself is an ``nn.ConvTranspose2d``, its replacement).
-    """
-    if type(model) is nn.ConvTranspose2d:
-        return ConvTranspose2d.from_torch(model)
-    for parent in list(model.modules()):
-        names = list(parent._modules)
-        for i, name in enumerate(names):
-            layer = parent._modules[name]
-            if type(layer) is nn.ConvTranspose2d:
-                layer = parent._modules[name] = ConvTranspose2d.from_torch(layer)
-            if not isinstance(layer, ConvTranspose2d) or layer.activation is not None:
-                continue
-            if isinstance(parent, nn.Sequential) and i + 1 < len(names):
-                folded = activations.from_module(parent._modules[names[i + 1]])
-                if folded is not None:
-                    layer.activation, layer.negative_slope = folded
-                    parent._modules[names[i + 1]] = nn.Identity()
-    return model

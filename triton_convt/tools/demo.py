@@ -1,17 +1,20 @@
 """A short demo: run the Triton kernel on a few decoder layers and check each against torch.
 
-``python -m triton_convt.demo``. On a machine without a GPU the kernel runs under the Triton interpreter on CPU
+``triton-convt-demo``. On a machine without a GPU the kernel runs under the Triton interpreter on CPU
 tensors (the demo restarts itself with ``TRITON_INTERPRET=1`` when needed); with a GPU it runs compiled on CUDA.
 It prints what it checked and the largest error against torch's fp64 result; it times nothing.
 """
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 
-from . import launcher
-from .checking import TOLERANCE, ensure_runnable, reference, relative_error
-from .op import conv_transpose2d
+from .. import launch
+from ..functional import conv_transpose2d
+from .checking import TOLERANCE, reference, relative_error
+from .cli import ensure_runnable
 
 #: (name, input shape, out channels, kernel, keyword arguments): small versions of real upsampling layers.
 LAYERS = [
@@ -23,8 +26,11 @@ LAYERS = [
     ("FCN depthwise upsample, k4 s2 groups=4", (1, 4, 6, 6), 4, (4, 4), dict(stride=2, padding=1, groups=4)),
     ("dilated, k3 s2 d2", (1, 8, 5, 5), 8, (3, 3), dict(stride=2, dilation=2)),
 ]
-def main() -> int:
-    ensure_runnable("triton_convt.demo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="triton-convt-demo", description=__doc__.split("\n\n")[0]).parse_args(argv)
+    ensure_runnable("triton_convt.tools.demo")
     on_gpu = torch.cuda.is_available()
     device = "cuda" if on_gpu else "cpu"
     mode = "compiled, CUDA" if on_gpu else "Triton interpreter, CPU"
@@ -38,12 +44,12 @@ def main() -> int:
                 x = x.to(memory_format=torch.channels_last)
             w = torch.randn(shape[1], c_out // kwargs.get("groups", 1), *kernel, device=device, dtype=dtype)
             b = torch.randn(c_out, device=device, dtype=dtype)
-            before = launcher.launch_count()
+            before = launch.launch_count()
             y = conv_transpose2d(x, w, b, **kwargs)
             conv_args = tuple(kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("output_padding", 0),
                                                               ("groups", 1), ("dilation", 1)))  # fmt: skip
             error = relative_error(y, reference(x, w, b, conv_args, None))
-            ok = error <= TOLERANCE[dtype] and launcher.launch_count() == before + 1
+            ok = error <= TOLERANCE[dtype] and launch.launch_count() == before + 1
             failures += not ok
             print(
                 f"  {'ok  ' if ok else 'FAIL'} {name:42s} {str(dtype)[6:]:8s} {layout:13s} "

@@ -1,112 +1,31 @@
-"""Launcher of the forward kernel: output allocation, config choice, grid, kernel arguments, one launch.
+"""Launch planning of the transposed convolution's forward: output allocation, kernel choice, config, grid,
+kernel arguments, one launch.
 
-:func:`forward_plan` turns a validated call into a :class:`KernelPlan` (the kernel, its grid, its arguments by
-name, warps and stages). :func:`conv_transpose2d_forward` launches it; :mod:`triton_convt.aot` compiles the same
-plan for a GPU target without a GPU, so the arguments a test compiles are the ones a launch passes.
+:func:`plan` picks the kernel (:func:`forward_plan`, the implicit-GEMM gather, or :func:`depthwise_plan` for one
+input channel per group) and turns a validated call into a :class:`~.kernel_plan.KernelPlan` (the kernel, its grid,
+its arguments by name, warps and stages). :func:`conv_transpose2d_forward` launches it;
+:mod:`triton_convt.tools.aot` compiles the same plan for a GPU target without a GPU, so the arguments a test
+compiles are the ones a launch passes.
 """
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import triton
-import triton.language as tl
 from torch._prims_common import suggest_memory_format
-from triton.runtime.interpreter import InterpretedFunction
 
+from ..activations import DEFAULT_NEGATIVE_SLOPE
+from ..kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
+from ..kernels.conv_transpose2d_fwd_depthwise import conv_transpose2d_fwd_depthwise_kernel
 from . import configs, shapes
-from .activations import DEFAULT_NEGATIVE_SLOPE
-from .kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
-from .kernels.conv_transpose2d_fwd_depthwise import conv_transpose2d_fwd_depthwise_kernel
-from .validation import ConvParams
-
-_launches = 0
-
-
-def launch_count() -> int:
-    """How many kernels this process has launched through the Triton path (tests use it to tell it from the
-    CPU fallback, and to count launches per call)."""
-    return _launches
-
-
-def interpreter_active() -> bool:
-    """True when the kernels were built by the Triton interpreter (``TRITON_INTERPRET=1`` set before import)."""
-    return isinstance(conv_transpose2d_fwd_kernel, InterpretedFunction)
-
-
-@dataclass
-class KernelPlan:
-    """Everything one launch needs; ``args`` is ordered as the kernel's parameters."""
-
-    kernel: Any
-    grid: tuple[int, ...]
-    args: dict[str, Any]
-    num_warps: int
-    num_stages: int
-
-    def launch(self) -> None:
-        global _launches
-        self.kernel[self.grid](**self.args, num_warps=self.num_warps, num_stages=self.num_stages)
-        _launches += 1
-
-
-def _spans_int32(t: torch.Tensor) -> bool:
-    """Whether some element offset of ``t`` (including its storage offset) does not fit in int32."""
-    last = t.storage_offset() + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
-    return last >= 2**31
-
-
-def numeric_constexprs(tensors: tuple[torch.Tensor, ...], index64: bool | None = None) -> dict[str, Any]:
-    """The dtype-dependent constexprs every GEMM kernel of the package takes, for operands ``tensors`` (the first
-    sets dtype and device): accumulator dtype, ``tl.dot`` precision, the interpreter's bf16 workaround, and the
-    index dtype (int64 when some tensor spans 2^31 elements; ``index64`` forces it either way)."""
-    dtype, device = tensors[0].dtype, tensors[0].device
-    if index64 is None:
-        index64 = any(_spans_int32(t) for t in tensors)
-    # torch's CPU convolution never uses TF32; on a GPU, follow the switch cuDNN follows.
-    tf32 = dtype == torch.float32 and device.type == "cuda" and torch.backends.cudnn.allow_tf32
-    return dict(
-        ACC_DTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
-        DOT_PRECISION="tf32" if tf32 else "ieee",
-        DOT_IN_FP32=interpreter_active() and dtype == torch.bfloat16,
-        INDEX_DTYPE=tl.int64 if index64 else tl.int32,
-    )
-
-
-# id(weight) -> (weak reference to it, its _version, whether it was finite). Not a WeakKeyDictionary: that compares
-# keys with ==, which a tensor answers elementwise.
-_finite_weights: dict[int, tuple[weakref.ref, int, bool]] = {}
-
-
-def weights_finite(weight: torch.Tensor) -> bool:
-    """Whether every weight is finite, computed once per version of ``weight`` (a module's weight changes
-    version at each optimizer step, a frozen model's never), so that finite weights keep the plain kernel.
-
-    On a GPU the first call per version waits for one reduction over the weights.
-    """
-    if weight.device.type == "meta":  # no values to look at (plans built for shape checks only)
-        return True
-    seen = _finite_weights.get(id(weight))
-    if seen is None or seen[0]() is not weight or seen[1] != weight._version:
-        if len(_finite_weights) > 256:  # forget tensors that are gone
-            for key in [k for k, v in _finite_weights.items() if v[0]() is None]:
-                del _finite_weights[key]
-        seen = (weakref.ref(weight), weight._version, bool(torch.isfinite(weight).all()))
-        _finite_weights[id(weight)] = seen
-    return seen[2]
-
-
-def strides(name: str, t: torch.Tensor, dims: str = "nchw") -> dict[str, int]:
-    """A 4-D tensor's element strides as the kernels name them: ``stride_<name><dim>`` (``stride_xn``, ...); a
-    weight's dimensions are ``"iohw"`` (input channel, output channel per group, kH, kW)."""
-    return {f"stride_{name}{d}": st for d, st in zip(dims, t.stride())}
-
+from .kernel_plan import KernelPlan, numeric_constexprs, strides
+from .shapes import ConvParams
+from .weights import weights_finite
 
 def tap_constexprs(kh: int, kw: int, params: ConvParams) -> dict[str, int]:
-    """Kernel size, stride, dilation and each axis' tap schedule (:func:`triton_convt.shapes.tap_schedule`): the
+    """Kernel size, stride, dilation and each axis' tap schedule (:func:`.shapes.tap_schedule`): the
     constexprs by which both forward kernels enumerate a phase's taps."""
     (sh, sw), (dh, dw) = params.stride, params.dilation
     sched_h, sched_w = shapes.tap_schedule(kh, sh, dh), shapes.tap_schedule(kw, sw, dw)

@@ -1,6 +1,8 @@
-"""Shape and phase arithmetic of ConvTranspose2d, in plain Python (no torch, no Triton).
+"""Shape and phase arithmetic of ConvTranspose2d, in plain Python (no torch, no Triton): the first step of launch
+planning.
 
-Everything here holds per spatial axis; H and W are handled independently. Symbols follow
+Everything here holds per spatial axis; H and W are handled independently. :class:`ConvParams` holds one call's
+normalised arguments (what the functional API validated) and derives the output size and the launch stride. Symbols follow
 ``shared/design/phase-math.md``: input size ``I``, kernel size ``K``, stride ``s``, padding ``p``,
 output padding ``op``, dilation ``d``.
 
@@ -11,7 +13,7 @@ spells the same enumeration out in Python so that the tests can compare it with 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 
@@ -105,3 +107,30 @@ def phase_taps(kernel: int, stride: int, padding: int, dilation: int) -> list[li
         table.append([(k, (r + padding - k * dilation) // stride) for k in taps])
     return table
 
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """Normalised arguments of one call; every pair is (H, W)."""
+
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    output_padding: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    kernel: tuple[int, int]
+
+    def output_hw(self, input_hw: tuple[int, int]) -> tuple[int, int]:
+        return tuple(
+            output_length(i, k, s, p, op, d)
+            for i, k, s, p, op, d in zip(
+                input_hw, self.kernel, self.stride, self.padding, self.output_padding, self.dilation
+            )
+        )
+
+    def for_launch(self, input_hw: tuple[int, int]) -> "ConvParams":
+        """The same convolution as the forward kernels run it on an input of ``input_hw``: the stride of each axis
+        is :func:`launch_stride` (it differs only along an axis of one input pixel, where the stride does not
+        change the result)."""
+        stride = tuple(map(launch_stride, input_hw, self.kernel, self.stride, self.dilation))
+        return replace(self, stride=stride)

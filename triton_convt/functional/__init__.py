@@ -1,0 +1,9 @@
+"""The public functional API: torch's argument conventions, validated before anything runs, one file per op family.
+
+:mod:`.arguments` holds the normalisation and checks the ops share; :mod:`.conv_transpose` the transposed
+convolution.
+"""
+
+from .conv_transpose import conv_transpose2d
+
+__all__ = ["conv_transpose2d"]

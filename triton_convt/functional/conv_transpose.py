@@ -1,0 +1,213 @@
+"""The public functional API of the transposed convolution: argument normalisation and validation, then the op.
+
+:func:`conv_transpose2d` takes torch's arguments (ints or pairs, unbatched input, ``output_size``), rejects every
+call torch rejects with torch's exception type before anything runs (:func:`check_call`, and the shared checks of
+:mod:`.arguments`), and calls the ``torch.library`` op (:mod:`triton_convt.ops.conv_transpose`) with validated,
+normalised, batched arguments.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import activations
+from ..launch import shapes
+from ..launch.shapes import ConvParams
+from ..ops import conv_transpose as _ops  # noqa: F401  (registers torch.ops.triton_convt.conv_transpose2d*)
+from .arguments import as_pair, check_dtypes_devices, check_out, index
+
+#: The op's name in torch's messages.
+OP = "conv_transpose2d"
+
+
+def conv_transpose2d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups: int = 1,
+    dilation=1,
+    *,
+    output_size=None,
+    activation: str | None = None,
+    negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Transposed 2-D convolution with the semantics of ``torch.nn.functional.conv_transpose2d``.
+
+    Args:
+        input: ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``; float16, bfloat16, float32 or float64; any
+            strides (NCHW, channels_last and other views are read in place, not copied).
+        weight: ``(C_in, C_out / groups, kH, kW)``, same dtype and device as ``input``.
+        bias: optional ``(C_out,)``.
+        stride, padding, output_padding, dilation: an int or an (H, W) pair, as in torch.
+        groups: number of blocked connections from input to output channels.
+        output_size: optional target size, (H, W) or the whole output shape, as ``nn.ConvTranspose2d.forward``
+            takes it; it picks the output_padding (and overrides the ``output_padding`` argument). A size outside
+            the reachable range raises ValueError.
+        activation: None, "relu", "leaky_relu", "gelu" (erf), "gelu_tanh", "silu", "sigmoid" or "tanh", applied
+            after the bias in the kernel's epilogue (in fp32, fp64 for fp64 tensors) before the one cast and store:
+            the result equals ``act(F.conv_transpose2d(...))`` within the dtype's tolerance, in one launch.
+        negative_slope: leaky_relu's slope for negative inputs. Each distinct slope compiles its own kernel.
+        out: optional tensor to write the result into, with the output's shape, dtype and device and any strides
+            (a channel slice of a concat buffer, say); nothing outside it is written. It must not share memory
+            with an operand and, as with torch's ``out=``, autograd does not pass through it. Returned.
+
+    Returns:
+        ``(N, C_out, H_out, W_out)`` (unbatched input gives ``(C_out, H_out, W_out)``), with
+        ``H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1`` (likewise W), in
+        channels_last when the input or the weight is channels_last, as torch does.
+
+    NaN and ±inf in the input, weight or bias land where torch's CPU result has them. That includes non-finite
+    weights next to the input's border, where a gather kernel multiplying an out-of-range tap's x = 0 by an inf
+    weight would make NaN (as cuDNN does, pytorch#165744): when the weights are not all finite, the kernel is built
+    with each tap's product masked to its in-range rows. Finite weights run the plain kernel and pay nothing but
+    the check, which is made once per version of the weight tensor (``weight._version``; on CUDA it waits for one
+    reduction, so make the first call of each weight version outside CUDA-graph capture). A write through
+    ``weight.data`` does not change the version, so it is not seen: weights made non-finite that way give NaN at
+    the borders, as cuDNN does, until the weight's next in-place update. Repeated calls are bitwise identical
+    (phases write disjoint outputs, no atomics).
+
+    On CUDA tensors the Triton kernel computes the result in one launch; float32 follows
+    ``torch.backends.cudnn.allow_tf32`` (TF32 tensor cores when it is on, which is torch's default for
+    convolutions). On CPU tensors the same kernel runs under the Triton interpreter when ``TRITON_INTERPRET=1`` was
+    set before triton_convt was imported; otherwise CPU tensors (and devices other than CUDA) fall back to
+    torch's own ``conv_transpose2d`` so that a model still runs, and the first such call in a process warns
+    (:class:`triton_convt.ops.TorchFallbackWarning`). Invalid calls raise torch's exception types on
+    every path. Autograd: gradients of input, weight and bias (activation included) come from Triton backward
+    kernels, deterministic (no atomics); ``torch.compile`` and meta tensors see the op through its
+    ``torch.library`` registration (``torch.ops.triton_convt.conv_transpose2d``).
+    """
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{OP}(): argument 'input' must be Tensor, not {type(input).__name__}")
+    if input.dim() not in (3, 4):
+        raise RuntimeError(
+            f"Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input of size: "
+            f"{list(input.shape)}"
+        )
+    if output_size is not None:
+        output_padding = output_padding_from_size(input, weight, output_size, stride, padding, dilation)
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    params = check_call(x, weight, bias, stride, padding, output_padding, groups, dilation)
+    kernel_activation = activations.check_activation(activation)
+    if out is not None:
+        shape = (weight.shape[1] * params.groups, *params.output_hw(tuple(x.shape[2:])))
+        check_out(out, input, weight, bias, shape if unbatched else (x.shape[0], *shape), OP)
+    args = (x, weight, bias, list(params.stride), list(params.padding), list(params.output_padding),
+            params.groups, list(params.dilation), kernel_activation, float(negative_slope))
+    if out is not None:
+        torch.ops.triton_convt.conv_transpose2d_out(*args, out.unsqueeze(0) if unbatched else out)
+        return out
+    y = torch.ops.triton_convt.conv_transpose2d(*args)
+    return y.squeeze(0) if unbatched else y
+
+
+def check_call(input, weight, bias, stride, padding, output_padding, groups, dilation) -> ConvParams:
+    """Validate a ``conv_transpose2d`` call on 4-D input (batched; the op unsqueezes unbatched input first)."""
+    for name, t in (("input", input), ("weight", weight)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{OP}(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    if bias is not None and not isinstance(bias, torch.Tensor):
+        raise TypeError(f"{OP}(): argument 'bias' must be Tensor, not {type(bias).__name__}")
+    if weight.dim() != 4:
+        raise RuntimeError(
+            f"expected weight to be 4-D [in_channels, out_channels/groups, kH, kW], but got weight of size "
+            f"{list(weight.shape)}"
+        )
+    params = ConvParams(
+        stride=as_pair(stride, "stride", OP),
+        padding=as_pair(padding, "padding", OP),
+        output_padding=as_pair(output_padding, "output_padding", OP),
+        dilation=as_pair(dilation, "dilation", OP),
+        groups=index(groups, "groups", OP),
+        kernel=(weight.shape[2], weight.shape[3]),
+    )
+    _check_values(params)
+    _check_shapes(input, weight, bias, params)
+    check_dtypes_devices(input, weight, bias, OP)
+    out_hw = params.output_hw((input.shape[2], input.shape[3]))
+    if min(out_hw) <= 0:
+        raise RuntimeError(
+            f"Given input size per channel: ({input.shape[2]} x {input.shape[3]}). Calculated output size per "
+            f"channel: ({out_hw[0]} x {out_hw[1]}). Output size is too small"
+        )
+    return params
+
+
+def _check_values(p: ConvParams) -> None:
+    if p.groups <= 0:
+        raise RuntimeError(f"non-positive groups is not supported (got groups={p.groups})")
+    for name in ("stride", "dilation"):
+        if min(getattr(p, name)) <= 0:
+            raise RuntimeError(f"non-positive {name} is not supported (got {name}={list(getattr(p, name))})")
+    for name in ("padding", "output_padding"):
+        if min(getattr(p, name)) < 0:
+            raise RuntimeError(f"negative {name} is not supported (got {name}={list(getattr(p, name))})")
+    for op, s, d in zip(p.output_padding, p.stride, p.dilation):
+        if op >= max(s, d):
+            raise RuntimeError(
+                f"output padding must be smaller than either stride or dilation, but got "
+                f"output_padding={list(p.output_padding)}, stride={list(p.stride)}, dilation={list(p.dilation)}"
+            )
+
+
+def _check_shapes(input, weight, bias, p: ConvParams) -> None:
+    c_in, c_out_g, kh, kw = weight.shape
+    if min(kh, kw) <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got weight of size {list(weight.shape)}")
+    if c_out_g <= 0 or c_in <= 0:
+        raise RuntimeError(f"non-empty 4D weight tensor expected, but got weight of size {list(weight.shape)}")
+    if c_in % p.groups:
+        raise RuntimeError(
+            f"Given groups={p.groups}, expected weight to be divisible by {p.groups} at dimension 0, but got "
+            f"weight of size {list(weight.shape)} instead"
+        )
+    if input.shape[1] != c_in:
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight.shape)}, expected input{list(input.shape)} to have "
+            f"{c_in} channels, but got {input.shape[1]} channels instead"
+        )
+    if input.shape[2] <= 0 or input.shape[3] <= 0:
+        raise RuntimeError(
+            f"Only zero batch or zero channel inputs are supported, but got input shape: {list(input.shape)}"
+        )
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != c_out_g * p.groups):
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight.shape)}, expected bias to be 1-dimensional with "
+            f"{c_out_g * p.groups} elements, but got bias of size {list(bias.shape)} instead"
+        )
+
+
+def output_padding_from_size(input, weight, output_size, stride, padding, dilation):
+    """The output_padding that ``output_size`` asks for, the way ``nn.ConvTranspose2d.forward`` resolves it.
+
+    ``output_size`` is (H, W), or the whole output shape (4 entries for batched input, 3 for unbatched). Runs
+    before :func:`check_call`, which then validates the call with the resolved output_padding.
+    """
+    if isinstance(output_size, torch.Tensor) or not isinstance(output_size, (list, tuple, torch.Size)):
+        raise TypeError(
+            f"output_size must be a sequence of ints (H, W) or the full output shape, not "
+            f"{type(output_size).__name__}"
+        )
+    sizes = [index(s, "output_size", OP) for s in output_size]
+    non_spatial = input.dim() - 2
+    if len(sizes) == non_spatial + 2:
+        sizes = sizes[non_spatial:]
+    if len(sizes) != 2:
+        raise ValueError(
+            f"ConvTranspose2D: for {input.dim()}D input, output_size must have 2 or {non_spatial + 2} elements "
+            f"(got {len(output_size)})"
+        )
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        raise RuntimeError("output_size needs a 4-D weight [in_channels, out_channels/groups, kH, kW]")
+    return shapes.output_padding_for_size(
+        tuple(input.shape[-2:]),
+        sizes,
+        tuple(weight.shape[2:]),
+        as_pair(stride, "stride", OP),
+        as_pair(padding, "padding", OP),
+        as_pair(dilation, "dilation", OP),
+    )

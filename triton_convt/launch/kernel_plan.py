@@ -1,0 +1,75 @@
+"""What every launch shares: the :class:`KernelPlan` a launcher builds, the launch counter, and the constexprs and
+stride arguments that depend only on the operands (dtype, device, layout, index width).
+
+A plan is data (kernel, grid, arguments by name, warps, stages) before it is a launch, so that the static profile
+(:mod:`triton_convt.tools.aot`) compiles exactly the arguments a launch passes, and the tuner benchmarks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
+
+from ..kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
+
+_launches = 0
+
+
+def launch_count() -> int:
+    """How many kernels this process has launched through the Triton path (tests use it to tell it from the
+    CPU fallback, and to count launches per call)."""
+    return _launches
+
+
+def interpreter_active() -> bool:
+    """True when the kernels were built by the Triton interpreter (``TRITON_INTERPRET=1`` set before import)."""
+    return isinstance(conv_transpose2d_fwd_kernel, InterpretedFunction)
+
+
+@dataclass
+class KernelPlan:
+    """Everything one launch needs; ``args`` is ordered as the kernel's parameters."""
+
+    kernel: Any
+    grid: tuple[int, ...]
+    args: dict[str, Any]
+    num_warps: int
+    num_stages: int
+
+    def launch(self) -> None:
+        global _launches
+        self.kernel[self.grid](**self.args, num_warps=self.num_warps, num_stages=self.num_stages)
+        _launches += 1
+
+
+def _spans_int32(t: torch.Tensor) -> bool:
+    """Whether some element offset of ``t`` (including its storage offset) does not fit in int32."""
+    last = t.storage_offset() + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    return last >= 2**31
+
+
+def numeric_constexprs(tensors: tuple[torch.Tensor, ...], index64: bool | None = None) -> dict[str, Any]:
+    """The dtype-dependent constexprs every GEMM kernel of the package takes, for operands ``tensors`` (the first
+    sets dtype and device): accumulator dtype, ``tl.dot`` precision, the interpreter's bf16 workaround, and the
+    index dtype (int64 when some tensor spans 2^31 elements; ``index64`` forces it either way)."""
+    dtype, device = tensors[0].dtype, tensors[0].device
+    if index64 is None:
+        index64 = any(_spans_int32(t) for t in tensors)
+    # torch's CPU convolution never uses TF32; on a GPU, follow the switch cuDNN follows.
+    tf32 = dtype == torch.float32 and device.type == "cuda" and torch.backends.cudnn.allow_tf32
+    return dict(
+        ACC_DTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
+        DOT_PRECISION="tf32" if tf32 else "ieee",
+        DOT_IN_FP32=interpreter_active() and dtype == torch.bfloat16,
+        INDEX_DTYPE=tl.int64 if index64 else tl.int32,
+    )
+
+
+def strides(name: str, t: torch.Tensor, dims: str = "nchw") -> dict[str, int]:
+    """A 4-D tensor's element strides as the kernels name them: ``stride_<name><dim>`` (``stride_xn``, ...); a
+    weight's dimensions are ``"iohw"`` (input channel, output channel per group, kH, kW)."""
+    return {f"stride_{name}{d}": st for d, st in zip(dims, t.stride())}

@@ -1,0 +1,10 @@
+"""The ``torch.library`` ops (``torch.ops.triton_convt.*``) and their autograd, one file per op family.
+
+Importing this package registers them. They take validated, normalised arguments: call them through the functional
+API (:mod:`triton_convt.functional`), which checks and prepares every call.
+"""
+
+from . import conv_transpose
+from .dispatch import TorchFallbackWarning
+
+__all__ = ["TorchFallbackWarning", "conv_transpose"]

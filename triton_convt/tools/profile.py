@@ -1,0 +1,203 @@
+"""Static profile: compile every shipped config of every kernel for real GPUs, without a GPU, and report the code.
+
+``triton-convt-profile --arch sm90 --arch sm80 --out DIR`` builds, for each config of each kernel key of each file
+in ``autotune_configs/`` meant for the target (``smXY.json`` for sm_XY; ``default.json`` and device-named files for
+every target), each dtype of its class and both memory layouts, the launch of :data:`.samples.SAMPLE_PLANS` with
+that config, and records registers, spill bytes (stack + local), local-memory instructions, shared memory (and the
+pruning estimate), tensor-core instructions, 128-bit global loads and async copies. It writes ``profile.json``,
+``profile.md`` and the cubins into DIR and prints the table; every recorded figure is a property of the compiled
+code, so a rerun with the same compiler writes the same files (the run time is printed only).
+``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
+dtype and layout, and its int64 index path.
+
+It exits with 1 when a build fails or a kernel key has no sample plan, so nothing shipped goes unchecked; the
+tests (``tests/test_profile.py``) assert the numbers. Must run without ``TRITON_INTERPRET``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+import triton
+
+from ..launch import configs
+from . import aot, samples
+from .cli import arch, refuse_interpreter
+
+#: Columns of the markdown table: (header, function of a record).
+COLUMNS = (
+    ("arch", lambda r: f"sm{r['arch']}"),
+    ("kernel", lambda r: r["kernel"]),
+    ("dtype", lambda r: r["dtype"] + ("" if r["precision"] == "ieee" else f" ({r['precision']})")),
+    ("layout", lambda r: r["layout"] + (" (int64)" if r.get("index") == "int64" else "")),
+    ("config", lambda r: config_name(r["config"]) if "config" in r else "?"),
+    ("files", lambda r: ",".join(r["targets"])),
+    ("regs", lambda r: r.get("registers", "")),
+    ("spill B", lambda r: r.get("spill_bytes", "")),
+    ("LDL/STL", lambda r: r.get("local_memory_instructions", "")),
+    ("smem KB (est.)", lambda r: f"{r['shared_bytes'] / 1024:.0f} ({r['shared_estimate'] / 1024:.0f})" if "shared_bytes" in r else ""),
+    ("tensor-core", lambda r: r.get("tensor_core_instructions", "")),
+    ("ld.v4", lambda r: r.get("vector_global_loads", "")),
+    ("cp.async", lambda r: r.get("async_copies", "")),
+    ("error", lambda r: r.get("error", "").strip().splitlines()[-1] if r.get("error") else ""),
+)
+
+
+def config_name(config: dict) -> str:
+    """A config as a short name: tile sizes joined by x, then warps and stages (``64x64x32-w4-s3``)."""
+    blocks = "x".join(str(v) for k, v in config.items() if k.startswith("BLOCK"))
+    return f"{blocks}-w{config['num_warps']}-s{config['num_stages']}"
+
+
+def archs_of(target: str, archs: list[int]) -> list[int]:
+    """The requested archs a config file is compiled for: ``smXY`` only for sm_XY, any other file for all."""
+    family = re.fullmatch(r"sm(\d+)", target)
+    return [a for a in archs if a == int(family.group(1))] if family else list(archs)
+
+
+def shipped_builds(archs: list[int], dtypes: list[str] | None = None) -> tuple[list[dict], list[str]]:
+    """Every distinct build of the shipped configs for ``archs`` (a config shipped by several files for one arch
+    is built once, listing the files), and the kernel keys that have no sample plan to build."""
+    builds: dict[str, dict] = {}
+    missing = set()
+    for target in configs.available_targets():
+        data = configs.load(target)
+        for kernel in configs.kernel_keys(data):
+            if kernel not in samples.SAMPLE_PLANS:
+                missing.add(kernel)
+                continue
+            for cls, candidates in data[kernel].items():
+                for config in candidates:
+                    for dtype, precision in samples.DTYPE_VARIANTS[cls]:
+                        name = str(dtype).split(".")[1]
+                        if dtypes and name not in dtypes:
+                            continue
+                        for capability in archs_of(target, archs):
+                            for layout in samples.LAYOUTS:
+                                build = {"arch": capability, "kernel": kernel, "dtype": name, "precision": precision,
+                                         "layout": layout, "config": config, "dtype_class": cls}  # fmt: skip
+                                key = json.dumps(build, sort_keys=True)
+                                builds.setdefault(key, {**build, "targets": []})["targets"].append(target)
+    return list(builds.values()), sorted(missing)
+
+
+def cubin_name(build: dict) -> str:
+    """File name of a build's cubin in the output directory."""
+    return (
+        f"{build['kernel']}-sm{build['arch']}-{build['dtype']}-{build['precision']}-{build['layout']}-"
+        f"{config_name(build['config']) if 'config' in build else 'picked'}"
+        f"{'-int64' if build.get('index') == 'int64' else ''}.cubin"
+    )
+
+
+def run_build(build: dict, out: str) -> dict:
+    """Compile one build, write its cubin into ``out``, and return the build with its measurements (or the
+    error, so that one failure does not hide the others)."""
+    try:
+        dtype = getattr(torch, build["dtype"])
+        if build.get("picked"):  # the launcher's own choice (and the index width the build names)
+            plan = samples.forward_sample_plan(dtype, build["layout"], None, build["precision"],
+                                               index64=build["index"] == "int64")  # fmt: skip
+        else:
+            plan = samples.SAMPLE_PLANS[build["kernel"]](dtype, build["layout"], build["config"], build["precision"])
+        record, cubin = aot.measure(plan, build["arch"])
+    except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
+        return {**build, "error": traceback.format_exc(limit=3)}
+    config = build.get("config") or samples.plan_config(plan)
+    done = {**build, **record, "config": config,
+            "shared_estimate": configs.shared_memory_estimate(config, build["dtype_class"])}  # fmt: skip
+    with open(os.path.join(out, cubin_name(done)), "wb") as f:
+        f.write(cubin)
+    return done
+
+
+def markdown(records: list[dict], missing: list[str]) -> str:
+    """The profile as a markdown table (one row per build), with the kernels left out named below it."""
+    lines = [
+        f"Static profile, triton {triton.__version__} (compiled without a GPU; no timing)",
+        "",
+        "| " + " | ".join(h for h, _ in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    lines += ["| " + " | ".join(str(f(r)) for _, f in COLUMNS) + " |" for r in records]
+    if missing:
+        lines += ["", f"Not built (no sample plan in triton_convt.samples.SAMPLE_PLANS): {', '.join(missing)}"]
+    return "\n".join(lines)
+
+
+def picked_builds(archs: list[int], dtypes: list[str] | None = None, layouts: list[str] | None = None) -> list[dict]:
+    """The forward kernel's builds with the config the launcher picks for the sample problem, per dtype, fp32
+    precision and layout, plus the int64 index path (fp16, channels_last), for ``archs``."""
+    builds = []
+    for cls, variants in samples.DTYPE_VARIANTS.items():
+        for dtype, precision in variants:
+            name = str(dtype).split(".")[1]
+            for layout in samples.LAYOUTS:
+                if (dtypes and name not in dtypes) or (layouts and layout not in layouts):
+                    continue
+                indices = ("int32", "int64") if (name, layout) == ("float16", "channels_last") else ("int32",)
+                for index in indices:
+                    for a in archs:
+                        builds.append({"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": name,
+                                       "precision": precision, "layout": layout, "index": index, "picked": True,
+                                       "dtype_class": cls, "targets": ["launcher pick"]})  # fmt: skip
+    return builds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="triton-convt-profile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", type=arch, action="append", required=True, help="sm80 or sm90 (repeatable)")
+    parser.add_argument("--out", required=True, help="directory for profile.json, profile.md and the cubins")
+    parser.add_argument("--dtype", action="append", choices=("float16", "bfloat16", "float32", "float64"),
+                        help="only these dtypes (repeatable)")  # fmt: skip
+    parser.add_argument("--layout", action="append", choices=samples.LAYOUTS, help="only these layouts (repeatable)")
+    parser.add_argument("--picked", action="store_true",
+                        help="build only the forward kernel with the launcher's pick for the sample problem, and its "
+                        "int64 index path")  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile processes (default: cores)")
+    args = parser.parse_args(argv)
+    refused = refuse_interpreter(parser.prog)
+    if refused:
+        return refused
+    os.makedirs(args.out, exist_ok=True)
+    start = time.monotonic()
+    if args.picked:
+        builds, missing = picked_builds(args.arch, args.dtype, args.layout), []
+    else:
+        builds, missing = shipped_builds(args.arch, args.dtype)
+        builds = [b for b in builds if not args.layout or b["layout"] in args.layout]
+    records = compile_builds(builds, args.out, args.jobs)
+    with open(os.path.join(args.out, "profile.json"), "w") as f:
+        json.dump({"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}, f, indent=1)
+    table = markdown(records, missing)
+    with open(os.path.join(args.out, "profile.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+    print(f"\n{len(records)} builds in {time.monotonic() - start:.1f} s", file=sys.stderr)
+    failed = [r for r in records if "error" in r]
+    for r in failed:
+        print(f"\nbuild failed: {cubin_name(r)}\n{r['error']}", file=sys.stderr)
+    if missing:
+        print(f"no sample plan for kernel keys {missing}: register them in triton_convt.tools.samples.SAMPLE_PLANS",
+              file=sys.stderr)  # fmt: skip
+    return 1 if failed or missing else 0
+
+
+def compile_builds(builds: list[dict], out: str, jobs: int) -> list[dict]:
+    """:func:`run_build` for each build, in ``jobs`` processes, cubins into ``out``."""
+    # fork: the workers inherit the imported modules instead of importing torch and triton again.
+    with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(run_build, builds, [out] * len(builds)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Sample launches of every kernel, for compiling without a GPU: one problem per kernel key, any config.
+
+Every kernel key of ``autotune_configs/`` has an entry in :data:`SAMPLE_PLANS` that builds its launch on a sample
+problem with a given config (or the one the launcher picks); :mod:`.profile` compiles every shipped config through
+it. The operands are CPU tensors with deterministic values (the launcher reads the weight to choose the kernel
+variant, so uninitialised memory would make the build a matter of chance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+
+from ..functional.conv_transpose import check_call
+from ..launch import KernelPlan
+from ..launch import conv_transpose_bwd as backward
+from ..launch.conv_transpose_fwd import allocate_output, depthwise_plan, forward_plan
+
+#: The dtypes and ``tl.dot`` input precisions each dtype class of the config files is compiled with. fp32 runs
+#: TF32 on a GPU by default (``torch.backends.cudnn.allow_tf32``) and the exact "ieee" path when it is switched off,
+#: so a fp32 config must be sound for both.
+DTYPE_VARIANTS = {
+    "16bit": ((torch.float16, "ieee"), (torch.bfloat16, "ieee")),
+    "fp32": ((torch.float32, "tf32"), (torch.float32, "ieee")),
+    "fp64": ((torch.float64, "ieee"),),
+}
+
+LAYOUTS = ("channels_last", "nchw")
+
+def _sample(*shape: int, dtype: torch.dtype, layout: str = "nchw") -> torch.Tensor:
+    """A tensor of ``shape`` with the same values on every run (seeded normal values, in ``layout``)."""
+    generator = torch.Generator().manual_seed(0)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    return torch.randn(shape, generator=generator).to(dtype).contiguous(memory_format=fmt)
+
+
+def _sample_problem(dtype: torch.dtype, layout: str):
+    """A typical decoder layer (k4 s2 p1, 128 -> 128 channels) shrunk to CPU size: ``(x, w, b, params, y)``.
+
+    Every extent is at least 128 and a multiple of 16, so that no config's tile is cut down and the JIT's
+    divisibility hints are those of a real layer.
+    """
+    x = _sample(2, 128, 16, 16, dtype=dtype, layout=layout)
+    w = _sample(128, 128, 4, 4, dtype=dtype)
+    b = _sample(128, dtype=dtype)
+    params = check_call(x, w, b, 2, 1, 0, 1, 1)
+    return x, w, b, params, allocate_output(x, w, params)
+
+
+def _with_precision(plan: KernelPlan, precision: str) -> KernelPlan:
+    if "DOT_PRECISION" not in plan.args:  # no tl.dot in this kernel
+        return plan
+    return dataclasses.replace(plan, args={**plan.args, "DOT_PRECISION": precision})
+
+
+def forward_sample_plan(
+    dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee", index64: bool | None = None
+) -> KernelPlan:
+    """The forward launch on the sample problem. ``config`` None takes the launcher's own choice."""
+    x, w, b, params, y = _sample_problem(dtype, layout)
+    return _with_precision(forward_plan(x, w, b, y, params, config=config, index64=index64), precision)
+
+
+def depthwise_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The depthwise launch on FCN's upsampling shape (k4 s2 p1, groups = channels = 128) at CPU size."""
+    x = _sample(2, 128, 16, 16, dtype=dtype, layout=layout)
+    w = _sample(128, 1, 4, 4, dtype=dtype)
+    params = check_call(x, w, None, 2, 1, 0, 128, 1)
+    return depthwise_plan(x, w, None, allocate_output(x, w, params), params, config=config)
+
+
+def bwd_input_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The input-gradient launch on the sample problem (``dz`` in the output's layout)."""
+    x, w, _, params, dz = _sample_problem(dtype, layout)
+    return _with_precision(backward.input_grad_plan(dz, w, torch.empty_like(x), params, config=config), precision)
+
+
+def bwd_weight_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The weight-gradient launch on the sample problem."""
+    x, w, _, params, dz = _sample_problem(dtype, layout)
+    return _with_precision(backward.weight_grad_plan(x, dz, w, params, config=config)[0], precision)
+
+
+def channel_sum_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The bias-gradient launch on the sample problem's output gradient."""
+    return backward.bias_grad_plan(_sample_problem(dtype, layout)[4], config=config)[0]
+
+
+def activation_bwd_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The activation-derivative launch (gelu, the longest formula) on the sample problem's output."""
+    y = _sample_problem(dtype, layout)[4]
+    return backward.activation_grad_plan(y, y, torch.empty_like(y), "gelu", 0.01, config=config)
+
+
+#: Kernel key of ``autotune_configs/`` -> ``(dtype, layout, config, precision) -> KernelPlan`` on a sample problem.
+#: A kernel whose configs are shipped registers its builder here, so that the profile and the tests compile them.
+SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
+    "conv_transpose2d_fwd": forward_sample_plan,
+    "conv_transpose2d_fwd_depthwise": depthwise_sample_plan,
+    "conv_transpose2d_bwd_input": bwd_input_sample_plan,
+    "conv_transpose2d_bwd_weight": bwd_weight_sample_plan,
+    "channel_sum": channel_sum_sample_plan,
+    "activation_bwd": activation_bwd_sample_plan,
+}
+
+
+def forward_variants() -> list[tuple[dict, KernelPlan]]:
+    """Plans of the forward kernel for each dtype, layout and fp32 precision, with the config the launcher picks
+    for the sample problem, plus the int64 index path."""
+    variants = []
+    for variants_of_class in DTYPE_VARIANTS.values():
+        for dtype, precision in variants_of_class:
+            for layout in LAYOUTS:
+                label = {"dtype": str(dtype).split(".")[1], "layout": layout, "precision": precision}
+                variants.append((label, forward_sample_plan(dtype, layout, precision=precision)))
+    plan = forward_sample_plan(torch.float16, "channels_last", index64=True)
+    variants.append(({"dtype": "float16", "layout": "channels_last", "precision": "ieee", "index": "int64"}, plan))
+    return variants
+
+
+def plan_config(plan: KernelPlan) -> dict:
+    """The config a plan was built with: its ``BLOCK_*`` constexprs, warps and stages."""
+    blocks = {k: v for k, v in plan.args.items() if k.startswith("BLOCK")}
+    return blocks | {"num_warps": plan.num_warps, "num_stages": plan.num_stages}
