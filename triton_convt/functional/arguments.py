@@ -96,7 +96,9 @@ def shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     # Mark a's elements on a scratch grid over the common range, then look under b's. Only reached when the two
     # ranges intersect, which the usual calls (separate tensors, disjoint slices) never do.
     lo, hi = min(a0, b0) // size, max(a1, b1) // size
-    marks = torch.zeros(hi - lo, dtype=torch.bool, device=a.device)
+    # The scratch grid lives on the host whatever the tensors' device: only their strides matter, and a device
+    # grid would have to be read back (a synchronisation) to answer.
+    marks = torch.zeros(hi - lo, dtype=torch.bool)
     marks.as_strided(a.shape, a.stride(), a0 // size - lo).fill_(True)
     return bool(marks.as_strided(b.shape, b.stride(), b0 // size - lo).any())
 

@@ -60,15 +60,14 @@ def conv_transpose2d(
         ``H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1`` (likewise W), in
         channels_last when the input or the weight is channels_last, as torch does.
 
-    NaN and ±inf in the input, weight or bias land where torch's CPU result has them. That includes non-finite
-    weights next to the input's border, where a gather kernel multiplying an out-of-range tap's x = 0 by an inf
-    weight would make NaN (as cuDNN does, pytorch#165744): when the weights are not all finite, the kernel is built
-    with each tap's product masked to its in-range rows. Finite weights run the plain kernel and pay nothing but
-    the check, which is made once per version of the weight tensor (``weight._version``; on CUDA it waits for one
-    reduction, so make the first call of each weight version outside CUDA-graph capture). A write through
-    ``weight.data`` does not change the version, so it is not seen: weights made non-finite that way give NaN at
-    the borders, as cuDNN does, until the weight's next in-place update. Repeated calls are bitwise identical
-    (phases write disjoint outputs, no atomics).
+    NaN and ±inf in the input, weight or bias land where torch's result has them, with one exception on CUDA:
+    non-finite *weights* next to the input's border. There a gather kernel multiplies an out-of-range tap's x = 0 by
+    the inf weight and makes NaN, as cuDNN does (pytorch#165744). Avoiding it needs a kernel variant that masks each
+    tap's product, chosen by reading the weights, and on CUDA that read would synchronise the host at every call
+    (and break CUDA-graph capture), so CUDA keeps cuDNN's behaviour; on CPU tensors (the interpreter) the weights
+    are read on every call and the result is torch's. Nothing is cached per weight: writes through ``.data`` and
+    inference tensors (which have no version counter) are seen at the next call. No call reads a CUDA tensor's
+    value back to the host. Repeated calls are bitwise identical (phases write disjoint outputs, no atomics).
 
     On CUDA tensors the Triton kernel computes the result in one launch; float32 follows
     ``torch.backends.cudnn.allow_tf32`` (TF32 tensor cores when it is on, which is torch's default for

@@ -31,6 +31,8 @@ from typing import Any, Callable
 import torch
 import triton
 
+from .kernel_plan import device_guard
+
 #: Where the files live, as an importable package (the top-level ``autotune_configs/`` directory, installed).
 PACKAGE = "triton_convt.autotune_configs"
 
@@ -278,7 +280,8 @@ def autotune_plans(plans: list[Any], autotune: Callable = triton.autotune) -> in
         triton.Config(kwargs, num_warps=p.num_warps, num_stages=p.num_stages) for kwargs, p in zip(per_config, plans)
     ]
     tuner = autotune(configs=triton_configs, key=[])(plans[0].kernel)
-    tuner[lambda meta: grids[tuple(meta[name] for name in names)]](**fixed)
+    with device_guard(plans[0].device):  # benchmark on the tensors' device, as the launch will run
+        tuner[lambda meta: grids[tuple(meta[name] for name in names)]](**fixed)
     return next(i for i, c in enumerate(triton_configs) if c is tuner.best_config)
 
 

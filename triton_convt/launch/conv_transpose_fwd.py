@@ -22,7 +22,7 @@ from ..kernels.conv_transpose2d_fwd_depthwise import conv_transpose2d_fwd_depthw
 from . import configs, shapes
 from .kernel_plan import KernelPlan, numeric_constexprs, strides
 from .shapes import ConvParams
-from .weights import weights_finite
+from .weights import mask_products
 
 def tap_constexprs(kh: int, kw: int, params: ConvParams) -> dict[str, int]:
     """Kernel size, stride, dilation and each axis' tap schedule (:func:`.shapes.tap_schedule`): the
@@ -94,7 +94,7 @@ def forward_plan(
         ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
         **numeric_constexprs((x, weight, y), index64),
-        MASK_PRODUCTS=not weights_finite(weight),
+        MASK_PRODUCTS=mask_products(weight),
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
     )  # fmt: skip
     grid = (sh * sw * params.groups * m_tiles * n_tiles,)

@@ -7,6 +7,7 @@ A plan is data (kernel, grid, arguments by name, warps, stages) before it is a l
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,20 @@ def interpreter_active() -> bool:
     return isinstance(conv_transpose2d_fwd_kernel, InterpretedFunction)
 
 
+def device_guard(device: torch.device):
+    """A context in which ``device`` is the current CUDA device (a no-op context for other devices).
+
+    Triton launches on the *current* CUDA device and that device's current stream, not on the device of the
+    tensors it is given: with tensors on ``cuda:1`` while ``cuda:0`` is current (any multi-GPU job that does not
+    call ``torch.cuda.set_device``), an unguarded kernel would run on ``cuda:0`` and read ``cuda:1``'s memory
+    through ``cuda:0``'s address space. Under this guard the launch runs on the tensors' device and on the stream
+    torch has current there, so it is ordered with the caller's other work on that stream.
+    """
+    if device.type == "cuda":
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
+
+
 @dataclass
 class KernelPlan:
     """Everything one launch needs; ``args`` is ordered as the kernel's parameters."""
@@ -40,9 +55,15 @@ class KernelPlan:
     num_warps: int
     num_stages: int
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the launch's tensors (the functional API has checked that they share one)."""
+        return next(v.device for v in self.args.values() if isinstance(v, torch.Tensor))
+
     def launch(self) -> None:
         global _launches
-        self.kernel[self.grid](**self.args, num_warps=self.num_warps, num_stages=self.num_stages)
+        with device_guard(self.device):
+            self.kernel[self.grid](**self.args, num_warps=self.num_warps, num_stages=self.num_stages)
         _launches += 1
 
 

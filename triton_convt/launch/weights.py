@@ -1,34 +1,26 @@
 """Weight handling before a launch: which kernel variant a weight needs.
 
-Today that is one question, whether every weight is finite (non-finite weights need the kernel variant that masks
-each tap's product to its in-range rows, so that NaN and inf land where torch's CPU result has them). Weight layout
-conversion and the folded weights of fused ops belong here too.
+Today that is one question: whether each tap's product must be masked to its in-range rows. A gather kernel
+multiplies an out-of-range tap's x = 0 by the weight; with an inf or NaN weight that makes NaN where torch's CPU
+result has none (cuDNN does the same, pytorch#165744). Masking costs a select per tap in the hot loop, so only
+non-finite weights get that variant, and knowing that means reading the weights' values on the host.
+
+That read is made where it costs nothing: on CPU tensors (the Triton interpreter), every call, with no cache (a
+cache keyed on ``weight._version`` misses writes through ``.data`` and fails on inference tensors, which have no
+version counter). On CUDA tensors it is never made: reading a value back would synchronise the host with the GPU
+at every call (a stall per layer per optimizer step) and break CUDA-graph capture, so CUDA keeps cuDNN's
+behaviour for non-finite weights at the input's border (NaN there), and everything else as torch.
 """
 
 from __future__ import annotations
 
-import weakref
-
 import torch
 
-# id(weight) -> (weak reference to it, its _version, whether it was finite). Not a WeakKeyDictionary: that compares
-# keys with ==, which a tensor answers elementwise.
-_finite_weights: dict[int, tuple[weakref.ref, int, bool]] = {}
 
-
-def weights_finite(weight: torch.Tensor) -> bool:
-    """Whether every weight is finite, computed once per version of ``weight`` (a module's weight changes
-    version at each optimizer step, a frozen model's never), so that finite weights keep the plain kernel.
-
-    On a GPU the first call per version waits for one reduction over the weights.
-    """
-    if weight.device.type == "meta":  # no values to look at (plans built for shape checks only)
-        return True
-    seen = _finite_weights.get(id(weight))
-    if seen is None or seen[0]() is not weight or seen[1] != weight._version:
-        if len(_finite_weights) > 256:  # forget tensors that are gone
-            for key in [k for k, v in _finite_weights.items() if v[0]() is None]:
-                del _finite_weights[key]
-        seen = (weakref.ref(weight), weight._version, bool(torch.isfinite(weight).all()))
-        _finite_weights[id(weight)] = seen
-    return seen[2]
+def mask_products(weight: torch.Tensor) -> bool:
+    """Whether the launch for ``weight`` takes the kernel variant that masks each tap's product to its in-range
+    rows: on CPU tensors, when some weight is not finite (read on every call); on any other device, never (no
+    host synchronisation; see the module docstring)."""
+    if weight.device.type != "cpu":
+        return False
+    return not bool(torch.isfinite(weight).all())
