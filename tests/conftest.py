@@ -1,24 +1,70 @@
-"""Test setup: run the Triton kernels through the interpreter on CPU tensors.
+"""Test setup: where the kernels run.
 
-TRITON_INTERPRET must be set before triton_convt (which defines the kernels) is imported, so it is set here, at
-conftest import time. TRITON_DEFAULT_FP_FUSION is set explicitly because triton 3.9 warns when it is not.
+By default (``python -m pytest``) the Triton kernels run through the interpreter on CPU tensors. With
+``--device cuda`` they run compiled on a CUDA GPU: tensors made without a device are made on the GPU
+(``torch.set_default_device``), results are still compared with torch in fp64, float32 with TF32-aware tolerances
+(``helpers.py``), and the tests that only make sense under the interpreter (``@pytest.mark.interpreter_only``) are
+skipped. Without a CUDA device, ``--device cuda`` stops at once with an error naming CUDA: it never passes silently.
+
+TRITON_INTERPRET must be set (or unset) before triton_convt, which defines the kernels, is imported: it is done in
+``pytest_configure``, before any test module is collected. TRITON_DEFAULT_FP_FUSION is set explicitly because
+triton warns when it is not.
 """
 
 import os
 
-os.environ["TRITON_INTERPRET"] = "1"
-os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
 
-from triton_convt import launch  # noqa: E402
+def pytest_addoption(parser):
+    parser.addoption("--device", choices=("cpu", "cuda"), default="cpu",
+                     help="cpu: the Triton interpreter on CPU tensors (default); cuda: the compiled kernels on a CUDA "
+                     "GPU")  # fmt: skip
 
-assert launch.interpreter_active(), "triton_convt was imported before conftest set TRITON_INTERPRET=1"
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "interpreter_only: needs the Triton interpreter (skipped with --device cuda)")
+    config.addinivalue_line("markers", "cuda_only: checks CUDA-only behaviour (runs with --device cuda)")
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    if config.getoption("--device") == "cuda":
+        if not torch.cuda.is_available():
+            raise pytest.UsageError("--device cuda: no CUDA device (torch.cuda.is_available() is False); run without "
+                                    "--device to test on the CPU under the Triton interpreter")  # fmt: skip
+        os.environ.pop("TRITON_INTERPRET", None)
+        torch.set_default_device("cuda")
+    else:
+        os.environ["TRITON_INTERPRET"] = "1"
+    from triton_convt import launch
+
+    expected = config.getoption("--device") == "cpu"
+    assert launch.interpreter_active() == expected, "triton_convt was imported before conftest set TRITON_INTERPRET"
+
+
+def pytest_collection_modifyitems(config, items):
+    device = config.getoption("--device")
+    skip = {
+        "interpreter_only": pytest.mark.skip(reason="needs the Triton interpreter (CPU run)"),
+        "cuda_only": pytest.mark.skip(reason="CUDA-only behaviour (run with --device cuda)"),
+    }
+    for item in items:
+        if device == "cuda" and "interpreter_only" in item.keywords:
+            item.add_marker(skip["interpreter_only"])
+        if device == "cpu" and "cuda_only" in item.keywords:
+            item.add_marker(skip["cuda_only"])
+
+
+@pytest.fixture(scope="session")
+def device(request) -> torch.device:
+    """The device the kernels are tested on (``--device``)."""
+    return torch.device(request.config.getoption("--device"))
+
 
 @pytest.fixture
 def count_launches():
     """Returns a function giving the number of Triton launches since the test started."""
+    from triton_convt import launch
+
     start = launch.launch_count()
     return lambda: launch.launch_count() - start
 

@@ -7,10 +7,22 @@ import torch
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 
 
+#: float32 on a GPU with TF32 on (torch's default for convolutions, which the kernels follow) rounds the operands to
+#: a 10-bit mantissa, as fp16 does: the fp32 tolerance is then fp16's.
+TF32_TOLERANCE = TOLERANCE[torch.float16]
+
+
+def tolerance(t: torch.Tensor) -> float:
+    """The relative tolerance of a result ``t`` (its dtype, and TF32 for float32 on CUDA when it is on)."""
+    if t.dtype == torch.float32 and t.is_cuda and torch.backends.cudnn.allow_tf32:
+        return TF32_TOLERANCE
+    return TOLERANCE[t.dtype]
+
+
 def assert_close_to_reference(actual: torch.Tensor, reference: torch.Tensor) -> None:
     """``actual`` (any dtype) equals the fp64 ``reference`` within the tolerance of ``actual``'s dtype."""
     assert actual.shape == reference.shape, (actual.shape, reference.shape)
-    tol = TOLERANCE[actual.dtype]
+    tol = tolerance(actual)
     scale = max(1.0, reference.abs().max().item()) if reference.numel() else 1.0
     torch.testing.assert_close(actual.double(), reference, atol=tol * scale, rtol=tol)
 

@@ -11,6 +11,9 @@ import pytest
 
 from triton_convt.tools.aot import SHARED_LIMIT
 
+#: Compiles for GPU targets without a GPU (a subprocess); nothing in it depends on --device, the CPU run covers it.
+pytestmark = pytest.mark.interpreter_only
+
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):

@@ -19,6 +19,9 @@ from triton_convt.functional.conv_transpose import check_call
 
 from helpers import assert_close_to_reference
 
+#: Config choice and tuning logic run with the GPU stood in for, on CPU tensors; --device cuda skips it.
+pytestmark = pytest.mark.interpreter_only
+
 FWD = "conv_transpose2d_fwd"
 
 

@@ -16,8 +16,8 @@ def _double(value):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
-def test_opinfo_samples(dtype, count_launches):
-    samples = list(OPINFO.sample_inputs("cpu", dtype))
+def test_opinfo_samples(dtype, device, count_launches):
+    samples = list(OPINFO.sample_inputs(device, dtype))
     assert len(samples) >= 10  # torch 2.13 ships 12; an empty list would make this test vacuous
     for i, sample in enumerate(samples):
         y = triton_convt.conv_transpose2d(sample.input, *sample.args, **sample.kwargs)

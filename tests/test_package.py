@@ -187,3 +187,12 @@ def test_cpu_without_the_interpreter_falls_back_to_torch_and_says_so_once(monkey
     assert triton_convt.launch.launch_count() == before  # torch computed both
     torch.testing.assert_close(y, F.conv_transpose2d(x, w, stride=2))
     torch.testing.assert_close(again, F.relu(F.conv_transpose2d(x, w, stride=2)))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the failure on a machine without CUDA")
+def test_device_cuda_without_cuda_fails_at_once_naming_cuda():
+    cmd = [sys.executable, "-m", "pytest", "--device", "cuda", "-q", "-p", "no:cacheprovider", "tests/test_shapes.py"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode not in (0, 5), done.stdout[-2000:]
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "CUDA" in errors[0] and "passed" not in done.stdout

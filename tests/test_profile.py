@@ -15,6 +15,9 @@ from triton_convt.tools.aot import SHARED_LIMIT
 from triton_convt.tools.profile import cubin_name
 from triton_convt.tools.samples import DTYPE_VARIANTS, SAMPLE_PLANS
 
+#: Compiles for GPU targets without a GPU (a subprocess); nothing in it depends on --device, the CPU run covers it.
+pytestmark = pytest.mark.interpreter_only
+
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory):

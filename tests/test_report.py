@@ -14,6 +14,9 @@ from triton_convt.tools.report import cli, cpu, gpu, render
 from triton_convt.tools.report import rows as vocab
 from triton_convt.tools.report.gpu import Impl
 
+#: The report's CPU parts and its GPU loop with a fake timer, on CPU tensors; triton-convt-gpu-check runs the real one.
+pytestmark = pytest.mark.interpreter_only
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -11,6 +11,9 @@ from triton_convt.tools import workmodel
 from triton_convt.functional.conv_transpose import check_call
 from triton_convt.tools.layers import Layer
 
+#: The work model and the untuned (CPU) config choice are plain Python checked on the CPU; --device cuda skips it.
+pytestmark = pytest.mark.interpreter_only
+
 SMALL = [
     Layer("k4-s2-p1", 2, 8, 6, (5, 7), (4, 4), stride=(2, 2), padding=(1, 1)),
     Layer("k3-s2-p1-op1-groups2", 3, 6, 4, (4, 5), (3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1),
