@@ -152,7 +152,7 @@ def problem_sizes(layer: Layer) -> dict[str, int]:
 
 def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
     """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` (``default.json`` when
-    that file does not list the kernel) without tuning (:func:`triton_convt.configs.choose`; on a GPU the tuner
+    that file does not list the kernel) without tuning (:func:`triton_convt.launch.configs.choose`; on a GPU the tuner
     chooses among the fitting ones)."""
     kernel = kernel_of(layer)
     return configs.choose(kernel, dtype, problem_sizes(layer), configs.source(kernel, target))
