@@ -59,3 +59,29 @@ def test_convert_folds_in_a_sequential_subclass_that_keeps_its_forward(count_lau
         y = model(x)
     assert count_launches() == 2
     assert_close_to_reference(y, expected)
+
+
+def _raised(module, x):
+    with pytest.raises(Exception) as info:
+        module(x)
+    return type(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_mode_changed_after_construction_raises_torchs_error(mode, count_launches):
+    theirs, ours = nn.ConvTranspose2d(4, 2, 3), ConvTranspose2d(4, 2, 3)
+    converted = convert(nn.Sequential(nn.ConvTranspose2d(4, 2, 3)))[0]
+    x = torch.randn(1, 4, 5, 5)
+    for module in (theirs, ours):
+        module.padding_mode = mode
+    expected = _raised(theirs, x)
+    assert expected[0] is ValueError
+    assert _raised(ours, x) == expected
+    # A torch layer changed before convert is swapped (convert succeeds, as torch's layer exists fine), and the
+    # swapped layer raises in forward as torch's would.
+    changed = nn.Sequential(nn.ConvTranspose2d(4, 2, 3), nn.ReLU())
+    changed[0].padding_mode = mode
+    assert _raised(convert(changed), x) == expected
+    converted.padding_mode = mode
+    assert _raised(converted, x) == expected
+    assert count_launches() == 0
