@@ -11,7 +11,7 @@ from .modules import ConvTranspose2d
 def convert(model: nn.Module) -> nn.Module:
     """Replace every ``nn.ConvTranspose2d`` of ``model`` (in place) by :class:`ConvTranspose2d`.
 
-    Inside an ``nn.Sequential``, an ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.GELU``, ``nn.SiLU``, ``nn.Sigmoid`` or
+    Inside an ``nn.Sequential`` (or a subclass that keeps its ``forward``: :func:`chains_children`), an ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.GELU``, ``nn.SiLU``, ``nn.Sigmoid`` or
     ``nn.Tanh`` that immediately follows the layer is folded into its epilogue and becomes ``nn.Identity``.
     Parameters are shared, not copied. Subclasses of ``nn.ConvTranspose2d`` other than ours are left alone (their
     forward may differ). Returns ``model`` (or, if ``model`` itself is an ``nn.ConvTranspose2d``, its replacement).
@@ -26,9 +26,17 @@ def convert(model: nn.Module) -> nn.Module:
                 layer = parent._modules[name] = ConvTranspose2d.from_torch(layer)
             if not isinstance(layer, ConvTranspose2d) or layer.activation is not None:
                 continue
-            if isinstance(parent, nn.Sequential) and i + 1 < len(names):
+            if chains_children(parent) and i + 1 < len(names):
                 folded = activations.from_module(parent._modules[names[i + 1]])
                 if folded is not None:
                     layer.activation, layer.negative_slope = folded
                     parent._modules[names[i + 1]] = nn.Identity()
     return model
+
+
+def chains_children(container: nn.Module) -> bool:
+    """Whether ``container`` feeds each child the previous child's output, so that an activation child can be
+    folded into the layer before it: ``nn.Sequential``, or a subclass that does not override ``forward``. A
+    subclass may use its children otherwise (MONAI's ``DenseBlock`` feeds each one the running concatenation of
+    all earlier outputs), and folding there would change the model's output."""
+    return isinstance(container, nn.Sequential) and type(container).forward is nn.Sequential.forward

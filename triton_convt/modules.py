@@ -26,6 +26,10 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         self.negative_slope = negative_slope
 
     def forward(self, input, output_size=None):
+        # torch's forward checks this (the constructor refuses other modes, but the attribute can be changed
+        # afterwards); same exception, same message.
+        if self.padding_mode != "zeros":
+            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose2d")
         return conv_transpose2d(
             input, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups,
             self.dilation, output_size=output_size, activation=self.activation, negative_slope=self.negative_slope,
@@ -45,9 +49,13 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         """A triton_convt module computing ``module`` (then ``activation``), sharing its parameters."""
         new = cls(
             module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
-            module.output_padding, module.groups, module.bias is not None, module.dilation, module.padding_mode,
+            module.output_padding, module.groups, module.bias is not None, module.dilation,
             device="meta", activation=activation, negative_slope=negative_slope,
         )  # fmt: skip
+        # Copied after construction: a mode other than "zeros" set on torch's layer after its construction is
+        # refused by forward, here as there, not by the constructor (which would make convert fail on a model
+        # torch builds fine).
+        new.padding_mode = module.padding_mode
         new.weight = module.weight
         new.bias = module.bias
         return new.train(module.training)

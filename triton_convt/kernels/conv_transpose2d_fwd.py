@@ -90,6 +90,7 @@ def conv_transpose2d_fwd_kernel(
     stride_yc,
     stride_yh,
     stride_yw,
+    stride_b,
     GROUPS,
     M_TILES,
     N_TILES,
@@ -124,13 +125,14 @@ def conv_transpose2d_fwd_kernel(
     Args:
         x_ptr: input ``[N, C_in, H, W]``, any strides.
         w_ptr: weight ``[C_in, C_out/groups, KH, KW]`` (torch's layout), any strides.
-        bias_ptr: bias ``[C_out]`` (ignored unless HAS_BIAS).
+        bias_ptr: bias ``[C_out]``, any stride (ignored unless HAS_BIAS).
         y_ptr: output ``[N, C_out, OH, OW]``, any strides; every element is written exactly once.
         N, H, W: batch and input spatial size.
         OH, OW: output spatial size (from the shape formula, output_padding included).
         C_IN_G, C_OUT_G: input and output channels per group.
         PAD_H, PAD_W: padding (the amount cropped from each side of the full transposed convolution).
         stride_x*, stride_w*, stride_y*: element strides of input, weight and output, per dimension.
+        stride_b: the bias's element stride (1 when there is no bias).
         GROUPS: number of groups.
         M_TILES: row tiles of the largest phase (phase 0); programs past their own phase's rows exit at once.
         N_TILES: column tiles, ``cdiv(C_OUT_G, BLOCK_N)``.
@@ -214,4 +216,6 @@ def conv_transpose2d_fwd_kernel(
     ow = qw * SW + rw
     co = group * C_OUT_G + offs_n
     y_offsets = (n * stride_yn + oh * stride_yh + ow * stride_yw)[:, None] + (co * stride_yc)[None, :]
-    epilogue_store(acc, bias_ptr, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
+    epilogue_store(
+        acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE
+    )

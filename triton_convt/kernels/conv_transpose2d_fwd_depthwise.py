@@ -50,6 +50,7 @@ def conv_transpose2d_fwd_depthwise_kernel(
     stride_yc,
     stride_yh,
     stride_yw,
+    stride_b,
     TILES,
     KH: tl.constexpr,
     KW: tl.constexpr,
@@ -78,7 +79,7 @@ def conv_transpose2d_fwd_depthwise_kernel(
     Args:
         x_ptr: input ``[N, C_in, H, W]`` with ``C_in == groups``, any strides.
         w_ptr: weight ``[C_in, MULT, KH, KW]``, any strides.
-        bias_ptr: bias ``[C_out]`` (ignored unless HAS_BIAS).
+        bias_ptr: bias ``[C_out]``, any stride (ignored unless HAS_BIAS).
         y_ptr: output ``[N, C_out, OH, OW]``, any strides; every element is written exactly once.
         N, H, W: batch and input spatial size.
         OH, OW: output spatial size.
@@ -86,6 +87,7 @@ def conv_transpose2d_fwd_depthwise_kernel(
         MULT: output channels per group (the channel multiplier).
         PAD_H, PAD_W: padding.
         stride_x*, stride_w*, stride_y*: element strides per dimension.
+        stride_b: the bias's element stride (1 when there is no bias).
         TILES: blocks of the largest phase, ``cdiv(rows * C_OUT, BLOCK)``; programs past their own phase's
             elements exit at once.
         KH, KW, SH, SW, DH, DW, GCD_*, STEP_*, INV_*, TAPS_*: as in the GEMM kernel.
@@ -135,4 +137,4 @@ def conv_transpose2d_fwd_depthwise_kernel(
     oh = qh * SH + rh
     ow = qw * SW + rw
     y_offsets = n * stride_yn + co * stride_yc + oh * stride_yh + ow * stride_yw
-    epilogue_store(acc, bias_ptr, y_ptr, y_offsets, co, mask, mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
+    epilogue_store(acc, bias_ptr, stride_b, y_ptr, y_offsets, co, mask, mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)

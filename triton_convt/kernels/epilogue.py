@@ -55,6 +55,7 @@ def activation(x, ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr):
 def epilogue_store(
     acc,
     bias_ptr,
+    stride_b,
     y_ptr,
     y_offsets,
     channels,
@@ -70,6 +71,8 @@ def epilogue_store(
         acc: the accumulator (fp32, or fp64 for fp64 tensors): a ``[BLOCK_M, BLOCK_N]`` tile of pixels x channels,
             or a 1-D block of (pixel, channel) elements.
         bias_ptr: bias of all output channels (ignored unless HAS_BIAS).
+        stride_b: the bias's element stride: a bias may be a view (every other element of a buffer, or one value
+            expanded to every channel, stride 0), read in place.
         y_ptr: the output tensor.
         y_offsets: element offsets of ``acc`` in the output (its shape).
         channels: global output-channel index of each column (``[BLOCK_N]``) or, for a 1-D block, of each element.
@@ -79,7 +82,7 @@ def epilogue_store(
         ACTIVATION, NEGATIVE_SLOPE: see :func:`activation`.
     """
     if HAS_BIAS:
-        bias = tl.load(bias_ptr + channels, mask=channel_mask, other=0.0).to(acc.dtype)
+        bias = tl.load(bias_ptr + channels * stride_b, mask=channel_mask, other=0.0).to(acc.dtype)
         if len(acc.shape) == 1:
             acc += bias
         else:

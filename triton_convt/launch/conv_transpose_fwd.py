@@ -36,6 +36,19 @@ def tap_constexprs(kh: int, kw: int, params: ConvParams) -> dict[str, int]:
     )  # fmt: skip
 
 
+def bias_stride(bias: torch.Tensor | None) -> int:
+    """The bias's element stride, which the epilogue reads it through: a view (``b[::2]``, or one value expanded
+    to every channel, stride 0) is read in place, not copied. Without a bias it is unused, and 1: the value of a
+    contiguous bias, which the JIT specialises into a constant, so the usual cases compile as before."""
+    return 1 if bias is None else bias.stride(0)
+
+
+def _index_operands(x, weight, bias, y) -> tuple[torch.Tensor, ...]:
+    """The tensors whose element offsets the forward kernels compute (the first sets dtype and device): a bias
+    view's offsets grow with its stride, so it decides the index width too."""
+    return (x, weight, y) if bias is None else (x, weight, y, bias)
+
+
 def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams) -> torch.Tensor:
     """The output, in the memory format torch gives: channels_last when the input or the weight is."""
     n, _, h, w = x.shape
@@ -87,13 +100,13 @@ def forward_plan(
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
         N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y),
+        **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y), stride_b=bias_stride(bias),
         GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
         **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None,
         ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
-        **numeric_constexprs((x, weight, y), index64),
+        **numeric_constexprs(_index_operands(x, weight, bias, y), index64),
         MASK_PRODUCTS=mask_products(weight),
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
     )  # fmt: skip
@@ -129,11 +142,11 @@ def depthwise_plan(
                                      negative_slope=negative_slope, config=c, index64=index64),
         )  # fmt: skip
     tiles = triton.cdiv(elements, config["BLOCK"])
-    numeric = numeric_constexprs((x, weight, y), index64)
+    numeric = numeric_constexprs(_index_operands(x, weight, bias, y), index64)
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
         N=n, H=h, W=w, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_H=ph, PAD_W=pw,
-        **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y),
+        **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y), stride_b=bias_stride(bias),
         TILES=tiles,
         **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None, ACTIVATION=activation,
