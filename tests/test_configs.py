@@ -1,6 +1,6 @@
 """Config files and config choice: the file schema, pruning, file selection, tuning keys and the tuning cache.
 
-The GPU path of :func:`triton_convt.configs.config_for` runs here with fakes standing in for the GPU (its limits,
+The GPU path of :func:`triton_convt.launch.configs.config_for` runs here with fakes standing in for the GPU (its limits,
 and the benchmark); every shipped forward config also runs under the interpreter against torch.
 """
 

@@ -2,7 +2,7 @@
 
 Output pixel ``o = q*s + r`` of phase ``r`` (per axis) is a stride-1 correlation of the *compact* input with the
 phase's taps: tap ``k`` of phase ``r`` reads input ``q + delta(r, k)`` (see ``shared/design/phase-math.md`` and
-:mod:`triton_convt.shapes`). Each program computes one ``[BLOCK_M, BLOCK_N]`` tile of one phase of one group:
+:mod:`triton_convt.launch.shapes`). Each program computes one ``[BLOCK_M, BLOCK_N]`` tile of one phase of one group:
 
 * rows    = output pixels ``(n, qh, qw)`` of the phase,
 * columns = output channels of the group,
@@ -28,7 +28,7 @@ def phase_tap(rp, j, K: tl.constexpr, S: tl.constexpr, D: tl.constexpr, GCD: tl.
     """Tap ``j`` of the phase whose residue plus padding is ``rp``, along one axis: ``(k, delta, exists)``.
 
     The phase has taps only if ``rp % GCD == 0``; they are ``k = k0 + j*STEP`` (while ``k < K``) with
-    ``k0 = (rp // GCD * INV) % STEP`` (:func:`triton_convt.shapes.tap_schedule`), and tap ``k`` reads input
+    ``k0 = (rp // GCD * INV) % STEP`` (:func:`triton_convt.launch.shapes.tap_schedule`), and tap ``k`` reads input
     ``q + delta``, ``delta = (rp - k*D) / S``: an exact division for a real tap, so truncation toward zero gives the
     right, possibly negative, value.
     """
@@ -139,7 +139,7 @@ def conv_transpose2d_fwd_kernel(
         KH, KW: kernel size.
         SH, SW: stride.
         DH, DW: dilation.
-        GCD_*, STEP_*, INV_*, TAPS_*: the tap schedule of each axis (:func:`triton_convt.shapes.tap_schedule`):
+        GCD_*, STEP_*, INV_*, TAPS_*: the tap schedule of each axis (:func:`triton_convt.launch.shapes.tap_schedule`):
             a phase has taps only if ``(r + pad) % GCD == 0``; they are ``k0 + j*STEP`` for ``j < TAPS`` while
             ``< K``, with ``k0 = ((r + pad) // GCD * INV) % STEP``.
         HAS_BIAS: add the bias in the epilogue.
