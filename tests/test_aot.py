@@ -1,6 +1,7 @@
 """The forward kernel's int64 index path compiles for sm_80 and sm_90 without a GPU, and ``triton-convt-profile
 --picked`` reports the build the launcher would pick. Every shipped config, in every dtype and layout, is compiled
-by ``tests/test_profile.py``; this adds the int64 path, which that profile does not build."""
+by ``tests/test_profile.py``; this adds the int64 path, which that profile does not build, and shows that the gfx942
+reader the profile relies on does report spills and a missing matrix core."""
 
 import json
 import os
