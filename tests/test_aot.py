@@ -1,6 +1,7 @@
 """The forward kernel's int64 index path compiles for sm_80 and sm_90 without a GPU, and ``triton-convt-profile
 --picked`` reports the build the launcher would pick. Every shipped config, in every dtype and layout, is compiled
-by ``tests/test_profile.py``; this adds the int64 path, which that profile does not build."""
+by ``tests/test_profile.py``; this adds the int64 path, which that profile does not build, and shows that the gfx942
+reader the profile relies on does report spills and a missing matrix core."""
 
 import json
 import os
@@ -45,3 +46,29 @@ def test_refuses_to_run_under_the_interpreter():
     cmd = [sys.executable, "-m", "triton_convt.tools.profile", "--picked", "--arch", "sm80", "--out", "unused"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "TRITON_INTERPRET" in done.stderr
+
+
+_AMD_BUILD = """
+import json, torch
+from triton_convt.tools import aot, samples
+config = {"BLOCK_M": 64, "BLOCK_N": 8, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3}
+plan = samples.forward_sample_plan(torch.float16, "nchw", config)
+print(json.dumps({"attrs": repr(aot.jit_specialization(plan, aot.gpu_target("gfx942"))[2]),
+                  "record": aot.measure(plan, "gfx942")[0]}))
+"""
+
+
+def test_the_amd_reader_sees_spills_and_a_missing_matrix_core():
+    # A tile only 8 columns wide (default.json's, for 3-channel RGB outputs on NVIDIA GPUs) is below gfx942's
+    # narrowest matrix-core tile (16) and falls back to FMA, and in NCHW it needs more scalar registers than gfx942
+    # has: the reader behind the gfx942 profile must report both, or its zero-spill, v_mfma-present checks prove
+    # nothing. This is why gfx942.json has no tile narrower than 16.
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", _AMD_BUILD], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.splitlines()[-1])
+    record = got["record"]
+    assert record["tensor_core_instructions"] == 0 and record["matrix_instructions"] == []
+    assert record["sgpr_spills"] > 0 and record["sgprs"] > 0 and record["vgprs"] > 0 and record["occupancy"] > 0
+    # The HIP backend's own specialisation: pointers to tensors under 2 GB get buffer-load hints.
+    assert "tt.pointer_range" in got["attrs"]

@@ -135,6 +135,53 @@ def test_target_for_prefers_capability_then_device_name_then_default():
     assert configs.target_for((8, 9), "NVIDIA L4", available) == "default"
 
 
+def test_target_for_an_amd_gpu_is_its_gfx_file_and_never_an_nvidia_one():
+    available = ["default", "gfx942", "sm80", "sm90"]
+    assert configs.target_for("gfx942:sramecc+:xnack-", "AMD Instinct MI300X", available) == "gfx942"
+    assert configs.target_for("gfx942", "AMD Instinct MI325X", available) == "gfx942"
+    # An MI250 reports capability 9.0 under ROCm: its gfx name, not the capability, picks the file.
+    assert configs.target_for("gfx90a:sramecc+:xnack-", "AMD Instinct MI250X", available) == "default"
+    assert configs.target_for("gfx942", "AMD Instinct MI300X", ["default", "sm90"]) == "default"
+    assert "gfx942" in configs.available_targets()
+
+
+def test_device_arch_is_the_capability_on_cuda_and_the_gfx_name_on_rocm():
+    from types import SimpleNamespace
+
+    mi300 = SimpleNamespace(major=9, minor=4, gcnArchName="gfx942:sramecc+:xnack-", name="AMD Instinct MI300X")
+    assert configs.device_arch(mi300, hip="6.4.43482") == "gfx942:sramecc+:xnack-"
+    h100 = SimpleNamespace(major=9, minor=0, name="NVIDIA H100 80GB HBM3")
+    assert configs.device_arch(h100, hip=None) == (9, 0)
+    assert configs.own_target((9, 0)) == "sm90" and configs.own_target(mi300.gcnArchName) == "gfx942"
+
+
+AMD_GPUS = [("gfx942:sramecc+:xnack-", "AMD Instinct MI300X", "gfx942"),
+            ("gfx90a:sramecc+:xnack-", "AMD Instinct MI250X", "default")]  # fmt: skip
+
+
+@pytest.mark.parametrize("arch, name, expected", AMD_GPUS)
+def test_config_for_on_an_amd_gpu_benchmarks_its_own_candidates(monkeypatch, tmp_path, arch, name, expected):
+    # Stand in for a ROCm GPU (64 KB of LDS): the candidates benchmarked come from the gfx file on an MI300 and from
+    # default.json on another AMD GPU, never from sm80/sm90.
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    plan, (x, w, b, y, params) = _plan((2, 64, 16, 16), 64, dtype=torch.float16)
+    sizes = {"BLOCK_M": 2 * 16 * 16, "BLOCK_N": 64, "BLOCK_K": 64}
+    seen = []
+
+    def fake_tune(plans):
+        seen.extend({k: p.args[k] for k in p.args if k.startswith("BLOCK")} for p in plans)
+        return 0
+
+    def plan_for(config):
+        return forward_plan(x, w, b, y, params, config=config)
+
+    got = configs.config_for(FWD, x.dtype, torch.device("cuda"), sizes, plan_for, limits=(arch, name, 64 * 1024),
+                             tune=fake_tune, cache_directory=str(tmp_path))  # fmt: skip
+    expected_candidates = configs.prune(configs.load(expected)[FWD]["16bit"], "16bit", sizes, 64 * 1024)
+    blocks = [{k: v for k, v in c.items() if k.startswith("BLOCK")} for c in expected_candidates]
+    assert len(blocks) > 1 and seen == blocks and got == expected_candidates[0]
+
+
 def test_tuning_key_is_shared_within_a_bucket_and_separates_structure():
     def key(shape=(2, 8, 5, 7), c_out=12, **kwargs):
         plan, (x, w, b, y, params) = _plan(shape, c_out, **kwargs)
@@ -247,14 +294,18 @@ def test_autotune_plans_hands_triton_autotune_each_plans_own_arguments():
 
 
 def _shipped_forward_configs():
-    """Every distinct (dtype, config) of the forward kernel over all files; 16-bit configs run in fp16 and bf16."""
+    """Every distinct (dtype, tiles) of the forward kernel over all files; 16-bit configs run in fp16 and bf16.
+
+    Configs that differ only in warps or stages are one case: the interpreter ignores both, so it would run the
+    same computation again (gfx942.json runs some of the others' tiles with other warps)."""
     dtypes = {"16bit": (torch.float16, torch.bfloat16), "fp32": (torch.float32,), "fp64": (torch.float64,)}
     seen = {}
     for target in configs.available_targets():
         for cls, candidates in configs.load(target)[FWD].items():
             for c in candidates:
+                tiles = {k: v for k, v in c.items() if k.startswith("BLOCK")}
                 for dtype in dtypes[cls]:
-                    seen.setdefault(json.dumps([str(dtype), c]), (dtype, c))
+                    seen.setdefault(json.dumps([str(dtype), tiles]), (dtype, c))
     return list(seen.values())
 
 

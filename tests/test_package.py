@@ -154,9 +154,15 @@ def test_one_arch_convention(text, capability):
     assert cli.arch(text) == capability and cli.arch_name(capability) == f"sm{capability}"
 
 
+@pytest.mark.parametrize("text", ["gfx942", "GFX942", " gfx942"])
+def test_an_amd_target_is_named_by_its_gfx_processor(text):
+    # triton's GPUTarget takes an AMD arch as its processor name; the name is also the config file's.
+    assert cli.arch(text) == "gfx942" and cli.arch_name("gfx942") == "gfx942" and not cli.is_cuda("gfx942")
+
+
 @pytest.mark.parametrize("text", ["sm75", "gfx90a", "hopper", ""])
 def test_an_unknown_arch_names_the_valid_ones(text):
-    with pytest.raises(Exception, match="choose from sm80, sm90"):
+    with pytest.raises(Exception, match="choose from sm80, sm90, gfx942"):
         cli.arch(text)
 
 

@@ -1,6 +1,7 @@
-"""Every shipped config compiles for sm_80 and sm_90, in both layouts, into code without spills that fits the
-target's shared memory and uses the tensor cores (``python -m triton_convt.profile``, run without the
-interpreter in a subprocess: the interpreter's kernels cannot be compiled)."""
+"""Every shipped config compiles for sm_80, sm_90 and gfx942 (AMD MI300), in both layouts, into code without
+spills that fits the target's shared memory (LDS on AMD) and uses the tensor cores (matrix cores on AMD)
+(``python -m triton_convt.tools.profile``, run without the interpreter in a subprocess: the interpreter's kernels
+cannot be compiled)."""
 
 import json
 import os
@@ -12,7 +13,7 @@ import torch
 
 from triton_convt.launch import configs
 from triton_convt.tools.aot import SHARED_LIMIT
-from triton_convt.tools.profile import cubin_name
+from triton_convt.tools.profile import code_name
 from triton_convt.tools.samples import DTYPE_VARIANTS, SAMPLE_PLANS
 
 #: Compiles for GPU targets without a GPU (a subprocess); nothing in it depends on --device, the CPU run covers it.
@@ -25,8 +26,8 @@ def profile(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     # bfloat16 compiles to the same tiles, registers and spills as float16 (the profile command builds both; the
     # suite's time budget does not): float16 stands for the 16-bit class here.
-    cmd = [sys.executable, "-m", "triton_convt.tools.profile", "--arch", "sm90", "--arch", "sm80", "--out", str(out),
-           "--dtype", "float16", "--dtype", "float32", "--dtype", "float64"]  # fmt: skip
+    cmd = [sys.executable, "-m", "triton_convt.tools.profile", "--arch", "sm90", "--arch", "sm80", "--arch", "gfx942",
+           "--out", str(out), "--dtype", "float16", "--dtype", "float32", "--dtype", "float64"]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert os.path.exists(out / "profile.json"), done.stderr[-3000:]
     with open(out / "profile.json") as f:
@@ -34,13 +35,33 @@ def profile(tmp_path_factory):
     return out, done, data
 
 
+def _gemm_kernels() -> dict[str, bool]:
+    """Kernel key -> whether its kernel multiplies with ``tl.dot`` (the elementwise and reduction ones do not)."""
+    return {k: "DOT_PRECISION" in make(torch.float32, "nchw").args for k, make in SAMPLE_PLANS.items()}
+
+
 def test_every_build_compiled(profile):
     out, done, data = profile
     failed = [b for b in data["builds"] if "error" in b]
     assert not failed, failed[0]["error"]
-    assert (out / "profile.md").read_text().strip() in done.stdout  # the table is printed too
+    assert (out / "profile.md").read_text().strip() in done.stdout  # the tables are printed too
     for b in data["builds"]:
-        assert (out / cubin_name(b)).read_bytes()[:4] == b"\x7fELF"
+        code = (out / code_name(b)).read_bytes()
+        if b["arch"] == "gfx942":
+            assert code.startswith(b'\t.amdgcn_target "amdgpu9.42-amd-amdhsa-unknown-gfx942"'), code_name(b)
+        else:
+            assert code[:4] == b"\x7fELF", code_name(b)
+
+
+def _expected_archs(target: str, kernel: str) -> list:
+    """Where the launcher can run a file's candidates of ``kernel``: its own target; default.json (and any
+    device-named file) on every NVIDIA GPU without a file of its own, for which sm_80 and sm_90 stand in, and on
+    gfx942 for the kernels gfx942.json does not list."""
+    if target in ("sm80", "sm90"):
+        return [int(target[2:])]
+    if target == "gfx942":
+        return ["gfx942"]
+    return [80, 90] + (["gfx942"] if kernel not in configs.load("gfx942") else [])
 
 
 def test_every_shipped_config_is_built_for_its_targets_in_both_layouts(profile):
@@ -48,7 +69,6 @@ def test_every_shipped_config_is_built_for_its_targets_in_both_layouts(profile):
     built = {(b["arch"], b["kernel"], json.dumps(b["config"]), b["layout"], b["dtype"], b["precision"])
              for b in data["builds"]}  # fmt: skip
     for target in configs.available_targets():
-        archs = [int(target[2:])] if target.startswith("sm") else [80, 90]
         data_t = configs.load(target)
         for kernel in configs.kernel_keys(data_t):
             if kernel not in SAMPLE_PLANS:
@@ -56,10 +76,12 @@ def test_every_shipped_config_is_built_for_its_targets_in_both_layouts(profile):
             for cls, candidates in data_t[kernel].items():
                 dtypes = [(str(d).split(".")[1], p) for d, p in DTYPE_VARIANTS[cls] if d != torch.bfloat16]
                 for c in candidates:
-                    for arch in archs:
+                    for arch in _expected_archs(target, kernel):
                         for layout in ("channels_last", "nchw"):
                             for dtype, precision in dtypes:
                                 assert (arch, kernel, json.dumps(c), layout, dtype, precision) in built, (target, c)
+    # The NVIDIA files are never built for AMD: their tiles were chosen for 32-lane warps.
+    assert not [b for b in data["builds"] if b["arch"] == "gfx942" and {"sm80", "sm90"} & set(b["targets"])]
 
 
 def test_every_kernel_key_has_a_sample_plan(profile):
@@ -75,7 +97,7 @@ def test_no_spills_shared_memory_within_limits_and_tensor_cores(profile, arch):
     _, _, data = profile
     builds = [b for b in data["builds"] if b["arch"] == arch and "error" not in b]
     assert builds
-    gemm = {k: "DOT_PRECISION" in make(torch.float32, "nchw").args for k, make in SAMPLE_PLANS.items()}
+    gemm = _gemm_kernels()
     for b in builds:
         where = (b["kernel"], b["dtype"], b["precision"], b["layout"], b["config"])
         assert b["spill_bytes"] == 0 and b["local_memory_instructions"] == 0, (where, b["registers"])
@@ -87,3 +109,26 @@ def test_no_spills_shared_memory_within_limits_and_tensor_cores(profile, arch):
         # tensor cores (the elementwise and reduction kernels have no tl.dot).
         if gemm[b["kernel"]] and (b["precision"] != "ieee" or b["dtype"] != "float32"):
             assert b["tensor_core_instructions"] > 0, where
+
+
+def test_gfx942_no_spills_lds_within_limits_and_matrix_cores(profile):
+    _, _, data = profile
+    builds = [b for b in data["builds"] if b["arch"] == "gfx942" and "error" not in b]
+    assert {b["kernel"] for b in builds} == set(SAMPLE_PLANS)
+    gemm = _gemm_kernels()
+    # What tl.dot becomes on gfx942's matrix cores, per dtype and fp32 precision: unlike sm_80/sm_90, exact fp32
+    # ("ieee") has matrix-core instructions of its own (v_mfma_f32_*_f32), and TF32 runs as xf32.
+    kinds = {("float16", "ieee"): "_f16", ("float32", "tf32"): "_xf32", ("float32", "ieee"): "_f32",
+             ("float64", "ieee"): "_f64"}  # fmt: skip
+    for b in builds:
+        where = (b["kernel"], b["dtype"], b["precision"], b["layout"], b["config"])
+        # SGPR spills go to VGPR lanes rather than scratch memory, so they are checked apart from scratch.
+        assert b["vgpr_spills"] == 0 and b["sgpr_spills"] == 0 and b["scratch_bytes"] == 0, (where, b["vgprs"])
+        assert b["shared_bytes"] <= SHARED_LIMIT["gfx942"], where
+        assert b["shared_bytes"] <= b["shared_estimate"] or b["shared_estimate"] == 0, where
+        if gemm[b["kernel"]]:
+            assert b["tensor_core_instructions"] > 0, where
+            suffix = kinds[(b["dtype"], b["precision"])]
+            assert b["matrix_instructions"] and all(op.endswith(suffix) for op in b["matrix_instructions"]), where
+        else:
+            assert b["tensor_core_instructions"] == 0, where

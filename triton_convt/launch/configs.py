@@ -7,11 +7,12 @@ a list of configs in order of preference; top-level entries that are not dicts (
 * CPU tensors (the interpreter, and the AOT compiles of :mod:`triton_convt.tools.aot`): :func:`choose` takes the first
   config of ``default.json`` whose tiles are not larger than the problem and pad it little (the least padded if
   none does). Exactly one config, deterministically: ``triton.autotune`` cannot benchmark without a GPU.
-* CUDA tensors: :func:`config_for` loads the file of the device (:func:`target_for`: by capability, then name,
-  then ``default``), drops configs whose shared memory exceeds the device or whose tiles are far larger than the
-  problem (:func:`prune`), and if more than one is left, benchmarks them once with ``triton.autotune``
-  (:func:`autotune_plans`) per tuning key (:func:`tuning_key`: the kernel's structural constexprs, which strides
-  are 1, and the problem sizes bucketed to powers of two). The winner is kept in a JSON file in the user cache
+* CUDA tensors (ROCm's too: ROCm torch calls its devices "cuda"): :func:`config_for` loads the file of the device
+  (:func:`target_for`: by capability, or gfx processor on AMD, then name, then ``default``), drops configs whose
+  shared memory exceeds the device or whose tiles are far larger than the problem (:func:`prune`), and if more
+  than one is left, benchmarks them once with ``triton.autotune`` (:func:`autotune_plans`) per tuning key
+  (:func:`tuning_key`: the kernel's structural constexprs, which strides are 1, and the problem sizes bucketed to
+  powers of two). The winner is kept in a JSON file in the user cache
   directory (:class:`TuningCache`, never inside the repository), so another process with the same key does not
   tune again.
 """
@@ -161,10 +162,22 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def target_for(capability: tuple[int, int], name: str, available: list[str]) -> str:
-    """The config file for a device: ``sm<major><minor>`` if there is one, else a file named after the device
-    (:func:`slug`), else ``default``."""
-    for target in (f"sm{capability[0]}{capability[1]}", slug(name)):
+def own_target(arch: tuple[int, int] | str) -> str:
+    """The name a device's own config file has: ``sm<major><minor>`` for an NVIDIA compute capability, the processor
+    for an AMD gfx name (ROCm's ``gcnArchName``: ``"gfx942:sramecc+:xnack-"`` -> ``gfx942``)."""
+    if isinstance(arch, str):
+        return arch.split(":")[0].strip().lower()
+    return f"sm{arch[0]}{arch[1]}"
+
+
+def target_for(arch: tuple[int, int] | str, name: str, available: list[str]) -> str:
+    """The config file for a device: its own (:func:`own_target`: ``sm90`` for capability (9, 0), ``gfx942`` for an
+    MI300) if there is one, else a file named after the device (:func:`slug`), else ``default``.
+
+    ``arch`` is the capability of an NVIDIA GPU and the gfx name of an AMD one, never an AMD device's capability,
+    which only imitates CUDA's (an MI300 reports 9.4, an MI250 9.0) and would select a file tuned for an NVIDIA GPU.
+    """
+    for target in (own_target(arch), slug(name)):
         if target in available:
             return target
     return "default"
@@ -285,11 +298,21 @@ def autotune_plans(plans: list[Any], autotune: Callable = triton.autotune) -> in
     return next(i for i, c in enumerate(triton_configs) if c is tuner.best_config)
 
 
-def device_limits(device: torch.device) -> tuple[tuple[int, int], str, int]:
-    """``(capability, name, shared memory per block)`` of a CUDA device, as Triton sees it."""
+def device_arch(properties: Any, hip: str | None) -> tuple[int, int] | str:
+    """The arch :func:`target_for` takes, from ``torch.cuda.get_device_properties``: the compute capability
+    ``(major, minor)`` under CUDA torch, the gfx name (``gcnArchName``) under ROCm torch (``hip``:
+    ``torch.version.hip``), whose capability only imitates CUDA's."""
+    if hip:
+        return properties.gcnArchName
+    return (properties.major, properties.minor)
+
+
+def device_limits(device: torch.device) -> tuple[tuple[int, int] | str, str, int]:
+    """``(arch, name, shared memory per block)`` of a GPU, as torch and Triton see it (:func:`device_arch`)."""
     index = device.index if device.index is not None else torch.cuda.current_device()
-    properties = triton.runtime.driver.active.utils.get_device_properties(index)
-    return torch.cuda.get_device_capability(index), torch.cuda.get_device_name(index), properties["max_shared_mem"]
+    shared = triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
+    properties = torch.cuda.get_device_properties(index)
+    return device_arch(properties, torch.version.hip), properties.name, shared
 
 
 def config_for(
@@ -299,7 +322,7 @@ def config_for(
     sizes: dict[str, int],
     plan_for: Callable[[dict], Any],
     *,
-    limits: tuple[tuple[int, int], str, int] | None = None,
+    limits: tuple[tuple[int, int] | str, str, int] | None = None,
     tune: Callable[[list[Any]], int] = autotune_plans,
     cache_directory: str | None = None,
 ) -> dict:
@@ -311,8 +334,8 @@ def config_for(
     """
     if device.type != "cuda" or triton.knobs.runtime.interpret:
         return choose(kernel, dtype, sizes)
-    capability, name, shared_limit = limits or device_limits(device)
-    target = source(kernel, target_for(capability, name, available_targets()))
+    arch, name, shared_limit = limits or device_limits(device)
+    target = source(kernel, target_for(arch, name, available_targets()))
     candidates = prune(load(target)[kernel][dtype_class(dtype)], dtype_class(dtype), sizes, shared_limit)
     if len(candidates) == 1:
         return dict(candidates[0])

@@ -1,11 +1,15 @@
 """Compile the kernels for real GPU targets without a GPU, and read what the compiler produced.
 
 A :class:`~triton_convt.launch.KernelPlan` built from CPU tensors holds exactly the arguments a launch would pass.
-:func:`compile_plan` hands them to ``triton.compile`` with the specialisation the JIT would apply on a GPU
-(pointers and integers divisible by 16 marked so, integers equal to 1 turned into constants, which is how the
-memory layout reaches the compiler), for ``GPUTarget("cuda", arch, 32)``. :func:`measure` compiles one plan and
-reads registers, stack and local memory from the cubin (``cuobjdump``, shipped in the triton wheel), and shared
-memory, tensor-core instructions and vector or asynchronous global loads from the metadata and PTX.
+:func:`compile_plan` hands them to ``triton.compile`` with the specialisation the JIT of the target's backend would
+apply on a GPU (pointers and integers divisible by 16 marked so, integers equal to 1 turned into constants, which is
+how the memory layout reaches the compiler; on AMD also pointers whose tensors span under 2 GB, which enables buffer
+loads), for ``GPUTarget("cuda", 80|90, 32)`` or ``GPUTarget("hip", "gfx942", 64)`` (targets are named as in
+:mod:`.cli`). :func:`measure` compiles one plan and reads what the build needs: for CUDA, registers, stack and
+local memory from the cubin (``cuobjdump``, shipped in the triton wheel), and shared memory, tensor-core
+instructions and vector or asynchronous global loads from the metadata and PTX; for AMD, VGPR/AGPR/SGPR counts,
+spill counts, scratch and occupancy from the kernel descriptor and metadata note of the ``.amdgcn`` assembly, and
+matrix-core (``v_mfma``) instructions and 128-bit loads from its code.
 
 The plans come from :mod:`.samples` (a sample problem per kernel key); :mod:`.profile` is the command that
 compiles them. Compiling needs a process without ``TRITON_INTERPRET`` (the interpreter's kernels cannot be
@@ -22,23 +26,36 @@ import tempfile
 import triton
 from triton._C.libtriton import native_specialize_impl
 from triton.backends.compiler import GPUTarget
-from triton.backends.nvidia.compiler import CUDABackend
-from triton.compiler import ASTSource
+from triton.compiler import ASTSource, make_backend
 
 from ..launch import KernelPlan
+from .cli import is_cuda
 
 #: Tensor-core instructions in the PTX of each target: mma.sync on sm_80, wgmma (or mma.sync for shapes and
 #: dtypes wgmma does not take, such as fp64) on sm_90.
 TENSOR_CORE_PTX = {80: ("mma.sync",), 90: ("wgmma.mma_async", "mma.sync")}
 
-#: Shared memory one block may use (the opt-in maximum) on each target: A100 163 KB, H100 227 KB.
-SHARED_LIMIT = {80: 163 * 1024, 90: 227 * 1024}
+#: Shared memory one block may use (the opt-in maximum) on each target: A100 163 KB, H100 227 KB; MI300's LDS is
+#: 64 KB per workgroup.
+SHARED_LIMIT = {80: 163 * 1024, 90: 227 * 1024, "gfx942": 64 * 1024}
+
+#: Threads per warp (NVIDIA) or wavefront (AMD CDNA) of each target family.
+WARP_SIZE = {"cuda": 32, "hip": 64}
 
 _BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 
 
-def jit_specialization(plan: KernelPlan) -> tuple[dict, dict, dict]:
-    """``(signature, constexprs, attrs)`` for ``ASTSource``, as the JIT derives them from the launch arguments."""
+def gpu_target(arch: int | str) -> GPUTarget:
+    """triton's compile target for a target of :mod:`.cli` (80 -> cuda sm_80, ``"gfx942"`` -> hip gfx942)."""
+    backend = "cuda" if is_cuda(arch) else "hip"
+    return GPUTarget(backend, arch, WARP_SIZE[backend])
+
+
+def jit_specialization(plan: KernelPlan, target: GPUTarget | None = None) -> tuple[dict, dict, dict]:
+    """``(signature, constexprs, attrs)`` for ``ASTSource``, as the JIT of ``target``'s backend (default sm_80)
+    derives them from the launch arguments: the backend decides which hints an argument gets (the HIP backend
+    adds ``tt.pointer_range`` for tensors under 2 GB, the CUDA one does not), so it is asked, not imitated."""
+    backend = make_backend(target or gpu_target(80))
     signature, constexprs, attrs = {}, {}, {}
     for i, param in enumerate(plan.kernel.params):
         value = plan.args[param.name]
@@ -46,21 +63,23 @@ def jit_specialization(plan: KernelPlan) -> tuple[dict, dict, dict]:
             signature[param.name] = "constexpr"
             constexprs[param.name] = value
             continue
-        ty, key = native_specialize_impl(CUDABackend, value, False, True, True)
+        ty, key = native_specialize_impl(backend, value, False, True, True)
         signature[param.name] = ty
         if ty == "constexpr":  # an integer equal to 1, or None
             constexprs[param.name] = value
-        elif key == "D":  # divisible by 16 (an integer, or a pointer aligned to 16 bytes)
-            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif isinstance(key, str) and backend.parse_attr(key):  # "D": divisible by 16; "S" (HIP): under 2 GB
+            attrs[(i,)] = backend.parse_attr(key)
     return signature, constexprs, attrs
 
 
-def compile_plan(plan: KernelPlan, arch: int):
-    """Compile ``plan`` for ``sm_<arch>``; returns triton's CompiledKernel (``.asm`` holds ptx and cubin)."""
-    signature, constexprs, attrs = jit_specialization(plan)
+def compile_plan(plan: KernelPlan, arch: int | str):
+    """Compile ``plan`` for ``arch`` (80, 90, ``"gfx942"``); returns triton's CompiledKernel (``.asm`` holds ptx and
+    cubin for CUDA, amdgcn and hsaco for AMD)."""
+    target = gpu_target(arch)
+    signature, constexprs, attrs = jit_specialization(plan, target)
     source = ASTSource(fn=plan.kernel, signature=signature, constexprs=constexprs, attrs=attrs)
     options = {"num_warps": plan.num_warps, "num_stages": plan.num_stages}
-    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
+    return triton.compile(source, target=target, options=options)
 
 
 def tensor_core_instructions(compiled, arch: int) -> int:
@@ -105,8 +124,11 @@ def local_memory_instructions(cubin: bytes) -> int:
     return len(re.findall(r"\b(?:STL|LDL)(?:\.\w+)*\s", _cuobjdump("--dump-sass", cubin)))
 
 
-def measure(plan: KernelPlan, arch: int) -> tuple[dict, bytes]:
-    """Compile ``plan`` for ``sm_<arch>``; returns what the profile records about the build, and its cubin."""
+def measure(plan: KernelPlan, arch: int | str) -> tuple[dict, bytes]:
+    """Compile ``plan`` for ``arch``; returns what the profile records about the build, and its code to keep: the
+    cubin for CUDA, the ``.amdgcn`` assembly text for AMD."""
+    if not is_cuda(arch):
+        return measure_amd(plan, arch)
     compiled = compile_plan(plan, arch)
     ptx, cubin = compiled.asm["ptx"], compiled.asm["cubin"]
     usage = resource_usage(cubin)
@@ -120,3 +142,58 @@ def measure(plan: KernelPlan, arch: int) -> tuple[dict, bytes]:
         "async_copies": async_copies(ptx),
     }
     return record, cubin
+
+
+def amdgcn_metadata(amdgcn: str) -> dict[str, int]:
+    """Resource figures of the (single) kernel in AMD assembly, from the ``amdhsa.kernels`` metadata note (the
+    code object's own record, what the ROCm runtime reads) and the compiler's ``; Kernel info`` comments (AGPRs
+    and occupancy, which the note does not give)."""
+
+    def field(pattern: str) -> int:
+        found = re.search(pattern, amdgcn, re.MULTILINE)
+        if found is None:
+            raise ValueError(f"no {pattern!r} in the amdgcn assembly")
+        return int(found.group(1))
+
+    return {
+        "vgprs": field(r"^\s*\.vgpr_count:\s*(\d+)"),  # arch VGPRs and AGPRs together, as allocated
+        "agprs": field(r"^; NumAgprs: (\d+)"),
+        "sgprs": field(r"^\s*\.sgpr_count:\s*(\d+)"),
+        "vgpr_spills": field(r"^\s*\.vgpr_spill_count:\s*(\d+)"),
+        "sgpr_spills": field(r"^\s*\.sgpr_spill_count:\s*(\d+)"),
+        "scratch_bytes": field(r"^\s*\.private_segment_fixed_size:\s*(\d+)"),  # per lane: spills and stack
+        "static_lds_bytes": field(r"^\s*\.group_segment_fixed_size:\s*(\d+)"),
+        "occupancy": field(r"^; Occupancy: (\d+)"),  # waves per SIMD the registers allow
+    }
+
+
+def mfma_instructions(amdgcn: str) -> list[str]:
+    """Every matrix-core instruction of ``amdgcn`` (``v_mfma_f32_32x32x8_f16`` and the like), in code order."""
+    return re.findall(r"^\s*(v_mfma_\w+)", amdgcn, re.MULTILINE)
+
+
+def measure_amd(plan: KernelPlan, arch: str) -> tuple[dict, bytes]:
+    """:func:`measure` for an AMD target: the record and the ``.amdgcn`` text (as bytes).
+
+    Triton kernels keep no per-lane arrays and call no functions, so scratch (private segment) memory, and any
+    VGPR or SGPR spill count, is register spilling (SGPRs spill into VGPR lanes first, so they are counted apart).
+    """
+    compiled = compile_plan(plan, arch)
+    amdgcn = compiled.asm["amdgcn"]
+    usage = amdgcn_metadata(amdgcn)
+    mfma = mfma_instructions(amdgcn)
+    record = {
+        **usage,
+        "registers": usage["vgprs"],
+        "shared_bytes": compiled.metadata.shared + usage["static_lds_bytes"],
+        "tensor_core_instructions": len(mfma),
+        "matrix_instructions": sorted(set(mfma)),
+        "vector_global_loads": len(re.findall(r"^\s*(?:global|buffer)_load_dwordx4\b", amdgcn, re.MULTILINE)),
+    }
+    return record, amdgcn.encode()
+
+
+def spilled(record: dict) -> bool:
+    """Whether a profile record of either family shows spilling (stack, local or scratch memory, spill counts)."""
+    keys = ("spill_bytes", "local_memory_instructions", "vgpr_spills", "sgpr_spills", "scratch_bytes")
+    return any(record.get(key) for key in keys)

@@ -1,7 +1,10 @@
 """What the command-line tools share: the ``--arch`` convention, and restarting under the Triton interpreter.
 
-Every tool names a compile target the same way: ``sm80`` (A100), ``sm90`` (H100/H200), the names of the config
-files in ``autotune_configs/`` (``sm_80`` and ``80`` are accepted as spellings of ``sm80``).
+Every tool names a compile target the same way: ``sm80`` (A100), ``sm90`` (H100/H200), ``gfx942`` (AMD MI300), the
+names of the config files in ``autotune_configs/`` (``sm_80`` and ``80`` are accepted as spellings of ``sm80``).
+Internally a target is what triton's ``GPUTarget`` calls its arch: the CUDA compute capability as an integer (80,
+90) or the AMD processor name as a string ("gfx942"), so that profile records and file names of the CUDA targets
+read as they always have, and each record names its target.
 """
 
 from __future__ import annotations
@@ -15,23 +18,31 @@ import torch
 
 from ..launch import interpreter_active
 
-#: Compile targets the tools know: ``--arch`` name -> CUDA compute capability as an integer.
-ARCHS = {"sm80": 80, "sm90": 90}
+#: Compile targets the tools know: ``--arch`` name -> triton's arch of the target: the CUDA compute capability as
+#: an integer, the AMD processor name as a string (ROCm torch calls the device "cuda"; triton's backend is "hip").
+ARCHS: dict[str, int | str] = {"sm80": 80, "sm90": 90, "gfx942": "gfx942"}
 
 
-def arch(text: str) -> int:
-    """An ``--arch`` value (``sm90``; also ``sm_90`` or ``90``) as its compute capability (90); an argparse error
-    naming the valid ones otherwise."""
-    match = re.fullmatch(r"(?:sm_?)?(\d+)", text.strip().lower())
-    name = f"sm{match.group(1)}" if match else text
+def arch(text: str) -> int | str:
+    """An ``--arch`` value (``sm90``, also ``sm_90`` or ``90``; ``gfx942``) as triton's arch (90, ``"gfx942"``); an
+    argparse error naming the valid ones otherwise."""
+    text_ = text.strip().lower()
+    match = re.fullmatch(r"(?:sm_?)?(\d+)", text_)
+    name = f"sm{match.group(1)}" if match else text_
     if name not in ARCHS:
         raise argparse.ArgumentTypeError(f"unknown arch {text!r}; choose from {', '.join(ARCHS)}")
     return ARCHS[name]
 
 
-def arch_name(capability: int) -> str:
-    """The ``--arch`` name of a compute capability (90 -> ``sm90``)."""
-    return f"sm{capability}"
+def arch_name(target: int | str) -> str:
+    """The ``--arch`` name of a target (90 -> ``sm90``, ``"gfx942"`` -> ``gfx942``), which is also the name of its
+    config file in ``autotune_configs/``."""
+    return f"sm{target}" if is_cuda(target) else str(target)
+
+
+def is_cuda(target: int | str) -> bool:
+    """Whether a target is an NVIDIA GPU (an integer compute capability) rather than an AMD one (a gfx name)."""
+    return isinstance(target, int)
 
 
 def refuse_interpreter(tool: str) -> int | None:

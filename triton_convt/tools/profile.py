@@ -1,12 +1,15 @@
 """Static profile: compile every shipped config of every kernel for real GPUs, without a GPU, and report the code.
 
-``triton-convt-profile --arch sm90 --arch sm80 --out DIR`` builds, for each config of each kernel key of each file
-in ``autotune_configs/`` meant for the target (``smXY.json`` for sm_XY; ``default.json`` and device-named files for
-every target), each dtype of its class and both memory layouts, the launch of :data:`.samples.SAMPLE_PLANS` with
-that config, and records registers, spill bytes (stack + local), local-memory instructions, shared memory (and the
-pruning estimate), tensor-core instructions, 128-bit global loads and async copies. It writes ``profile.json``,
-``profile.md`` and the cubins into DIR and prints the table; every recorded figure is a property of the compiled
-code, so a rerun with the same compiler writes the same files (the run time is printed only).
+``triton-convt-profile --arch sm90 --arch sm80 --arch gfx942 --out DIR`` builds, for each config of each kernel key
+of each file in ``autotune_configs/`` meant for the target (``smXY.json`` for sm_XY, ``gfx942.json`` for gfx942;
+``default.json`` and device-named files for every target), each dtype of its class and both memory layouts, the
+launch of :data:`.samples.SAMPLE_PLANS` with that config, and records, for CUDA, registers, spill bytes (stack +
+local), local-memory instructions, shared memory (and the pruning estimate), tensor-core instructions, 128-bit
+global loads and async copies; for AMD, VGPRs (AGPRs among them), SGPRs, VGPR and SGPR spill counts, scratch
+bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``) instructions and 128-bit loads. It writes
+``profile.json``, ``profile.md`` (one table per family) and the code (cubins, ``.amdgcn`` assembly) into DIR and
+prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
+writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
 dtype and layout, and its int64 index path.
 
@@ -31,24 +34,53 @@ import triton
 
 from ..launch import configs
 from . import aot, samples
-from .cli import arch, refuse_interpreter
+from .cli import arch, arch_name, is_cuda, refuse_interpreter
 
-#: Columns of the markdown table: (header, function of a record).
-COLUMNS = (
-    ("arch", lambda r: f"sm{r['arch']}"),
+#: Columns both tables start with: (header, function of a record).
+_BUILD = (
+    ("arch", lambda r: arch_name(r["arch"])),
     ("kernel", lambda r: r["kernel"]),
     ("dtype", lambda r: r["dtype"] + ("" if r["precision"] == "ieee" else f" ({r['precision']})")),
     ("layout", lambda r: r["layout"] + (" (int64)" if r.get("index") == "int64" else "")),
     ("config", lambda r: config_name(r["config"]) if "config" in r else "?"),
     ("files", lambda r: ",".join(r["targets"])),
+)
+
+
+def _shared(r: dict) -> str:
+    """Shared memory (LDS on AMD) in KB, with the pruning estimate in parentheses."""
+    return f"{r['shared_bytes'] / 1024:.0f} ({r['shared_estimate'] / 1024:.0f})" if "shared_bytes" in r else ""
+
+
+_ERROR = ("error", lambda r: r.get("error", "").strip().splitlines()[-1] if r.get("error") else "")
+
+#: Columns of the CUDA table.
+COLUMNS = (
+    *_BUILD,
     ("regs", lambda r: r.get("registers", "")),
     ("spill B", lambda r: r.get("spill_bytes", "")),
     ("LDL/STL", lambda r: r.get("local_memory_instructions", "")),
-    ("smem KB (est.)", lambda r: f"{r['shared_bytes'] / 1024:.0f} ({r['shared_estimate'] / 1024:.0f})" if "shared_bytes" in r else ""),
+    ("smem KB (est.)", _shared),
     ("tensor-core", lambda r: r.get("tensor_core_instructions", "")),
     ("ld.v4", lambda r: r.get("vector_global_loads", "")),
     ("cp.async", lambda r: r.get("async_copies", "")),
-    ("error", lambda r: r.get("error", "").strip().splitlines()[-1] if r.get("error") else ""),
+    _ERROR,
+)
+
+#: Columns of the AMD table: registers per lane of a 64-lane wavefront, spill counts (VGPR/SGPR) and scratch bytes
+#: per lane, waves per SIMD, LDS, and the matrix-core instructions (count and kinds).
+AMD_COLUMNS = (
+    *_BUILD,
+    ("VGPR (AGPR)", lambda r: f"{r['vgprs']} ({r['agprs']})" if "vgprs" in r else ""),
+    ("SGPR", lambda r: r.get("sgprs", "")),
+    ("spills V/S", lambda r: f"{r['vgpr_spills']}/{r['sgpr_spills']}" if "vgprs" in r else ""),
+    ("scratch B", lambda r: r.get("scratch_bytes", "")),
+    ("waves/SIMD", lambda r: r.get("occupancy", "")),
+    ("LDS KB (est.)", _shared),
+    ("v_mfma", lambda r: r.get("tensor_core_instructions", "")),
+    ("MFMA kinds", lambda r: ", ".join(r.get("matrix_instructions", []))),
+    ("dwordx4", lambda r: r.get("vector_global_loads", "")),
+    _ERROR,
 )
 
 
@@ -58,13 +90,19 @@ def config_name(config: dict) -> str:
     return f"{blocks}-w{config['num_warps']}-s{config['num_stages']}"
 
 
-def archs_of(target: str, archs: list[int]) -> list[int]:
-    """The requested archs a config file is compiled for: ``smXY`` only for sm_XY, any other file for all."""
-    family = re.fullmatch(r"sm(\d+)", target)
-    return [a for a in archs if a == int(family.group(1))] if family else list(archs)
+def archs_of(target: str, kernel: str, archs: list[int | str]) -> list[int | str]:
+    """The requested archs for which a config file's candidates of ``kernel`` are compiled: those where the launcher
+    can run them. A target's own file (``smXY``, ``gfxNNN``) is compiled for that target only. ``default.json`` and
+    device-named files serve the NVIDIA GPUs without a file of their own (sm_86, sm_89, ...), for which sm_80 and
+    sm_90 stand in, so they are compiled for every CUDA target; on an AMD target the launcher takes
+    ``default.json`` only for the kernels the target's own file does not list (:func:`configs.source`), and only
+    those are compiled."""
+    if re.fullmatch(r"sm\d+|gfx\w+", target):
+        return [a for a in archs if arch_name(a) == target]
+    return [a for a in archs if is_cuda(a) or configs.source(kernel, arch_name(a)) == target]
 
 
-def shipped_builds(archs: list[int], dtypes: list[str] | None = None) -> tuple[list[dict], list[str]]:
+def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> tuple[list[dict], list[str]]:
     """Every distinct build of the shipped configs for ``archs`` (a config shipped by several files for one arch
     is built once, listing the files), and the kernel keys that have no sample plan to build."""
     builds: dict[str, dict] = {}
@@ -81,27 +119,27 @@ def shipped_builds(archs: list[int], dtypes: list[str] | None = None) -> tuple[l
                         name = str(dtype).split(".")[1]
                         if dtypes and name not in dtypes:
                             continue
-                        for capability in archs_of(target, archs):
+                        for target_arch in archs_of(target, kernel, archs):
                             for layout in samples.LAYOUTS:
-                                build = {"arch": capability, "kernel": kernel, "dtype": name, "precision": precision,
+                                build = {"arch": target_arch, "kernel": kernel, "dtype": name, "precision": precision,
                                          "layout": layout, "config": config, "dtype_class": cls}  # fmt: skip
                                 key = json.dumps(build, sort_keys=True)
                                 builds.setdefault(key, {**build, "targets": []})["targets"].append(target)
     return list(builds.values()), sorted(missing)
 
 
-def cubin_name(build: dict) -> str:
-    """File name of a build's cubin in the output directory."""
+def code_name(build: dict) -> str:
+    """File name of a build's code in the output directory: its cubin (CUDA) or ``.amdgcn`` assembly (AMD)."""
     return (
-        f"{build['kernel']}-sm{build['arch']}-{build['dtype']}-{build['precision']}-{build['layout']}-"
+        f"{build['kernel']}-{arch_name(build['arch'])}-{build['dtype']}-{build['precision']}-{build['layout']}-"
         f"{config_name(build['config']) if 'config' in build else 'picked'}"
-        f"{'-int64' if build.get('index') == 'int64' else ''}.cubin"
+        f"{'-int64' if build.get('index') == 'int64' else ''}.{'cubin' if is_cuda(build['arch']) else 'amdgcn'}"
     )
 
 
 def run_build(build: dict, out: str) -> dict:
-    """Compile one build, write its cubin into ``out``, and return the build with its measurements (or the
-    error, so that one failure does not hide the others)."""
+    """Compile one build, write its code (cubin or amdgcn) into ``out``, and return the build with its
+    measurements (or the error, so that one failure does not hide the others)."""
     try:
         dtype = getattr(torch, build["dtype"])
         if build.get("picked"):  # the launcher's own choice (and the index width the build names)
@@ -109,32 +147,35 @@ def run_build(build: dict, out: str) -> dict:
                                                index64=build["index"] == "int64")  # fmt: skip
         else:
             plan = samples.SAMPLE_PLANS[build["kernel"]](dtype, build["layout"], build["config"], build["precision"])
-        record, cubin = aot.measure(plan, build["arch"])
+        record, code = aot.measure(plan, build["arch"])
     except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
         return {**build, "error": traceback.format_exc(limit=3)}
     config = build.get("config") or samples.plan_config(plan)
     done = {**build, **record, "config": config,
             "shared_estimate": configs.shared_memory_estimate(config, build["dtype_class"])}  # fmt: skip
-    with open(os.path.join(out, cubin_name(done)), "wb") as f:
-        f.write(cubin)
+    with open(os.path.join(out, code_name(done)), "wb") as f:
+        f.write(code)
     return done
 
 
 def markdown(records: list[dict], missing: list[str]) -> str:
-    """The profile as a markdown table (one row per build), with the kernels left out named below it."""
-    lines = [
-        f"Static profile, triton {triton.__version__} (compiled without a GPU; no timing)",
-        "",
-        "| " + " | ".join(h for h, _ in COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-    ]
-    lines += ["| " + " | ".join(str(f(r)) for _, f in COLUMNS) + " |" for r in records]
+    """The profile as markdown: a table of the CUDA builds and one of the AMD builds (one row per build; a table
+    only when it has rows), with the kernels left out named below them."""
+    lines = [f"Static profile, triton {triton.__version__} (compiled without a GPU; no timing)"]
+    for columns, rows in ((COLUMNS, [r for r in records if is_cuda(r["arch"])]),
+                          (AMD_COLUMNS, [r for r in records if not is_cuda(r["arch"])])):  # fmt: skip
+        if not rows:
+            continue
+        lines += ["", "| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(str(f(r)) for _, f in columns) + " |" for r in rows]
     if missing:
         lines += ["", f"Not built (no sample plan in triton_convt.samples.SAMPLE_PLANS): {', '.join(missing)}"]
     return "\n".join(lines)
 
 
-def picked_builds(archs: list[int], dtypes: list[str] | None = None, layouts: list[str] | None = None) -> list[dict]:
+def picked_builds(
+    archs: list[int | str], dtypes: list[str] | None = None, layouts: list[str] | None = None
+) -> list[dict]:
     """The forward kernel's builds with the config the launcher picks for the sample problem, per dtype, fp32
     precision and layout, plus the int64 index path (fp16, channels_last), for ``archs``."""
     builds = []
@@ -155,8 +196,9 @@ def picked_builds(archs: list[int], dtypes: list[str] | None = None, layouts: li
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-convt-profile", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", type=arch, action="append", required=True, help="sm80 or sm90 (repeatable)")
-    parser.add_argument("--out", required=True, help="directory for profile.json, profile.md and the cubins")
+    parser.add_argument("--arch", type=arch, action="append", required=True, help="sm80, sm90 or gfx942 (repeatable)")
+    parser.add_argument("--out", required=True,
+                        help="directory for profile.json, profile.md and the code (cubins, .amdgcn)")  # fmt: skip
     parser.add_argument("--dtype", action="append", choices=("float16", "bfloat16", "float32", "float64"),
                         help="only these dtypes (repeatable)")  # fmt: skip
     parser.add_argument("--layout", action="append", choices=samples.LAYOUTS, help="only these layouts (repeatable)")
@@ -185,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(records)} builds in {time.monotonic() - start:.1f} s", file=sys.stderr)
     failed = [r for r in records if "error" in r]
     for r in failed:
-        print(f"\nbuild failed: {cubin_name(r)}\n{r['error']}", file=sys.stderr)
+        print(f"\nbuild failed: {code_name(r)}\n{r['error']}", file=sys.stderr)
     if missing:
         print(f"no sample plan for kernel keys {missing}: register them in triton_convt.tools.samples.SAMPLE_PLANS",
               file=sys.stderr)  # fmt: skip
@@ -193,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compile_builds(builds: list[dict], out: str, jobs: int) -> list[dict]:
-    """:func:`run_build` for each build, in ``jobs`` processes, cubins into ``out``."""
+    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``."""
     # fork: the workers inherit the imported modules instead of importing torch and triton again.
     with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(run_build, builds, [out] * len(builds)))

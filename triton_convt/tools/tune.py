@@ -5,9 +5,10 @@
 (the GEMM kernel, or the depthwise one for one input channel per group) is tuned: every candidate of the device's
 config file that fits the problem and the device (:func:`triton_convt.launch.configs.prune`) is run once and checked
 against torch, then benchmarked with ``triton.autotune`` (:func:`triton_convt.launch.configs.autotune_plans`). The file
-(``autotune_configs/sm<major><minor>.json``; ``default.json``'s candidates for a kernel the file does not list yet)
-is rewritten with the winners first, most wins first (:func:`merge_winners`); the other candidates stay after them
-and every other kernel's entry is kept as it was. Without a GPU it exits with status 2 and says so.
+(``autotune_configs/sm<major><minor>.json``, ``gfx942.json`` on an MI300; ``default.json``'s candidates for a kernel
+the file does not list yet) is rewritten with the winners first, most wins first (:func:`merge_winners`); the other
+candidates stay after them and every other kernel's entry is kept as it was. Without a GPU it exits with status 2
+and says so.
 """
 
 from __future__ import annotations
@@ -101,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         print("triton-convt-tune: no CUDA GPU (torch.cuda.is_available() is False); tuning needs one. Nothing was "
               "tuned and no file was changed.", file=sys.stderr)  # fmt: skip
         return 2
-    capability, name, shared_limit = configs.device_limits(torch.device("cuda"))
-    target = f"sm{capability[0]}{capability[1]}"
+    arch, name, shared_limit = configs.device_limits(torch.device("cuda"))
+    target = configs.own_target(arch)  # sm90 on an H100, gfx942 on an MI300 (never a ROCm device's capability)
     source = target if target in configs.available_targets() else "default"
     data = configs.load(source)
-    if source != target:  # a new file for this capability, with default's candidates of the kernels it tunes
+    if source != target:  # a new file for this device family, with default's candidates of the kernels it tunes
         data = {"triton": data["triton"], "target": target, "about": f"Tuned on {name}."}
     for dtype_name in args.dtype or ["float16", "float32"]:
         dtype = getattr(torch, dtype_name)

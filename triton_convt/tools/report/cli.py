@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                         "default its directory); runs nothing")  # fmt: skip
     parser.add_argument("--only", action="append", choices=("check", "model", "profile"),
                         help="without a GPU: only these parts (repeatable; default all three)")  # fmt: skip
-    parser.add_argument("--arch", type=arch, action="append", help="static profile targets: sm80, sm90 (default both)")
+    parser.add_argument("--arch", type=arch, action="append",
+                        help="static profile targets: sm80, sm90, gfx942 (default sm80 and sm90)")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="static profile compile processes (default: cores)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

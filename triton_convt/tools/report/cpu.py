@@ -25,6 +25,7 @@ import triton
 from ... import launch
 from ...launch import configs
 from .. import checking, profile, workmodel
+from ..cli import arch_name
 from ..layers import LayerSpec
 from .gpu import _error_of
 from .rows import CHECK, FORWARD, FUSED, LAYOUTS, MODEL, UNFUSED, base_row, make_inputs, progress
@@ -102,7 +103,7 @@ def model_rows(specs: Iterable[LayerSpec], dtypes: list[str]) -> list[dict]:
     return rows
 
 
-def static_profile(out: str, archs: list[int], dtypes: list[str], jobs: int) -> dict:
+def static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: int) -> dict:
     """Compile every shipped forward config for ``archs`` (this process must not run the interpreter); writes
     ``profile.json`` and ``profile.md`` into ``out`` and the cubins into ``out/cubins``. Returns the JSON."""
     builds, _ = profile.shipped_builds(archs, dtypes)
@@ -118,12 +119,12 @@ def static_profile(out: str, archs: list[int], dtypes: list[str], jobs: int) -> 
     return data
 
 
-def start_static_profile(out: str, archs: list[int], dtypes: list[str], jobs: int) -> subprocess.Popen:
+def start_static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: int) -> subprocess.Popen:
     """Run :func:`static_profile` in a child process without ``TRITON_INTERPRET`` (``--only profile``)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     cmd = [sys.executable, "-m", "triton_convt.tools.report", "--only", "profile", "--out", out, "--jobs", str(jobs),
-           "--dtypes", *dtypes] + [a for arch in archs for a in ("--arch", f"sm{arch}")]  # fmt: skip
+           "--dtypes", *dtypes] + [a for arch in archs for a in ("--arch", arch_name(arch))]  # fmt: skip
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

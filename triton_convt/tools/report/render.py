@@ -8,6 +8,8 @@ import csv
 import json
 import os
 
+from ..aot import spilled
+from ..cli import arch_name
 from . import plots
 from .cpu import PEAKS
 from .rows import CHECK, COLUMNS, FUSED, MEASURED, MODEL, TEXT_COLUMNS, UNFUSED
@@ -126,8 +128,8 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
             lines.append("| " + " | ".join(cells) + " |")
     if profile:
         records = profile["builds"]
-        bad = [r for r in records if "error" in r or r.get("spill_bytes")]
-        archs = ", ".join(f"sm{a}" for a in profile["archs"])
+        bad = [r for r in records if "error" in r or spilled(r)]
+        archs = ", ".join(arch_name(a) for a in profile["archs"])
         registers = [r["registers"] for r in records if "registers" in r] or [0]
         tensor_cores = sum(1 for r in records if r.get("tensor_core_instructions"))
         lines += ["", f"## Static profile of the forward kernel (compiled for {archs} without a GPU; no timing)", "",
