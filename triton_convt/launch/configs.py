@@ -128,7 +128,8 @@ def preferred(candidates: list[dict], sizes: dict[str, int]) -> dict:
 def usable(target: str, kernel: str, dtype_cls: str) -> list[dict]:
     """The configs ``autotune_configs/<target>.json`` lists for ``kernel`` and ``dtype_cls``, in order, less those the
     installed Triton cannot compile (:func:`triton_convt.compat.compiles`: before triton 3.8, no ``tl.dot`` takes a
-    K step below 16, so the fp64 tiles with a K step of 8 drop out). Every use of a file's list goes through here."""
+    K step below 16, so the fp64 tiles with a K step of 8 drop out). Every choice among a file's configs (launcher,
+    tuner, static profile) starts here."""
     return [c for c in load(target)[kernel][dtype_cls] if compat.compiles(c, dtype_cls)]
 
 
