@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from triton_convt.tools.aot import SHARED_LIMIT
+from triton_convt.tools.aot import SHARED_LIMIT, local_memory_in_loops
 
 #: Compiles for GPU targets without a GPU (a subprocess); nothing in it depends on --device, the CPU run covers it.
 pytestmark = pytest.mark.interpreter_only
@@ -72,3 +72,21 @@ def test_the_amd_reader_sees_spills_and_a_missing_matrix_core():
     assert record["sgpr_spills"] > 0 and record["sgprs"] > 0 and record["vgprs"] > 0 and record["occupancy"] > 0
     # The HIP backend's own specialisation: pointers to tensors under 2 GB get buffer-load hints.
     assert "tt.pointer_range" in got["attrs"]
+
+
+def sass_line(addr: int, text: str) -> str:
+    """One instruction as ``cuobjdump --dump-sass`` prints it (with its encoding line)."""
+    return f"        /*{addr:04x}*/                   {text} ;   /* 0x0000000000000000 */\n" + " " * 90 + "/* 0x0 */\n"
+
+
+def test_local_memory_in_loops_counts_only_spill_traffic_between_a_backward_branch_and_its_target():
+    # Saved before the loop, restored after it: the cold spill ptxas makes of triton 3.6's bwd_input code.
+    cold = [(0x10, "STL [R1], R16"), (0x20, "HMMA.16816.F32 R4, R8, R12, R4"), (0x30, "@P1 BRA 0x20"),
+            (0x40, "LDL.LU R16, [R1]"), (0x50, "EXIT")]  # fmt: skip
+    assert local_memory_in_loops("".join(sass_line(a, t) for a, t in cold)) == 0
+    hot = cold[:1] + [(0x20, "LDL R18, [R1+0x4]")] + cold[2:]
+    assert local_memory_in_loops("".join(sass_line(a, t) for a, t in hot)) == 1
+    forward_only = [(0x10, "@P0 BRA 0x40"), (0x20, "STL [R1], R2"), (0x40, "EXIT")]
+    assert local_memory_in_loops("".join(sass_line(a, t) for a, t in forward_only)) == 0
+    with pytest.raises(ValueError, match="unreadable branch"):
+        local_memory_in_loops(sass_line(0x10, "BRA `(.L_x_1)"))

@@ -148,7 +148,7 @@ def conv_transpose2d_fwd_kernel(
         ACC_DTYPE: accumulator dtype (fp32, or fp64 for fp64 tensors).
         DOT_PRECISION: ``tl.dot`` input precision: "tf32" or "ieee" for fp32 operands, "ieee" otherwise.
         DOT_IN_FP32: cast the operands to fp32 before ``tl.dot``; set only for bf16 in the interpreter, whose bf16
-            ``tl.dot`` is wrong (triton 3.9). Compiled kernels use bf16 tensor cores.
+            ``tl.dot`` is wrong (triton 3.6 to 3.9, :func:`triton_convt.compat.dot_in_fp32`). Compiled kernels use bf16 tensor cores.
         INDEX_DTYPE: tl.int32, or tl.int64 when some tensor spans 2^31 elements or more.
         MASK_PRODUCTS: add each tap's partial product only to the rows whose input is in range. A row whose tap
             reads outside the input loads x = 0, and ``0 * w`` is exact for finite weights but NaN for inf or NaN

@@ -14,7 +14,8 @@ def dot_acc(a, b, acc, ACC_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT
         ACC_DTYPE: the accumulator's dtype.
         DOT_PRECISION: ``tl.dot`` input precision: "tf32" or "ieee" for fp32 operands, "ieee" otherwise.
         DOT_IN_FP32: cast the operands to fp32 first. Set only for bf16 under the interpreter, whose bf16
-            ``tl.dot`` returns garbage (triton 3.9); compiled kernels keep bf16 operands.
+            ``tl.dot`` returns garbage (triton 3.6 to 3.9, :func:`triton_convt.compat.dot_in_fp32`); compiled
+            kernels keep bf16 operands.
     """
     if DOT_IN_FP32:
         a = a.to(tl.float32)

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import torch
 import triton
 
+from .. import compat
 from .kernel_plan import device_guard
 
 #: Where the files live, as an importable package (the top-level ``autotune_configs/`` directory, installed).
@@ -126,10 +127,18 @@ def preferred(candidates: list[dict], sizes: dict[str, int]) -> dict:
     return dict(tight[0] if tight else min(candidates, key=lambda c: padding(c, sizes)))
 
 
+def usable(target: str, kernel: str, dtype_cls: str) -> list[dict]:
+    """The configs ``autotune_configs/<target>.json`` lists for ``kernel`` and ``dtype_cls``, in order, less those the
+    installed Triton cannot compile (:func:`triton_convt.compat.compiles`: before triton 3.8, no ``tl.dot`` takes a
+    K step below 16, so the fp64 tiles with a K step of 8 drop out). Every choice among a file's configs (launcher,
+    tuner, static profile) starts here."""
+    return [c for c in load(target)[kernel][dtype_cls] if compat.compiles(c, dtype_cls)]
+
+
 def choose(kernel: str, dtype: torch.dtype, sizes: dict[str, int], target: str = "default") -> dict:
-    """The config a launch takes without tuning: :func:`preferred` among the file's configs whose tiles are not
-    larger than the problem (:func:`fitting`)."""
-    candidates = fitting(load(target)[kernel][dtype_class(dtype)], sizes)
+    """The config a launch takes without tuning: :func:`preferred` among the file's :func:`usable` configs whose
+    tiles are not larger than the problem (:func:`fitting`)."""
+    candidates = fitting(usable(target, kernel, dtype_class(dtype)), sizes)
     if not candidates:
         raise LookupError(f"no {kernel} config in autotune_configs/{target}.json fits {sizes}")
     return preferred(candidates, sizes)
@@ -332,11 +341,12 @@ def config_for(
     tuning key. ``limits`` (else :func:`device_limits`), ``tune`` and ``cache_directory`` exist for tests, which
     stand in for the GPU.
     """
-    if device.type != "cuda" or triton.knobs.runtime.interpret:
+    if device.type != "cuda" or compat.interpreting():
         return choose(kernel, dtype, sizes)
     arch, name, shared_limit = limits or device_limits(device)
     target = source(kernel, target_for(arch, name, available_targets()))
-    candidates = prune(load(target)[kernel][dtype_class(dtype)], dtype_class(dtype), sizes, shared_limit)
+    cls = dtype_class(dtype)
+    candidates = prune(usable(target, kernel, cls), cls, sizes, shared_limit)
     if len(candidates) == 1:
         return dict(candidates[0])
     plans = [plan_for(c) for c in candidates]

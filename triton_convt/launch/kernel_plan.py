@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 import triton.language as tl
-from triton.runtime.interpreter import InterpretedFunction
 
+from .. import compat
 from ..kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
 
 _launches = 0
@@ -28,7 +28,7 @@ def launch_count() -> int:
 
 def interpreter_active() -> bool:
     """True when the kernels were built by the Triton interpreter (``TRITON_INTERPRET=1`` set before import)."""
-    return isinstance(conv_transpose2d_fwd_kernel, InterpretedFunction)
+    return isinstance(conv_transpose2d_fwd_kernel, compat.InterpretedFunction)
 
 
 def device_guard(device: torch.device):
@@ -62,6 +62,8 @@ class KernelPlan:
 
     def launch(self) -> None:
         global _launches
+        if interpreter_active() and compat.interpreter_error():
+            raise RuntimeError(compat.interpreter_error())
         with device_guard(self.device):
             self.kernel[self.grid](**self.args, num_warps=self.num_warps, num_stages=self.num_stages)
         _launches += 1
@@ -85,7 +87,7 @@ def numeric_constexprs(tensors: tuple[torch.Tensor, ...], index64: bool | None =
     return dict(
         ACC_DTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
         DOT_PRECISION="tf32" if tf32 else "ieee",
-        DOT_IN_FP32=interpreter_active() and dtype == torch.bfloat16,
+        DOT_IN_FP32=compat.dot_in_fp32(dtype, interpreter_active()),
         INDEX_DTYPE=tl.int64 if index64 else tl.int32,
     )
 

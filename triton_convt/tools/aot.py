@@ -124,6 +124,28 @@ def local_memory_instructions(cubin: bytes) -> int:
     return len(re.findall(r"\b(?:STL|LDL)(?:\.\w+)*\s", _cuobjdump("--dump-sass", cubin)))
 
 
+def sass(cubin: bytes) -> str:
+    """The SASS of ``cubin`` (``cuobjdump --dump-sass``)."""
+    return _cuobjdump("--dump-sass", cubin)
+
+
+def local_memory_in_loops(sass: str) -> int:
+    """Loads and stores of local memory in ``sass`` (:func:`sass`) that lie inside a loop (between a backward
+    branch and its target): spill traffic paid per iteration. A spill outside every loop is one save and one
+    restore per thread."""
+    code = [(int(a, 16), text) for a, text in re.findall(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);", sass)]
+    loops = []
+    for addr, text in code:
+        if re.search(r"\bBRA\b", text):
+            target = re.search(r"\bBRA(?:\.\w+)*\s+0x([0-9a-f]+)", text)
+            if target is None:  # a form this parser does not read must not pass as "no loop"
+                raise ValueError(f"unreadable branch in SASS: {text!r}")
+            if int(target.group(1), 16) <= addr:
+                loops.append((int(target.group(1), 16), addr))
+    local = [addr for addr, text in code if re.search(r"\b(?:STL|LDL)(?:\.\w+)*\s", text + " ")]
+    return sum(any(start <= addr <= end for start, end in loops) for addr in local)
+
+
 def measure(plan: KernelPlan, arch: int | str) -> tuple[dict, bytes]:
     """Compile ``plan`` for ``arch``; returns what the profile records about the build, and its code to keep: the
     cubin for CUDA, the ``.amdgcn`` assembly text for AMD."""

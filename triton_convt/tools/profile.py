@@ -113,8 +113,8 @@ def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> t
             if kernel not in samples.SAMPLE_PLANS:
                 missing.add(kernel)
                 continue
-            for cls, candidates in data[kernel].items():
-                for config in candidates:
+            for cls in data[kernel]:
+                for config in configs.usable(target, kernel, cls):
                     for dtype, precision in samples.DTYPE_VARIANTS[cls]:
                         name = str(dtype).split(".")[1]
                         if dtypes and name not in dtypes:

@@ -72,7 +72,7 @@ def tune_layer(
     params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
     y = allocate_output(x, w, params)
     cls, kernel = configs.dtype_class(dtype), workmodel.kernel_of(layer)
-    listed = configs.load(configs.source(kernel, target))[kernel][cls]
+    listed = configs.usable(configs.source(kernel, target), kernel, cls)
     candidates = configs.prune(listed, cls, workmodel.problem_sizes(layer), shared_limit)
     reference = F.conv_transpose2d(x.double(), w.double(), b.double(), layer.stride, layer.padding,
                                    layer.output_padding, layer.groups, layer.dilation)  # fmt: skip
