@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from triton_convt.tools.aot import SHARED_LIMIT, local_memory_in_loops
 
@@ -90,3 +91,14 @@ def test_local_memory_in_loops_counts_only_spill_traffic_between_a_backward_bran
     assert local_memory_in_loops("".join(sass_line(a, t) for a, t in forward_only)) == 0
     with pytest.raises(ValueError, match="unreadable branch"):
         local_memory_in_loops(sass_line(0x10, "BRA `(.L_x_1)"))
+
+
+def test_the_sample_launches_are_the_same_on_every_run():
+    # The profile compiles these plans: their operands must not be uninitialised memory, or the launcher's read of
+    # the weights (the masked-products variant for non-finite ones) would pick the build by chance.
+    from triton_convt.tools import samples
+
+    first, second = (samples.forward_sample_plan(torch.float16, "nchw") for _ in range(2))
+    for name in ("x_ptr", "w_ptr", "bias_ptr"):
+        assert torch.equal(first.args[name], second.args[name]) and first.args[name].isfinite().all()
+    assert first.args["MASK_PRODUCTS"] is False
