@@ -109,7 +109,7 @@ def test_launcher_picks_waste_at_most_ten_percent_over_the_kernels_floor(target,
     # add at most 10% to the structural floor.
     for layer in workmodel.LAYERS:
         config = workmodel.launcher_config(layer, dtype, target)
-        floor = workmodel.floor(layer, dtype)
+        floor = workmodel.floor(layer, dtype, target)
         assert workmodel.work(layer, config).ratio <= 1.10 * max(1.0, floor), (layer.name, config)
 
 
@@ -125,10 +125,10 @@ def test_shipped_gemm_tiles_are_whole_tensor_core_tiles_and_never_beat_the_floor
         for cls, candidates in configs.load(target)["conv_transpose2d_fwd"].items():
             dtype = {"16bit": torch.float16, "fp32": torch.float32, "fp64": torch.float64}[cls]
             for config in candidates:
-                assert all(config[k] >= v for k, v in workmodel.MMA_MINIMUM[cls].items()), (target, config)
+                assert all(config[k] >= v for k, v in workmodel.mma_minimum(target, cls).items()), (target, config)
                 for layer in workmodel.LAYERS:
                     if not workmodel.is_depthwise(layer):
-                        assert workmodel.work(layer, config).ratio >= workmodel.floor(layer, dtype) - 1e-12
+                        assert workmodel.work(layer, config).ratio >= workmodel.floor(layer, dtype, target) - 1e-12
 
 
 def test_report_has_a_row_per_layer_and_target():

@@ -99,14 +99,26 @@ MMA_MINIMUM = {
     "fp64": {"BLOCK_M": 16, "BLOCK_N": 8, "BLOCK_K": 4},
 }
 
+#: AMD's MI300 (gfx942), 64-lane wavefronts: tl.dot maps to v_mfma only from 16 columns on (a narrower tile falls
+#: back to FMA), and gfx942.json ships no K step below 16 (its smallest compiled tile, 16x16x16, for every dtype).
+#: So the floor on gfx942 counts that tile; it is the finest tile the shipped configs use, not a proof that a
+#: smaller K step could not be compiled there.
+MMA_MINIMUM_GFX942 = {cls: {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16} for cls in MMA_MINIMUM}
 
-def floor(layer: Layer, dtype: torch.dtype) -> float:
+
+def mma_minimum(target: str, dtype_cls: str) -> dict[str, int]:
+    """The finest GEMM tile of a config file's target (``gfx*``: AMD's; any other: NVIDIA's tensor cores)."""
+    return (MMA_MINIMUM_GFX942 if target.startswith("gfx") else MMA_MINIMUM)[dtype_cls]
+
+
+def floor(layer: Layer, dtype: torch.dtype, target: str = "default") -> float:
     """Issued over useful MACs that no config can go below: the kernel's own structure with the finest tiles (no
     row padding, :data:`MMA_MINIMUM` columns and K step; single elements for the depthwise kernel). Above 1.0 when
     taps are masked at the borders (a phase grid larger than the input: a ``k = 2s``, ``p = 0`` layer computes
     ``(H + 1)^2`` outputs per phase from ``H^2`` inputs) or when a GEMM extent is not a multiple of the tensor
-    cores' tile (3 RGB output channels issue 8 columns)."""
-    finest = {**MMA_MINIMUM[configs.dtype_class(dtype)], "BLOCK_M": 1, "BLOCK": 1}
+    cores' tile (3 RGB output channels issue 8 columns on NVIDIA GPUs, 16 on gfx942: :func:`mma_minimum` of
+    ``target``)."""
+    finest = {**mma_minimum(target, configs.dtype_class(dtype)), "BLOCK_M": 1, "BLOCK": 1}
     return work(layer, finest).ratio
 
 
@@ -177,7 +189,7 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
                    f"{c['num_stages']}"
             lines.append(
                 f"| {layer.name} | {target} | {tile} | {wk.programs} ({wk.empty_programs}) | {wk.ratio:.3f} "
-                f"| {floor(layer, dtype):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
+                f"| {floor(layer, dtype, target):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
                 f"| {moved['unfused'] / 1e6:.1f} |"
             )
     return "\n".join(lines)
