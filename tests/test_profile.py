@@ -21,13 +21,20 @@ from triton_convt.tools.samples import DTYPE_VARIANTS, SAMPLE_PLANS
 pytestmark = pytest.mark.interpreter_only
 
 
+#: gfx942's configs are held (zero spills, v_mfma present) on the Triton they were written and compiled for; an
+#: older HIP backend compiles other code (triton 3.6 fails a depthwise build outright), and the oldest-Triton CI job
+#: checks what differs on the NVIDIA targets only.
+GFX942_HELD = triton.__version__ == configs.load("gfx942")["triton"]
+
+
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory):
     out = tmp_path_factory.mktemp("profile")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     # bfloat16 compiles to the same tiles, registers and spills as float16 (the profile command builds both; the
     # suite's time budget does not): float16 stands for the 16-bit class here.
-    cmd = [sys.executable, "-m", "triton_convt.tools.profile", "--arch", "sm90", "--arch", "sm80", "--arch", "gfx942",
+    archs = ["sm90", "sm80"] + (["gfx942"] if GFX942_HELD else [])
+    cmd = [sys.executable, "-m", "triton_convt.tools.profile", *(a for arch in archs for a in ("--arch", arch)),
            "--out", str(out), "--dtype", "float16", "--dtype", "float32", "--dtype", "float64"]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert os.path.exists(out / "profile.json"), done.stderr[-3000:]
@@ -61,8 +68,8 @@ def _expected_archs(target: str, kernel: str) -> list:
     if target in ("sm80", "sm90"):
         return [int(target[2:])]
     if target == "gfx942":
-        return ["gfx942"]
-    return [80, 90] + (["gfx942"] if kernel not in configs.load("gfx942") else [])
+        return ["gfx942"] if GFX942_HELD else []
+    return [80, 90] + (["gfx942"] if GFX942_HELD and kernel not in configs.load("gfx942") else [])
 
 
 def test_every_shipped_config_is_built_for_its_targets_in_both_layouts(profile):
@@ -117,6 +124,7 @@ def test_no_spills_shared_memory_within_limits_and_tensor_cores(profile, arch):
             assert b["tensor_core_instructions"] > 0, where
 
 
+@pytest.mark.skipif(not GFX942_HELD, reason="gfx942's configs are held on the Triton they were written for")
 def test_gfx942_no_spills_lds_within_limits_and_matrix_cores(profile):
     _, _, data = profile
     builds = [b for b in data["builds"] if b["arch"] == "gfx942" and "error" not in b]
