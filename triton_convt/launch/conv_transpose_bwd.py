@@ -86,7 +86,7 @@ def input_grad_plan(
     args = dict(
         dz_ptr=dz, w_ptr=weight, dx_ptr=dx,
         N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        **strides("dz", dz), **strides("w", weight, "iohw"), **strides("dx", dx),
+        **strides("dz", dz), **strides("w", weight, weight=True), **strides("dx", dx),
         GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
         KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
         **numeric_constexprs((dz, weight, dx), index64),

@@ -100,7 +100,7 @@ def forward_plan(
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
         N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y), stride_b=bias_stride(bias),
+        **strides("x", x), **strides("w", weight, weight=True), **strides("y", y), stride_b=bias_stride(bias),
         GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
         **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None,
@@ -146,7 +146,7 @@ def depthwise_plan(
     args = dict(
         x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
         N=n, H=h, W=w, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_H=ph, PAD_W=pw,
-        **strides("x", x), **strides("w", weight, "iohw"), **strides("y", y), stride_b=bias_stride(bias),
+        **strides("x", x), **strides("w", weight, weight=True), **strides("y", y), stride_b=bias_stride(bias),
         TILES=tiles,
         **tap_constexprs(kh, kw, params),
         HAS_BIAS=bias is not None, ACTIVATION=activation,

@@ -92,7 +92,18 @@ def numeric_constexprs(tensors: tuple[torch.Tensor, ...], index64: bool | None =
     )
 
 
-def strides(name: str, t: torch.Tensor, dims: str = "nchw") -> dict[str, int]:
-    """A 4-D tensor's element strides as the kernels name them: ``stride_<name><dim>`` (``stride_xn``, ...); a
-    weight's dimensions are ``"iohw"`` (input channel, output channel per group, kH, kW)."""
+def spatial_3d(t: torch.Tensor) -> torch.Tensor:
+    """A view of ``t`` (``(N, C, *spatial)`` with 1 to 3 spatial axes, or a weight ``(C_in, C_out/g, *kernel)``)
+    with unit spatial axes inserted in front, up to three (D, H, W): the kernels are written for three axes, and
+    a unit axis costs nothing (its index is 0 and its loops have one trip). No copy; strides are kept."""
+    while t.dim() < 5:
+        t = t.unsqueeze(2)
+    return t
+
+
+def strides(name: str, t: torch.Tensor, weight: bool = False) -> dict[str, int]:
+    """A tensor's element strides as the kernels name them: ``stride_<name><dim>`` (``stride_xn``, ``stride_xc``,
+    then the spatial axes, the last ones of ``d``, ``h``, ``w``); a weight's first two dimensions are ``i``
+    (input channel) and ``o`` (output channel per group)."""
+    dims = ("io" if weight else "nc") + "dhw"[5 - t.dim():]
     return {f"stride_{name}{d}": st for d, st in zip(dims, t.stride())}

@@ -1,7 +1,7 @@
-"""Shape and phase arithmetic of ConvTranspose2d, in plain Python (no torch, no Triton): the first step of launch
+"""Shape and phase arithmetic of the transposed convolution, in plain Python (no torch, no Triton): the first step of launch
 planning.
 
-Everything here holds per spatial axis; H and W are handled independently. :class:`ConvParams` holds one call's
+Everything here holds per spatial axis; the axes (L; H, W; or D, H, W) are handled independently. :class:`ConvParams` holds one call's
 normalised arguments (what the functional API validated) and derives the output size and the launch stride. Symbols follow
 ``shared/design/phase-math.md``: input size ``I``, kernel size ``K``, stride ``s``, padding ``p``,
 output padding ``op``, dilation ``d``.
@@ -111,16 +111,23 @@ def phase_taps(kernel: int, stride: int, padding: int, dilation: int) -> list[li
 
 @dataclass(frozen=True)
 class ConvParams:
-    """Normalised arguments of one call; every pair is (H, W)."""
+    """Normalised arguments of one call; every tuple has one entry per spatial axis (1, 2 or 3 of them, in torch's
+    order: (L,), (H, W) or (D, H, W))."""
 
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    output_padding: tuple[int, int]
-    dilation: tuple[int, int]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    dilation: tuple[int, ...]
     groups: int
-    kernel: tuple[int, int]
+    kernel: tuple[int, ...]
 
-    def output_hw(self, input_hw: tuple[int, int]) -> tuple[int, int]:
+    @property
+    def ndim(self) -> int:
+        """The number of spatial axes."""
+        return len(self.kernel)
+
+    def output_hw(self, input_hw: Sequence[int]) -> tuple[int, ...]:
+        """The output's spatial size for an input of spatial size ``input_hw`` (one entry per axis)."""
         return tuple(
             output_length(i, k, s, p, op, d)
             for i, k, s, p, op, d in zip(
@@ -128,9 +135,23 @@ class ConvParams:
             )
         )
 
-    def for_launch(self, input_hw: tuple[int, int]) -> "ConvParams":
+    def for_launch(self, input_hw: Sequence[int]) -> "ConvParams":
         """The same convolution as the forward kernels run it on an input of ``input_hw``: the stride of each axis
         is :func:`launch_stride` (it differs only along an axis of one input pixel, where the stride does not
         change the result)."""
         stride = tuple(map(launch_stride, input_hw, self.kernel, self.stride, self.dilation))
         return replace(self, stride=stride)
+
+    def as_3d(self) -> "ConvParams":
+        """The same convolution with unit axes in front, up to three spatial axes (D, H, W): the kernels are
+        written for three axes, and a 1-D or 2-D call runs them with the missing axes of size 1 (kernel 1,
+        stride 1, no padding), which changes nothing."""
+        extra = 3 - self.ndim
+        return ConvParams(
+            stride=(1,) * extra + self.stride,
+            padding=(0,) * extra + self.padding,
+            output_padding=(0,) * extra + self.output_padding,
+            dilation=(1,) * extra + self.dilation,
+            groups=self.groups,
+            kernel=(1,) * extra + self.kernel,
+        )
