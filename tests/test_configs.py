@@ -301,7 +301,9 @@ def _shipped_forward_configs():
     dtypes = {"16bit": (torch.float16, torch.bfloat16), "fp32": (torch.float32,), "fp64": (torch.float64,)}
     seen = {}
     for target in configs.available_targets():
-        for cls, candidates in configs.load(target)[FWD].items():
+        data = configs.load(target)
+        lists = [lists for key in (FWD, FWD + "_nchw") if key in data for lists in data[key].items()]
+        for cls, candidates in lists:
             for c in candidates:
                 tiles = {k: v for k, v in c.items() if k.startswith("BLOCK")}
                 for dtype in dtypes[cls]:

@@ -15,7 +15,7 @@ import triton
 from triton_convt.launch import configs
 from triton_convt.tools.aot import SHARED_LIMIT, local_memory_in_loops, sass
 from triton_convt.tools.profile import code_name
-from triton_convt.tools.samples import DTYPE_VARIANTS, SAMPLE_PLANS
+from triton_convt.tools.samples import DTYPE_VARIANTS, SAMPLE_PLANS, layouts_of
 
 #: Compiles for GPU targets without a GPU (a subprocess); nothing in it depends on --device, the CPU run covers it.
 pytestmark = pytest.mark.interpreter_only
@@ -85,7 +85,7 @@ def test_every_shipped_config_is_built_for_its_targets_in_both_layouts(profile):
                 dtypes = [(str(d).split(".")[1], p) for d, p in DTYPE_VARIANTS[cls] if d != torch.bfloat16]
                 for c in configs.usable(target, kernel, cls):  # those the installed Triton can compile
                     for arch in _expected_archs(target, kernel):
-                        for layout in ("channels_last", "nchw"):
+                        for layout in layouts_of(kernel):
                             for dtype, precision in dtypes:
                                 assert (arch, kernel, json.dumps(c), layout, dtype, precision) in built, (target, c)
     # The NVIDIA files are never built for AMD: their tiles were chosen for 32-lane warps.

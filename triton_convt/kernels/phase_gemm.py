@@ -239,21 +239,26 @@ def phase_gemm_kernel(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N).to(INDEX_DTYPE)
     col_mask = offs_n < C_COL_G
     offs_k = tl.arange(0, BLOCK_K).to(INDEX_DTYPE)
-    x_base = x_ptr + (group * C_RED_G) * stride_xc
-    w_base = w_ptr + group * stride_wg + k0_d * stride_wd + k0_h * stride_wh + k0_w * stride_ww
-    x_cols = offs_k * stride_xc
-    w_tile = offs_k[:, None] * stride_wk + (offs_n * stride_wn)[None, :]
-
-    # Per-tap increments along each axis, as scalars: a tap step is a few scalar operations.
-    x_step_w = DSTEP_W * stride_xw
-    x_step_h = DSTEP_H * stride_xh
-    x_step_d = DSTEP_D * stride_xd
-    w_step_w = KSTEP_W * stride_ww
-    w_step_h = KSTEP_H * stride_wh
-    w_step_d = KSTEP_D * stride_wd
-    x_first = delta_d * stride_xd + delta_h * stride_xh + delta_w * stride_xw
-
+    # The operand tiles' pointers advance by increments, as in a plain GEMM: one channel block, or at the end
+    # of a tap's channels a jump to the first channel block of the next tap (w fastest, then h, then d).
+    # Scalars in INDEX_DTYPE from the first factor on, so that the int64 path forms every jump in int64.
     k_blocks = tl.cdiv(C_RED_G, BLOCK_K)
+    one = tl.full((), 1, INDEX_DTYPE)
+    x_chan = one * BLOCK_K * stride_xc
+    w_chan = one * BLOCK_K * stride_wk
+    x_jump_w = one * DSTEP_W * stride_xw - (k_blocks - 1) * x_chan
+    w_jump_w = one * KSTEP_W * stride_ww - (k_blocks - 1) * w_chan
+    x_jump_h = one * DSTEP_H * stride_xh - (t_w - 1) * (DSTEP_W * stride_xw) - (k_blocks - 1) * x_chan
+    w_jump_h = one * KSTEP_H * stride_wh - (t_w - 1) * (KSTEP_W * stride_ww) - (k_blocks - 1) * w_chan
+    x_jump_d = (one * DSTEP_D * stride_xd - (t_h - 1) * (DSTEP_H * stride_xh) - (t_w - 1) * (DSTEP_W * stride_xw)
+                - (k_blocks - 1) * x_chan)
+    w_jump_d = (one * KSTEP_D * stride_wd - (t_h - 1) * (KSTEP_H * stride_wh) - (t_w - 1) * (KSTEP_W * stride_ww)
+                - (k_blocks - 1) * w_chan)
+    x_first = (group * C_RED_G) * stride_xc + one * delta_d * stride_xd + delta_h * stride_xh + delta_w * stride_xw
+    a_ptrs = x_ptr + x_first + (x_rows[:, None] + (offs_k * stride_xc)[None, :])
+    w_first = group * stride_wg + one * k0_d * stride_wd + k0_h * stride_wh + k0_w * stride_ww
+    b_ptrs = w_ptr + w_first + (offs_k[:, None] * stride_wk + (offs_n * stride_wn)[None, :])
+
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
     c0 = 0
     jw = 0
@@ -261,14 +266,6 @@ def phase_gemm_kernel(
     jd = 0
     bit = tl.full((), 1, MASK_DTYPE)  # the current tap's bit in the rows' masks: taps are numbered in loop order
     for _ in tl.range(0, k_blocks * t_d * t_h * t_w):
-        x_off = x_first + jw * x_step_w + c0 * stride_xc
-        w_off = jw * w_step_w + c0 * stride_wk
-        if NDIM >= 2:
-            x_off += jh * x_step_h
-            w_off += jh * w_step_h
-        if NDIM == 3:
-            x_off += jd * x_step_d
-            w_off += jd * w_step_d
         if BITMASK:
             rows_ok = (valid & bit) != 0
         else:
@@ -284,30 +281,41 @@ def phase_gemm_kernel(
             k_ok = offs_k < C_RED_G - c0
             a_mask = rows_ok[:, None] & k_ok[None, :]
             b_mask = k_ok[:, None] & col_mask[None, :]
-        a = tl.load(x_base + x_off + (x_rows[:, None] + x_cols[None, :]), mask=a_mask, other=0.0)
-        b = tl.load(w_base + w_off + w_tile, mask=b_mask, other=0.0)
+        a = tl.load(a_ptrs, mask=a_mask, other=0.0)
+        b = tl.load(b_ptrs, mask=b_mask, other=0.0)
         if MASK_PRODUCTS:
             partial = dot_acc(a, b, tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE), ACC_DTYPE, DOT_PRECISION,
                               DOT_IN_FP32)
             acc += tl.where(rows_ok[:, None], partial, 0.0)
         else:
             acc = dot_acc(a, b, acc, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
-        # Next channel block; past the last one, the next tap (w fastest, then h, then d). The counters of the
-        # unit axes of a 1-D or 2-D call are not kept.
+        # Next channel block; past the last one, the next tap. The counters of the unit axes of a 1-D or 2-D
+        # call are not kept.
         c0 += BLOCK_K
         next_tap = c0 >= C_RED_G
         c0 = tl.where(next_tap, 0, c0)
         if BITMASK:
             bit = tl.where(next_tap, bit << 1, bit)
-        jw = tl.where(next_tap, jw + 1, jw)
+        x_inc = tl.where(next_tap, x_jump_w, x_chan)
+        w_inc = tl.where(next_tap, w_jump_w, w_chan)
+        if NDIM >= 2 or not BITMASK:
+            jw = tl.where(next_tap, jw + 1, jw)
         if NDIM >= 2:
             next_h = jw >= t_w
             jw = tl.where(next_h, 0, jw)
-            jh = tl.where(next_h, jh + 1, jh)
+            x_inc = tl.where(next_h, x_jump_h, x_inc)
+            w_inc = tl.where(next_h, w_jump_h, w_inc)
+            if NDIM == 3 or not BITMASK:
+                jh = tl.where(next_h, jh + 1, jh)
             if NDIM == 3:
                 next_d = jh >= t_h
                 jh = tl.where(next_d, 0, jh)
-                jd = tl.where(next_d, jd + 1, jd)
+                x_inc = tl.where(next_d, x_jump_d, x_inc)
+                w_inc = tl.where(next_d, w_jump_d, w_inc)
+                if not BITMASK:
+                    jd = tl.where(next_d, jd + 1, jd)
+        a_ptrs += x_inc
+        b_ptrs += w_inc
 
     co = group * C_COL_G + offs_n
     y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]

@@ -88,7 +88,7 @@ def forward_plan(
     table = phase_table.forward_table(tuple(x5.shape[2:]), tuple(y5.shape[2:]), launch)
     return gemm_plan(
         "conv_transpose2d_fwd", x5, w5, bias, y5, table, groups=params.groups, reduce_over_output_channels=False,
-        activation=activation, negative_slope=negative_slope, config=config, index64=index64,
+        split_layouts=True, activation=activation, negative_slope=negative_slope, config=config, index64=index64,
         rebuild=lambda c: forward_plan(x, weight, bias, y, params, activation=activation,
                                        negative_slope=negative_slope, config=c, index64=index64),
     )  # fmt: skip

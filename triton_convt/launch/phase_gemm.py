@@ -27,6 +27,20 @@ from .weights import mask_products
 GROUP_M = 8
 
 
+#: The suffix of the config key of the forward's launches whose input does not have channels innermost (NCHW): their
+#: A tiles are gathered element by element, which needs more registers, so they take smaller tiles of their own
+#: (``autotune_configs/``, key ``conv_transpose2d_fwd_nchw``).
+NCHW_SUFFIX = "_nchw"
+
+
+def config_key(kernel_key: str, x5: torch.Tensor, split_layouts: bool) -> str:
+    """The config key of a launch: ``kernel_key``, with :data:`NCHW_SUFFIX` when ``split_layouts`` and the gathered
+    operand's channels are not innermost."""
+    if split_layouts and x5.stride(1) != 1 and x5.shape[1] > 1:
+        return kernel_key + NCHW_SUFFIX
+    return kernel_key
+
+
 def reads_in_place(w5: torch.Tensor) -> bool:
     """Whether the kernel reads the 5-D weight view ``[C_in, C_out/g, kD, kH, kW]`` with 16-byte loads: output
     channels innermost (channels_last, what ``model.to(memory_format=torch.channels_last)`` makes) or input
@@ -72,6 +86,7 @@ def gemm_plan(
     *,
     groups: int,
     reduce_over_output_channels: bool,
+    split_layouts: bool = False,
     activation: str = "none",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     config: dict | None = None,
@@ -84,7 +99,8 @@ def gemm_plan(
     The forward reduces over the weight's input channels (its dimension 0) and writes its output channels; the
     input gradient (``reduce_over_output_channels``) reduces over the output channels and writes the input
     channels. ``config`` overrides the choice from ``autotune_configs/`` (key ``kernel_key``); ``rebuild(config)``
-    makes the plan of another config for the tuner; ``index64`` forces the index width.
+    makes the plan of another config for the tuner; ``index64`` forces the index width. With ``split_layouts``,
+    an input without channels innermost takes the candidates of its own key (:func:`config_key`).
     """
     n = x5.shape[0]
     c_in, c_out_g = w5.shape[:2]
@@ -93,7 +109,7 @@ def gemm_plan(
     s_red, s_col = (w5.stride(1), w5.stride(0)) if reduce_over_output_channels else (w5.stride(0), w5.stride(1))
     rows = n * table.max_rows_per_image
     if config is None:
-        config = configs.config_for(kernel_key, x5.dtype, x5.device,
+        config = configs.config_for(config_key(kernel_key, x5, split_layouts), x5.dtype, x5.device,
                                     {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": c_red}, rebuild)  # fmt: skip
     m_tiles = triton.cdiv(rows, config["BLOCK_M"])
     n_tiles = triton.cdiv(c_col, config["BLOCK_N"])

@@ -120,7 +120,7 @@ def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> t
                         if dtypes and name not in dtypes:
                             continue
                         for target_arch in archs_of(target, kernel, archs):
-                            for layout in samples.LAYOUTS:
+                            for layout in samples.layouts_of(kernel):
                                 build = {"arch": target_arch, "kernel": kernel, "dtype": name, "precision": precision,
                                          "layout": layout, "config": config, "dtype_class": cls}  # fmt: skip
                                 key = json.dumps(build, sort_keys=True)

@@ -17,6 +17,8 @@ from ..functional.conv_transpose import check_call
 from ..launch import KernelPlan
 from ..launch import conv_transpose_bwd as backward
 from ..launch.conv_transpose_fwd import allocate_output, depthwise_plan, forward_plan
+from ..launch.kernel_plan import spatial_3d
+from ..launch.phase_gemm import repack_plan
 
 #: The dtypes and ``tl.dot`` input precisions each dtype class of the config files is compiled with. fp32 runs
 #: TF32 on a GPU by default (``torch.backends.cudnn.allow_tf32``) and the exact "ieee" path when it is switched off,
@@ -29,6 +31,16 @@ DTYPE_VARIANTS = {
 
 LAYOUTS = ("channels_last", "nchw")
 
+#: The input layouts each kernel key's configs serve (every key not listed serves both): the forward's candidates are
+#: kept apart for channels_last and NCHW inputs (:func:`triton_convt.launch.phase_gemm.config_key`).
+KEY_LAYOUTS = {"conv_transpose2d_fwd": ("channels_last",), "conv_transpose2d_fwd_nchw": ("nchw",)}
+
+
+def layouts_of(kernel: str) -> tuple[str, ...]:
+    """The input layouts the configs of ``kernel`` (a key of ``autotune_configs/``) are built and checked in."""
+    return KEY_LAYOUTS.get(kernel, LAYOUTS)
+
+
 def _sample(*shape: int, dtype: torch.dtype, layout: str = "nchw") -> torch.Tensor:
     """A tensor of ``shape`` with the same values on every run (seeded normal values, in ``layout``)."""
     generator = torch.Generator().manual_seed(0)
@@ -37,14 +49,15 @@ def _sample(*shape: int, dtype: torch.dtype, layout: str = "nchw") -> torch.Tens
 
 
 def _sample_problem(dtype: torch.dtype, layout: str):
-    """A typical decoder layer (k4 s2 p1, 128 -> 128 channels) shrunk to CPU size: ``(x, w, b, params, y)``.
+    """A typical decoder layer (k4 s2 p1, 256 -> 256 channels) shrunk to CPU size: ``(x, w, b, params, y)``.
 
-    Every extent is at least 128 and a multiple of 16, so that no config's tile is cut down and the JIT's
-    divisibility hints are those of a real layer.
+    Every extent is at least 256 and a multiple of 16, so that no config's tile is cut down and the JIT's
+    divisibility hints are those of a real layer. The weight is channels_last: the layout the GEMM kernels read
+    (the launcher brings any other weight into it first, :func:`triton_convt.launch.phase_gemm.gemm_weight`).
     """
-    x = _sample(2, 128, 16, 16, dtype=dtype, layout=layout)
-    w = _sample(128, 128, 4, 4, dtype=dtype)
-    b = _sample(128, dtype=dtype)
+    x = _sample(2, 256, 16, 16, dtype=dtype, layout=layout)
+    w = _sample(256, 256, 4, 4, dtype=dtype, layout="channels_last")
+    b = _sample(256, dtype=dtype)
     params = check_call(x, w, b, 2, 1, 0, 1, 1)
     return x, w, b, params, allocate_output(x, w, params)
 
@@ -83,6 +96,13 @@ def bwd_weight_sample_plan(dtype: torch.dtype, layout: str, config: dict | None 
     return _with_precision(backward.weight_grad_plan(x, dz, w, params, config=config)[0], precision)
 
 
+def weight_repack_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None,
+                              precision: str = "ieee") -> KernelPlan:
+    """The launch that brings the sample problem's weight, in torch's default layout, into channels_last order."""
+    w = _sample(256, 256, 4, 4, dtype=dtype)
+    return repack_plan(spatial_3d(w), config=config)[0]
+
+
 def channel_sum_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
     """The bias-gradient launch on the sample problem's output gradient."""
     return backward.bias_grad_plan(_sample_problem(dtype, layout)[4], config=config)[0]
@@ -98,11 +118,13 @@ def activation_bwd_sample_plan(dtype: torch.dtype, layout: str, config: dict | N
 #: A kernel whose configs are shipped registers its builder here, so that the profile and the tests compile them.
 SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "conv_transpose2d_fwd": forward_sample_plan,
+    "conv_transpose2d_fwd_nchw": forward_sample_plan,
     "conv_transpose2d_fwd_depthwise": depthwise_sample_plan,
     "conv_transpose2d_bwd_input": bwd_input_sample_plan,
     "conv_transpose2d_bwd_weight": bwd_weight_sample_plan,
     "channel_sum": channel_sum_sample_plan,
     "activation_bwd": activation_bwd_sample_plan,
+    "weight_repack": weight_repack_sample_plan,
 }
 
 
