@@ -111,6 +111,9 @@ def static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: in
     cubins = os.path.join(out, "cubins")
     os.makedirs(cubins, exist_ok=True)
     records = profile.compile_builds(builds, cubins, jobs)
+    for record in records:  # named relative to ``out``, where profile.json is
+        if "cubin" in record:
+            record["cubin"] = f"cubins/{record['cubin']}"
     data = {"triton": triton.__version__, "archs": archs, "kernel": FORWARD, "builds": records}
     with open(os.path.join(out, "profile.json"), "w") as f:
         json.dump(data, f, indent=1)
