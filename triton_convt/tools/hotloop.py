@@ -162,9 +162,10 @@ def gate(records: list[dict]) -> list[str]:
         elif not r.get("hot_tensor_core"):
             problems.append("no tensor-core loop")
         else:
-            if r.get("reference_ratio") is None or r["reference_ratio"] > RATIO_LIMIT:
-                problems.append(f"ratio to the reference GEMM {r.get('reference_ratio') or float('nan'):.2f} > "
-                                f"{RATIO_LIMIT}")  # fmt: skip
+            if r.get("reference_ratio") is None:
+                problems.append(f"no ratio to the reference GEMM ({r.get('reference_error', 'not compiled')})")
+            elif r["reference_ratio"] > RATIO_LIMIT:
+                problems.append(f"ratio to the reference GEMM {r['reference_ratio']:.2f} > {RATIO_LIMIT}")
             if r.get("hot_scalar_loads"):
                 problems.append(f"{r['hot_scalar_loads']} scalar global loads per iteration")
             if r["arch"] == 90 and r.get("wgmma_wait") == 0:
