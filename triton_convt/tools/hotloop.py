@@ -83,7 +83,8 @@ def count(body: list[str]) -> dict[str, int | None]:
     base = [op.split(".")[0] for op in ops]
     loads = [op.split(".")[1:] for op, b in zip(ops, base) if b == "LDG"]
     vector = sum(1 for mods in loads if "64" in mods or "128" in mods)
-    depths = [int(m.group(1), 16) for t in body if (m := re.search(r"WARPGROUP\.DEPBAR\.LE\s+gsb0,\s*0x([0-9a-f]+)", t))]
+    waits = (re.search(r"WARPGROUP\.DEPBAR\.LE\s+gsb0,\s*0x([0-9a-f]+)", t) for t in body)
+    depths = [int(m.group(1), 16) for m in waits if m]
     tensor = sum(1 for b in base if TENSOR_CORE.match(b))
     return {
         "hot_tensor_core": tensor,

@@ -9,8 +9,8 @@ global loads and async copies, and the hot loop read from the SASS (:mod:`.hotlo
 tensor-core loop, tensor-core and all instructions, scalar and vector global loads, cp.async and TMA loads, the
 number of tensor-core loops, sm_90's wgmma wait depth, and the ratio of non-tensor-core instructions per
 tensor-core instruction to Triton's matmul tutorial loop at the same tile, warps, stages and arch,
-:mod:`.reference_gemm`; each record names its cubin, key ``cubin``); for AMD, VGPRs (AGPRs among them), SGPRs, VGPR and SGPR spill counts, scratch
-bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``) instructions and 128-bit loads. It writes
+:mod:`.reference_gemm`; each record names its cubin, key ``cubin``); for AMD, VGPRs (AGPRs among them), SGPRs,
+VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``) instructions and 128-bit loads. It writes
 ``profile.json``, ``profile.md`` (one table per family) and the code (cubins, ``.amdgcn`` assembly) into DIR and
 prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
 writes the same files (the run time is printed only).

@@ -1,15 +1,16 @@
 """The yardstick of the static profile's hot-loop columns: Triton's matmul tutorial loop, kept with the tools.
 
 The hot loop of a build (:mod:`.hotloop`) is held against this plain GEMM compiled at the same ``BLOCK_M``,
-``BLOCK_N``, ``BLOCK_K``, warps, stages, arch and dtype: it is the loop of ``python/tutorials/03-matrix-
-multiplication.py`` in triton-lang/triton (row-major ``A [M, K]`` and ``B [K, N]``, pointers advanced by ``BLOCK_K``,
-masks on K, ``tl.dot`` accumulating in fp32 (fp64 for fp64), grouped program order), so whatever the compiler does to it at a tile
-is what a GEMM costs at that tile, and what the forward kernel adds on top is its own overhead. It is compiled
+``BLOCK_N``, ``BLOCK_K``, warps, stages, arch and dtype: it is the loop of
+``python/tutorials/03-matrix-multiplication.py`` in triton-lang/triton (row-major ``A [M, K]`` and ``B [K, N]``,
+pointers advanced by ``BLOCK_K``, masks on K, ``tl.dot`` accumulating in fp32 (fp64 for fp64), grouped program
+order), so whatever the compiler does to it at a tile is what a GEMM costs at that tile, and what the forward kernel
+adds on top is its own overhead. It is compiled
 through :func:`.aot.compile_plan` with the JIT's specialisation of a sample launch (every extent a multiple of 16,
 unit strides constant), exactly as the profiled builds are.
 
-:func:`reference` compiles once per ``(tile, warps, stages, arch, dtype, precision)`` per process (the profile asks
-for the same few dozen over and over).
+:func:`reference` compiles once per ``(tile, warps, stages, arch, dtype, precision)`` per process; the profile
+compiles each distinct one once per run (:func:`key_of`, :func:`compile_key`, :func:`attach`).
 """
 
 from __future__ import annotations
