@@ -61,3 +61,16 @@ def test_with_the_package_the_fused_rows_carry_the_estimate():
             assert "nvidia_model_ms" not in r
     summary = "\n".join(render.summary_lines(rows, {}, {}, None))
     assert "not a measurement" in summary and "not installed" not in summary
+
+
+def test_phases_of_one_shape_are_one_batched_gemm():
+    # k4 s2: four phases of 2x2 taps, one shape; k3 s2 p1 op1: phases of 1, 2, 2 and 4 taps, three shapes.
+    same = layers.select(["pix2pix-up-k4s2p1"])[0].layer
+    (m, n, k, batch), = nvmodel.batched_gemms(same)
+    assert batch == 4 * same.groups and nvmodel.phase_gemms(same) == [(m, n, k, same.groups)] * 4
+    vae = layers.select(["vae-k3s2p1op1"])[0].layer
+    assert sorted(b for *_, b in nvmodel.batched_gemms(vae)) == [1, 1, 2]
+    for spec in GEMM_LAYERS:
+        merged = nvmodel.batched_gemms(spec.layer)
+        per_phase = nvmodel.phase_gemms(spec.layer)
+        assert sum(m * n * k * b for m, n, k, b in merged) == sum(m * n * k * g for m, n, k, g in per_phase)

@@ -6,8 +6,10 @@ models, it does not measure). The forward kernel is one implicit GEMM per phase 
 output pixels ``M = N * Q_h * Q_w`` times ``C_out/groups`` columns, reducing over ``K = C_in/groups * taps`` (the
 phase's taps), for each group. :func:`layer_estimate_ms` sums the model's estimate over the phases (phases without
 taps or outputs issue no GEMM), each the fastest of the model's candidate Triton configs for the problem, as a
-tuner guided by the model would pick; each phase is modelled as its own GEMM, so fixed per-kernel latencies are
-counted once per phase (the forward kernel runs all phases in one launch).
+tuner guided by the model would pick. Phases of the same shape (all four of a k4 s2 layer) and the groups are
+modelled as one batched GEMM, because the model charges every GEMM a fixed latency of 10-13 us (launch and
+pipeline fill), which the forward kernel, running every phase and group in one launch, pays once: summed per phase,
+FCN's 64-phase upscore8 would be charged 64 launches.
 
 The package is an optional extra (``pip install "triton_convt[heuristics]"``, Linux x86-64 only, under NVIDIA's
 license); without it :func:`available` is False and the estimates are ``None``.
@@ -70,6 +72,15 @@ def phase_gemms(layer: Layer) -> list[tuple[int, int, int, int]]:
     return gemms
 
 
+def batched_gemms(layer: Layer) -> list[tuple[int, int, int, int]]:
+    """:func:`phase_gemms` with the phases of one shape merged: ``(M, N, K, batch)``, ``batch`` = phases x groups,
+    in order of first appearance."""
+    batches: dict[tuple[int, int, int], int] = {}
+    for m, n, k, groups in phase_gemms(layer):
+        batches[(m, n, k)] = batches.get((m, n, k), 0) + groups
+    return [(*shape, batch) for shape, batch in batches.items()]
+
+
 def gemm_estimate_s(m: int, n: int, k: int, batch: int, dtype: str, gpu: str) -> float | None:
     """The model's runtime in seconds of the fastest candidate Triton GEMM ``[M, K] @ [K, N]`` (row-major, as
     channels_last activations and output-channel-contiguous weights), ``batch`` times over, in ``dtype`` on
@@ -83,11 +94,11 @@ def gemm_estimate_s(m: int, n: int, k: int, batch: int, dtype: str, gpu: str) ->
 
 
 def layer_estimate_ms(layer: Layer, dtype: str, gpu: str) -> float | None:
-    """NVIDIA's model of ``layer``'s forward pass as tuned Triton GEMMs, in ms: the sum over its phases of
-    :func:`gemm_estimate_s` (a model figure, not a measurement); ``None`` without the package or when a phase gets
-    no estimate."""
+    """NVIDIA's model of ``layer``'s forward pass as tuned Triton GEMMs, in ms: the sum over its phases, those of
+    one shape batched (:func:`batched_gemms`), of :func:`gemm_estimate_s` (a model figure, not a measurement);
+    ``None`` without the package or when a phase gets no estimate."""
     total = 0.0
-    for gemm in phase_gemms(layer):
+    for gemm in batched_gemms(layer):
         seconds = gemm_estimate_s(*gemm, dtype, gpu)
         if seconds is None:
             return None

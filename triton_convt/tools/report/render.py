@@ -115,8 +115,9 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
         if any(r.get("nvidia_model_ms") for r in model):
             lines += ["", "NVIDIA model: NVIDIA's analytic GEMM model (nvidia-matmul-heuristics, run on the CPU: a "
                       "model figure, not a measurement) of the layer as tuned Triton GEMMs, one per stride phase "
-                      "(M = N*Q_h*Q_w output pixels, N = C_out/groups, K = C_in/groups*taps, per group), summed "
-                      "(each phase pays its own fixed kernel latency in the model)."]  # fmt: skip
+                      "(M = N*Q_h*Q_w output pixels, N = C_out/groups, K = C_in/groups*taps, per group), summed; "
+                      "phases of one shape and the groups as one batched GEMM, so that the model's fixed latency "
+                      "per kernel (10-13 us) is paid once per shape, as the kernel's single launch pays it once."]
         else:
             lines += ["", "NVIDIA model: empty, nvidia-matmul-heuristics is not installed where the model ran "
                       '(pip install "triton_convt[heuristics]").']  # fmt: skip
