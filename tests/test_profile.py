@@ -13,6 +13,7 @@ import torch
 import triton
 
 from triton_convt.launch import configs
+from triton_convt.tools import hotloop
 from triton_convt.tools.aot import SHARED_LIMIT, local_memory_in_loops, sass
 from triton_convt.tools.profile import code_name
 from triton_convt.tools.samples import DTYPE_VARIANTS, SAMPLE_PLANS, layouts_of
@@ -59,6 +60,35 @@ def test_every_build_compiled(profile):
             assert code.startswith(b'\t.amdgcn_target "amdgpu9.42-amd-amdhsa-unknown-gfx942"'), code_name(b)
         else:
             assert code[:4] == b"\x7fELF", code_name(b)
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_every_cuda_build_names_its_cubin_and_its_hot_loop(profile, arch):
+    out, _, data = profile
+    builds = [b for b in data["builds"] if b["arch"] == arch and "error" not in b]
+    for b in builds:
+        where = (b["kernel"], b["dtype"], b["precision"], b["layout"], b["config"])
+        assert b["cubin"] == code_name(b) and (out / b["cubin"]).read_bytes()[:4] == b"\x7fELF", where
+        assert set(hotloop.KEYS) <= set(b), where
+        # The SASS reader finds a tensor-core loop exactly where the PTX has tensor-core instructions, and every
+        # such build is held against the reference GEMM at its tile.
+        assert bool(b["hot_tensor_core"]) == bool(b["tensor_core_instructions"]), where
+        if b["hot_tensor_core"]:
+            assert b["mma_loops"] >= 1 and b["hot_instructions"] > b["hot_tensor_core"], where
+            assert b["reference_ratio"] > 0 and "reference_error" not in b, where
+    # The table shows the columns.
+    assert "| MMA/it | instr/it | LDG scalar/vector | LDGSTS | UTMALDG | MMA loops | wgmma wait | vs GEMM |" in (
+        out / "profile.md").read_text()
+
+
+def test_16bit_channels_last_forward_builds_run_at_gemm_efficiency(profile):
+    # Issue 13's rule: each fp16/bf16 channels_last forward build on sm_80 and sm_90 issues at most 1.15x the
+    # tutorial GEMM's non-tensor-core instructions per tensor-core instruction in its hot loop, no scalar global
+    # loads there, and (sm_90) keeps wgmma groups in flight across its loads.
+    _, _, data = profile
+    assert {b["arch"] for b in data["builds"] if hotloop.gated(b)} == {80, 90}
+    violations = hotloop.gate(data["builds"])
+    assert not violations, f"{len(violations)} builds fail the hot-loop rule:\n" + "\n".join(violations)
 
 
 def _expected_archs(target: str, kernel: str) -> list:

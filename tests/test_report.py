@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from triton_convt.tools import checking, layers, workmodel
+from triton_convt.tools import checking, layers, nvmodel, workmodel
 from triton_convt.tools.report import cli, cpu, gpu, render
 from triton_convt.tools.report import rows as vocab
 from triton_convt.tools.report.gpu import Impl
@@ -99,6 +99,8 @@ def test_cpu_report_end_to_end(tmp_path):
             kernel = max(issued / (peak["tflops"]["float32"] * 1e12), float(r["bytes"]) / peak["bandwidth"])
             assert math.isclose(float(r["kernel_model_ms"]), kernel * 1e3, rel_tol=1e-5)
             assert float(r["kernel_model_ms"]) >= float(r["model_ms"])
+            # NVIDIA's GEMM model, when installed (the test extra brings it on Linux x86-64); the summary says which.
+            assert (float(r["nvidia_model_ms"]) > 0) if nvmodel.available() else r["nvidia_model_ms"] == ""
         else:
             assert r["kernel_model_ms"] == "" and r["kernel_bound"] == ""
     # GELU and bias: the unfused chain reads and writes the output twice more.
@@ -110,6 +112,7 @@ def test_cpu_report_end_to_end(tmp_path):
     builds = data["static_profile"]["builds"]
     assert builds and all(b["arch"] == 80 and b["kernel"] == vocab.FORWARD and "error" not in b for b in builds)
     assert (out / "profile" / "profile.md").exists()
+    assert all((out / "profile" / b["cubin"]).read_bytes()[:4] == b"\x7fELF" for b in builds)  # named from profile/
     for png in ("roofline.png", "bytes.png", "checks.png"):
         content = (out / png).read_bytes()
         assert content.startswith(PNG_MAGIC) and len(content) > 10_000

@@ -7,7 +7,8 @@ how the memory layout reaches the compiler; on AMD also pointers whose tensors s
 loads), for ``GPUTarget("cuda", 80|90, 32)`` or ``GPUTarget("hip", "gfx942", 64)`` (targets are named as in
 :mod:`.cli`). :func:`measure` compiles one plan and reads what the build needs: for CUDA, registers, stack and
 local memory from the cubin (``cuobjdump``, shipped in the triton wheel), and shared memory, tensor-core
-instructions and vector or asynchronous global loads from the metadata and PTX; for AMD, VGPR/AGPR/SGPR counts,
+instructions and vector or asynchronous global loads from the metadata and PTX, and the hot loop's figures per
+iteration from the SASS (:mod:`.hotloop`); for AMD, VGPR/AGPR/SGPR counts,
 spill counts, scratch and occupancy from the kernel descriptor and metadata note of the ``.amdgcn`` assembly, and
 matrix-core (``v_mfma``) instructions and 128-bit loads from its code.
 
@@ -29,6 +30,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource, make_backend
 
 from ..launch import KernelPlan
+from . import hotloop
 from .cli import is_cuda
 
 #: Tensor-core instructions in the PTX of each target: mma.sync on sm_80, wgmma (or mma.sync for shapes and
@@ -119,9 +121,13 @@ def resource_usage(cubin: bytes) -> dict[str, int]:
     return {"registers": registers, "stack_bytes": stack, "local_bytes": local, "static_shared_bytes": shared}
 
 
+#: A SASS load or store of local memory.
+_LOCAL = re.compile(r"\b(?:STL|LDL)(?:\.\w+)*\s")
+
+
 def local_memory_instructions(cubin: bytes) -> int:
     """SASS loads and stores of local memory (``STL``/``LDL``): the spill traffic itself."""
-    return len(re.findall(r"\b(?:STL|LDL)(?:\.\w+)*\s", _cuobjdump("--dump-sass", cubin)))
+    return len(_LOCAL.findall(sass(cubin)))
 
 
 def sass(cubin: bytes) -> str:
@@ -153,15 +159,16 @@ def measure(plan: KernelPlan, arch: int | str) -> tuple[dict, bytes]:
         return measure_amd(plan, arch)
     compiled = compile_plan(plan, arch)
     ptx, cubin = compiled.asm["ptx"], compiled.asm["cubin"]
-    usage = resource_usage(cubin)
+    usage, code = resource_usage(cubin), sass(cubin)
     record = {
         **usage,
         "spill_bytes": usage["stack_bytes"] + usage["local_bytes"],
-        "local_memory_instructions": local_memory_instructions(cubin),
+        "local_memory_instructions": len(_LOCAL.findall(code)),
         "shared_bytes": compiled.metadata.shared,
         "tensor_core_instructions": tensor_core_instructions(compiled, arch),
         "vector_global_loads": vector_global_loads(ptx),
         "async_copies": async_copies(ptx),
+        **hotloop.hot_loop(code),  # the tensor-core loop, per iteration (hotloop.KEYS)
     }
     return record, cubin
 

@@ -5,8 +5,12 @@ of each file in ``autotune_configs/`` meant for the target (``smXY.json`` for sm
 ``default.json`` and device-named files for every target), each dtype of its class and both memory layouts, the
 launch of :data:`.samples.SAMPLE_PLANS` with that config, and records, for CUDA, registers, spill bytes (stack +
 local), local-memory instructions, shared memory (and the pruning estimate), tensor-core instructions, 128-bit
-global loads and async copies; for AMD, VGPRs (AGPRs among them), SGPRs, VGPR and SGPR spill counts, scratch
-bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``) instructions and 128-bit loads. It writes
+global loads and async copies, and the hot loop read from the SASS (:mod:`.hotloop`: per iteration of the
+tensor-core loop, tensor-core and all instructions, scalar and vector global loads, cp.async and TMA loads, the
+number of tensor-core loops, sm_90's wgmma wait depth, and the ratio of non-tensor-core instructions per
+tensor-core instruction to Triton's matmul tutorial loop at the same tile, warps, stages and arch,
+:mod:`.reference_gemm`; each record names its cubin, key ``cubin``); for AMD, VGPRs (AGPRs among them), SGPRs,
+VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``) instructions and 128-bit loads. It writes
 ``profile.json``, ``profile.md`` (one table per family) and the code (cubins, ``.amdgcn`` assembly) into DIR and
 prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
 writes the same files (the run time is printed only).
@@ -33,7 +37,7 @@ import torch
 import triton
 
 from ..launch import configs
-from . import aot, samples
+from . import aot, hotloop, reference_gemm, samples
 from .cli import arch, arch_name, is_cuda, refuse_interpreter
 
 #: Columns both tables start with: (header, function of a record).
@@ -52,6 +56,11 @@ def _shared(r: dict) -> str:
     return f"{r['shared_bytes'] / 1024:.0f} ({r['shared_estimate'] / 1024:.0f})" if "shared_bytes" in r else ""
 
 
+def _blank(value) -> str:
+    """A figure as table text: ``None`` (not applicable) as an empty cell."""
+    return "" if value is None else str(value)
+
+
 _ERROR = ("error", lambda r: r.get("error", "").strip().splitlines()[-1] if r.get("error") else "")
 
 #: Columns of the CUDA table.
@@ -64,6 +73,15 @@ COLUMNS = (
     ("tensor-core", lambda r: r.get("tensor_core_instructions", "")),
     ("ld.v4", lambda r: r.get("vector_global_loads", "")),
     ("cp.async", lambda r: r.get("async_copies", "")),
+    ("MMA/it", lambda r: _blank(r.get("hot_tensor_core"))),
+    ("instr/it", lambda r: _blank(r.get("hot_instructions"))),
+    ("LDG scalar/vector",
+     lambda r: f"{r['hot_scalar_loads']}/{r['hot_vector_loads']}" if r.get("hot_tensor_core") else ""),
+    ("LDGSTS", lambda r: _blank(r.get("hot_ldgsts"))),
+    ("UTMALDG", lambda r: _blank(r.get("hot_utmaldg"))),
+    ("MMA loops", lambda r: _blank(r.get("mma_loops"))),
+    ("wgmma wait", lambda r: _blank(r.get("wgmma_wait"))),
+    ("vs GEMM", lambda r: f"{r['reference_ratio']:.2f}" if r.get("reference_ratio") is not None else ""),
     _ERROR,
 )
 
@@ -155,6 +173,8 @@ def run_build(build: dict, out: str) -> dict:
             "shared_estimate": configs.shared_memory_estimate(config, build["dtype_class"])}  # fmt: skip
     with open(os.path.join(out, code_name(done)), "wb") as f:
         f.write(code)
+    if is_cuda(build["arch"]):  # the cubin beside profile.json, for reading the SASS again (cuobjdump -sass)
+        done["cubin"] = code_name(done)
     return done
 
 
@@ -228,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in records if "error" in r]
     for r in failed:
         print(f"\nbuild failed: {code_name(r)}\n{r['error']}", file=sys.stderr)
+    for violation in hotloop.gate(records):  # the CI rule (tests/test_profile.py), shown where the numbers are
+        print(f"hot-loop gate: {violation}", file=sys.stderr)
     if missing:
         print(f"no sample plan for kernel keys {missing}: register them in triton_convt.tools.samples.SAMPLE_PLANS",
               file=sys.stderr)  # fmt: skip
@@ -235,10 +257,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compile_builds(builds: list[dict], out: str, jobs: int) -> list[dict]:
-    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``."""
+    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``; then the reference GEMM
+    of each distinct tile, warps, stages, arch, dtype and precision among the CUDA builds with a tensor-core loop,
+    compiled once each, and every such build's ratio to it (:func:`.reference_gemm.attach`)."""
     # fork: the workers inherit the imported modules instead of importing torch and triton again.
     with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(run_build, builds, [out] * len(builds)))
+        records = list(pool.map(run_build, builds, [out] * len(builds)))
+        keys = sorted({k for k in map(reference_gemm.key_of, records) if k is not None}, key=str)
+        references = dict(zip(keys, pool.map(reference_gemm.compile_key, keys)))
+    return reference_gemm.attach(records, references)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ under the interpreter, against torch in fp64 (correctness only: interpreter time
 ``model``: from the layer's full size, FLOPs, minimum bytes (fused) and the unfused chain's bytes
 (:func:`triton_convt.tools.workmodel.spec_traffic`), arithmetic intensity, and the roofline bound on the published
 H100 and A100 peaks (:data:`PEAKS`), with the work model's issued/useful MACs for the config each GPU's file
-gives. ``profile``: the static compile profile (:mod:`triton_convt.tools.profile`) of the forward kernel's shipped
-configs for sm80 and sm90, run in a child process without the interpreter (compiled kernels and interpreted ones
-cannot share a process).
+gives, and NVIDIA's GEMM model of the layer's phases as tuned Triton GEMMs (:mod:`triton_convt.tools.nvmodel`,
+when ``nvidia-matmul-heuristics`` is installed). ``profile``: the static compile profile
+(:mod:`triton_convt.tools.profile`) of the forward kernel's shipped configs for sm80 and sm90, run in a child
+process without the interpreter (compiled kernels and interpreted ones cannot share a process).
 """
 
 from __future__ import annotations
@@ -24,19 +25,21 @@ import triton
 
 from ... import launch
 from ...launch import configs
-from .. import checking, profile, workmodel
+from .. import checking, nvmodel, profile, workmodel
 from ..cli import arch_name
 from ..layers import LayerSpec
 from .gpu import _error_of
 from .rows import CHECK, FORWARD, FUSED, LAYOUTS, MODEL, UNFUSED, base_row, make_inputs, progress
 
 #: Published peaks the roofline uses: dense tensor-core TFLOP/s (no sparsity) per dtype (fp32 is TF32, torch's
-#: default for convolutions), memory bandwidth in bytes/s, and the config file the work model reads for the part.
+#: default for convolutions), memory bandwidth in bytes/s, the config file the work model reads for the part, and
+#: the part's name among NVIDIA's GEMM model's predefined GPUs (:mod:`triton_convt.tools.nvmodel`).
 PEAKS = {
     "H100 SXM": {
         "tflops": {"bfloat16": 989.4, "float16": 989.4, "float32": 494.7},
         "bandwidth": 3.35e12,
         "target": "sm90",
+        "nvidia_gpu": "H100_SXM",
         "source": "NVIDIA H100 Tensor Core GPU datasheet, H100 SXM5 80GB: BF16/FP16 989.4 and TF32 494.7 dense "
         "tensor TFLOP/s (half the 'with sparsity' figures), HBM3 3.35 TB/s",
     },
@@ -44,6 +47,7 @@ PEAKS = {
         "tflops": {"bfloat16": 312.0, "float16": 312.0, "float32": 156.0},
         "bandwidth": 2.039e12,
         "target": "sm80",
+        "nvidia_gpu": "A100_SXM_80GB",
         "source": "NVIDIA A100 Tensor Core GPU datasheet, A100 SXM4 80GB: BF16/FP16 312 and TF32 156 dense tensor "
         "TFLOP/s, HBM2e 2,039 GB/s",
     },
@@ -98,7 +102,9 @@ def model_rows(specs: Iterable[LayerSpec], dtypes: list[str]) -> list[dict]:
                     )  # fmt: skip
                     if impl == FUSED:  # this kernel's own bound: the MACs it issues, not the useful ones
                         row.update(kernel_model_ms=max(compute_s * issued, memory_s) * 1e3,
-                                   kernel_bound="compute" if compute_s * issued >= memory_s else "memory")  # fmt: skip
+                                   kernel_bound="compute" if compute_s * issued >= memory_s else "memory",
+                                   nvidia_model_ms=nvmodel.layer_estimate_ms(spec.layer, dtype,
+                                                                             peak["nvidia_gpu"]))  # fmt: skip
                     rows.append(row)
     return rows
 
@@ -111,6 +117,9 @@ def static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: in
     cubins = os.path.join(out, "cubins")
     os.makedirs(cubins, exist_ok=True)
     records = profile.compile_builds(builds, cubins, jobs)
+    for record in records:  # named relative to ``out``, where profile.json is
+        if "cubin" in record:
+            record["cubin"] = f"cubins/{record['cubin']}"
     data = {"triton": triton.__version__, "archs": archs, "kernel": FORWARD, "builds": records}
     with open(os.path.join(out, "profile.json"), "w") as f:
         json.dump(data, f, indent=1)

@@ -8,6 +8,7 @@ import csv
 import json
 import os
 
+from .. import hotloop
 from ..aot import spilled
 from ..cli import arch_name
 from . import plots
@@ -111,10 +112,19 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
         lines += ["", "Bound: the roofline of the operation, fused and as the unfused chain, from useful FLOPs. Kernel: "
                   "this kernel's own bound, from the MACs it issues (issued/useful) with the config the launcher "
                   "picks for the part."]  # fmt: skip
+        if any(r.get("nvidia_model_ms") for r in model):
+            lines += ["", "NVIDIA model: NVIDIA's analytic GEMM model (nvidia-matmul-heuristics, run on the CPU: a "
+                      "model figure, not a measurement) of the layer as tuned Triton GEMMs, one per stride phase "
+                      "(M = N*Q_h*Q_w output pixels, N = C_out/groups, K = C_in/groups*taps, per group), summed; "
+                      "phases of one shape and the groups as one batched GEMM, so that the model's fixed latency "
+                      "per kernel (10-13 us) is paid once per shape, as the kernel's single launch pays it once."]
+        else:
+            lines += ["", "NVIDIA model: empty, nvidia-matmul-heuristics is not installed where the model ran "
+                      '(pip install "triton_convt[heuristics]").']  # fmt: skip
         header = "| layer | GFLOP | min MB | unfused MB | FLOP/B | " + " | ".join(
-            f"{p} bound us (fused / unfused), bound by | {p} issued/useful | {p} kernel us, bound by"
-            for p in parts) + " |"  # fmt: skip
-        lines += ["", header, "|" + "---|" * (5 + 3 * len(parts))]
+            f"{p} bound us (fused / unfused), bound by | {p} issued/useful | {p} kernel us, bound by "
+            f"| {p} NVIDIA model us" for p in parts) + " |"  # fmt: skip
+        lines += ["", header, "|" + "---|" * (5 + 4 * len(parts))]
         for name in plots.layer_names(model):
             mine = {(r["device"], r["impl"]): r for r in model if r["layer"] == name and r["dtype"] == dtype}
             first = mine[(parts[0], FUSED)]
@@ -124,7 +134,8 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
                 f, u = mine[(p, FUSED)], mine[(p, UNFUSED)]
                 cells += [f"{f['model_ms'] * 1e3:.1f} / {u['model_ms'] * 1e3:.1f}, {f['bound']}",
                           f"{f['issued_over_useful']:.2f}",
-                          f"{f['kernel_model_ms'] * 1e3:.1f}, {f['kernel_bound']}"]  # fmt: skip
+                          f"{f['kernel_model_ms'] * 1e3:.1f}, {f['kernel_bound']}",
+                          f"{f['nvidia_model_ms'] * 1e3:.1f}" if f.get("nvidia_model_ms") else ""]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     if profile:
         records = profile["builds"]
@@ -136,6 +147,12 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
                   f"{len(records)} builds (shipped configs x dtypes x layouts x archs), {len(bad)} failed or spilled; "
                   f"{min(registers)}-{max(registers)} registers; {tensor_cores} use tensor-core instructions. "
                   "Full table: profile/profile.md."]  # fmt: skip
+        gated = [r for r in records if hotloop.gated(r)]
+        if gated:
+            failing = hotloop.gate(records)
+            lines += ["", f"Hot loop (read from the SASS): {len(failing)} of {len(gated)} 16-bit channels_last builds "
+                      f"fail issue 13's rule (at most {hotloop.RATIO_LIMIT}x the reference GEMM's non-tensor-core "
+                      "instructions per tensor-core instruction, no scalar global loads, wgmma overlap on sm_90)."]
     return lines
 
 
