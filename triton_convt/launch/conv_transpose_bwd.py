@@ -32,9 +32,10 @@ def needs_preactivation(activation: str, negative_slope: float) -> bool:
 
 
 def _dense_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``t`` (same shape as the dense ``ref``) with ``ref``'s element order, copied only if needed."""
-    fmt = torch.contiguous_format if ref.is_contiguous() else torch.channels_last
-    return t.contiguous(memory_format=fmt)
+    """``t`` (same shape as the dense ``ref``, any rank) with ``ref``'s strides, copied only if needed."""
+    if t.stride() == ref.stride():
+        return t
+    return torch.empty_like(ref).copy_(t)  # empty_like keeps a dense tensor's strides
 
 
 def activation_grad_plan(
@@ -174,7 +175,7 @@ def _reduce(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return partial.sum(0).to(dtype)
 
 
-def conv_transpose2d_backward(
+def conv_transpose_backward(
     dy: torch.Tensor,
     x: torch.Tensor,
     weight: torch.Tensor,

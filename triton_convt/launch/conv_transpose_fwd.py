@@ -3,7 +3,7 @@ kernel arguments, one launch.
 
 :func:`plan` picks the kernel (:func:`forward_plan`, the implicit-GEMM gather, or :func:`depthwise_plan` for one
 input channel per group) and turns a validated call into a :class:`~.kernel_plan.KernelPlan` (the kernel, its grid,
-its arguments by name, warps and stages). :func:`conv_transpose2d_forward` launches it;
+its arguments by name, warps and stages). :func:`conv_transpose_forward` launches it;
 :mod:`triton_convt.tools.aot` compiles the same plan for a GPU target without a GPU, so the arguments a test
 compiles are the ones a launch passes.
 """
@@ -50,14 +50,17 @@ def _index_operands(x, weight, bias, y) -> tuple[torch.Tensor, ...]:
 
 
 def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams) -> torch.Tensor:
-    """The output, in the memory format torch gives: channels_last when the input or the weight is."""
-    n, _, h, w = x.shape
-    oh, ow = params.output_hw((h, w))
-    channels_last = torch.channels_last in (suggest_memory_format(x), suggest_memory_format(weight))
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty(
-        (n, weight.shape[1] * params.groups, oh, ow), dtype=x.dtype, device=x.device, memory_format=fmt
-    )
+    """The output ``(N, C_out, *spatial)`` of 1 to 3 spatial axes, in the memory format torch gives: channels_last
+    (channels_last_3d) when the input or the weight is. torch computes 1-D as 2-D with a unit height inserted at
+    dimension 2 and takes that one's format, so 1-D is decided, and allocated, the same way."""
+    one_d = x.dim() == 3
+    views = (x.unsqueeze(2), weight.unsqueeze(2)) if one_d else (x, weight)
+    last = torch.channels_last if views[0].dim() == 4 else torch.channels_last_3d
+    fmt = last if last in (suggest_memory_format(views[0]), suggest_memory_format(views[1])) else torch.contiguous_format
+    sizes = params.output_hw(tuple(x.shape[2:]))
+    y = torch.empty((x.shape[0], weight.shape[1] * params.groups, *((1,) if one_d else ()), *sizes), dtype=x.dtype,
+                    device=x.device, memory_format=fmt)  # fmt: skip
+    return y.squeeze(2) if one_d else y
 
 
 def forward_plan(
@@ -169,7 +172,7 @@ def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: to
     return chosen(x, weight, bias, y, params, **options)
 
 
-def conv_transpose2d_forward(
+def conv_transpose_forward(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
