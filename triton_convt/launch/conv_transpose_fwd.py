@@ -18,9 +18,9 @@ from torch._prims_common import suggest_memory_format
 
 from ..activations import DEFAULT_NEGATIVE_SLOPE
 from ..kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
-from ..kernels.conv_transpose2d_fwd_depthwise import conv_transpose2d_fwd_depthwise_kernel
+from ..kernels.conv_transpose_fwd_depthwise import conv_transpose_fwd_depthwise_kernel
 from . import configs, shapes
-from .kernel_plan import KernelPlan, numeric_constexprs, strides
+from .kernel_plan import KernelPlan, numeric_constexprs, spatial_3d, strides
 from .shapes import ConvParams
 from .weights import mask_products
 
@@ -34,6 +34,21 @@ def tap_constexprs(kh: int, kw: int, params: ConvParams) -> dict[str, int]:
         GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
         GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
     )  # fmt: skip
+
+
+def axis_constexprs(params: ConvParams) -> dict[str, int]:
+    """Kernel size, stride, dilation and tap schedule (:func:`.shapes.tap_schedule`) of each spatial axis of
+    ``params``, named by axis: ``KD, KH, KW, SD, ..., GCD_W, STEP_W, INV_W, TAPS_W`` for three axes (the kernels
+    written for D, H, W take a 1-D or 2-D call's :meth:`~.shapes.ConvParams.as_3d`)."""
+    out: dict[str, int] = {}
+    axes = "DHW"[3 - params.ndim:]
+    for name, k, s, d in zip(axes, params.kernel, params.stride, params.dilation):
+        out.update({f"K{name}": k, f"S{name}": s, f"D{name}": d})
+    for name, k, s, d in zip(axes, params.kernel, params.stride, params.dilation):
+        sched = shapes.tap_schedule(k, s, d)
+        out.update({f"GCD_{name}": sched.gcd, f"STEP_{name}": sched.step, f"INV_{name}": sched.inverse,
+                    f"TAPS_{name}": sched.max_taps})  # fmt: skip
+    return out
 
 
 def bias_stride(bias: torch.Tensor | None) -> int:
@@ -129,15 +144,19 @@ def depthwise_plan(
     config: dict | None = None,
     index64: bool | None = None,
 ) -> KernelPlan:
-    """The launch of the one-input-channel-per-group kernel (no ``tl.dot``) that computes ``y``; arguments as
-    :func:`forward_plan`. Its blocks are (pixel, channel) elements of a phase, so the one extent a config is
-    fitted to is the element count of the largest phase."""
-    n, _, h, w = x.shape
-    _, c_out, oh, ow = y.shape
-    _, mult, kh, kw = weight.shape
-    params = params.for_launch((h, w))
-    (sh, sw), (ph, pw) = params.stride, params.padding
-    elements = c_out * n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
+    """The launch of the one-input-channel-per-group kernel (no ``tl.dot``) that computes ``y``, for 1 to 3
+    spatial axes (run through :func:`.kernel_plan.spatial_3d` views); arguments as :func:`forward_plan`. Its blocks
+    are (pixel, channel) elements of a phase, so the one extent a config is fitted to is the element count of the
+    largest phase."""
+    spatial = params.ndim
+    x5, w5, y5 = spatial_3d(x), spatial_3d(weight), spatial_3d(y)
+    n, _, *in_sizes = x5.shape
+    _, c_out, *out_sizes = y5.shape
+    mult = weight.shape[1]
+    p3 = params.as_3d().for_launch(in_sizes)
+    elements = c_out * n
+    for size, stride in zip(out_sizes, p3.stride):
+        elements *= shapes.phase_count(size, stride, 0)  # phase 0 is the largest
     if config is None:
         config = configs.config_for(
             "conv_transpose2d_fwd_depthwise", x.dtype, x.device, {"BLOCK": elements},
@@ -146,12 +165,13 @@ def depthwise_plan(
         )  # fmt: skip
     tiles = triton.cdiv(elements, config["BLOCK"])
     numeric = numeric_constexprs(_index_operands(x, weight, bias, y), index64)
+    (d, h, w), (od, oh, ow), (pd, ph, pw) = in_sizes, out_sizes, p3.padding
     args = dict(
-        x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
-        N=n, H=h, W=w, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_H=ph, PAD_W=pw,
-        **strides("x", x), **strides("w", weight, weight=True), **strides("y", y), stride_b=bias_stride(bias),
+        x_ptr=x5, w_ptr=w5, bias_ptr=bias, y_ptr=y5,
+        N=n, D=d, H=h, W=w, OD=od, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_D=pd, PAD_H=ph, PAD_W=pw,
+        **strides("x", x5), **strides("w", w5, weight=True), **strides("y", y5), stride_b=bias_stride(bias),
         TILES=tiles,
-        **tap_constexprs(kh, kw, params),
+        **axis_constexprs(p3), SPATIAL=spatial,
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,
         ACC_DTYPE=numeric["ACC_DTYPE"], INDEX_DTYPE=numeric["INDEX_DTYPE"],
@@ -159,8 +179,8 @@ def depthwise_plan(
         CHANNELS_FASTEST=y.stride(1) == 1 and c_out > 1,
         BLOCK=config["BLOCK"],
     )  # fmt: skip
-    grid = (sh * sw * tiles,)
-    return KernelPlan(conv_transpose2d_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
+    grid = (p3.stride[0] * p3.stride[1] * p3.stride[2] * tiles,)
+    return KernelPlan(conv_transpose_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
 def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor, params: ConvParams,
@@ -168,8 +188,13 @@ def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: to
     """The forward launch that computes ``y``: :func:`depthwise_plan` for one input channel per group (FCN's
     upsampling: a reduction of one channel per tap, which tl.dot tiles of 16 would pad 16x), else
     :func:`forward_plan`. ``options`` are theirs."""
-    chosen = depthwise_plan if weight.shape[0] == params.groups else forward_plan
-    return chosen(x, weight, bias, y, params, **options)
+    if weight.shape[0] == params.groups:
+        return depthwise_plan(x, weight, bias, y, params, **options)
+    if params.ndim != 2:
+        # Until the GEMM kernel runs three axes (the lead's N-D phase GEMM), 1-D and 3-D calls with several input
+        # channels per group have no Triton kernel.
+        raise NotImplementedError(f"triton_convt: no {params.ndim}-D GEMM kernel yet")
+    return forward_plan(x, weight, bias, y, params, **options)
 
 
 def conv_transpose_forward(
