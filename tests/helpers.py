@@ -50,3 +50,14 @@ def assert_matches_nonfinite(actual: torch.Tensor, reference: torch.Tensor) -> N
         )
     finite = reference.isfinite()
     assert_close_to_reference(actual[finite], reference[finite])
+
+
+def forward_launches(weight: torch.Tensor, groups: int = 1) -> int:
+    """Triton launches of one forward call with ``weight``: the GEMM kernel reads a weight with output (or input)
+    channels innermost, such as a channels_last one, in place (one launch); any other weight is first copied into
+    that order (two launches: the copy, then the output). The depthwise kernel (one input channel per group)
+    reads any weight in place."""
+    if weight.shape[0] == groups:
+        return 1
+    in_place = any(weight.stride(d) == 1 or weight.shape[d] == 1 for d in (0, 1))
+    return 1 if in_place else 2

@@ -156,7 +156,7 @@ def conv_transpose_bwd_weight_kernel(
         acc = dot_acc(a, b, acc, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
 
     # partial[split, ci, co_g, kd, kh, kw], contiguous: the taps of one (ci, co_g) are KD*KH*KW consecutive slots.
-    offsets = (((split * C_IN + ci)[:, None] * C_OUT_G + offs_n[None, :]) * KD + kd) * KH * KW + tap
+    offsets = ((split * C_IN + ci)[:, None] * C_OUT_G + offs_n[None, :]) * (KD * KH * KW) + tap
     tl.store(partial_ptr + offsets, acc, mask=ci_ok[:, None] & co_ok[None, :])
 
 

@@ -1,12 +1,12 @@
 """Forward transposed convolution (1 to 3 spatial axes) for one input channel per group (depthwise, any channel
 multiplier), without tl.dot.
 
-With ``C_in / groups == 1`` the GEMM of :mod:`.conv_transpose2d_fwd` has a reduction of one channel per tap, and
+With ``C_in / groups == 1`` the GEMM of :mod:`.phase_gemm` has a reduction of one channel per tap, and
 ``tl.dot`` tiles of at least 16 would issue 16x (and, with one output channel per group, 256x) the useful work.
 Here each program computes a block of ``BLOCK`` output elements of one phase, each a ``(pixel, channel)`` pair
 over the output channels of *all* groups, as one fused multiply-add per tap: output channel ``co`` reads input
 channel ``co // MULT`` and weight ``w[co // MULT, co % MULT, kd, kh, kw]``. Phases and taps are those of the GEMM
-kernel (the same closed form, :func:`.conv_transpose2d_fwd.phase_tap`, per axis); FCN's bilinear upsampling is this
+kernel (the same closed form, :func:`.phases.phase_tap`, per axis); FCN's bilinear upsampling is this
 case. Written for three axes (D, H, W): 1-D and 2-D calls run it through views with unit axes in front, and the
 constexpr ``SPATIAL`` removes those axes' decoding, offsets and boundary tests at compile time (:mod:`.phases`).
 
@@ -22,9 +22,8 @@ a separate variant: in an elementwise kernel the mask costs one select per produ
 import triton
 import triton.language as tl
 
-from .conv_transpose2d_fwd import phase_tap
 from .epilogue import epilogue_store
-from .phases import add_spatial, axis_in_range, phase_count, phase_residues, pixel_coords
+from .phases import add_spatial, axis_in_range, phase_count, phase_residues, phase_tap, pixel_coords
 
 
 @triton.jit

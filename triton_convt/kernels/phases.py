@@ -1,4 +1,7 @@
-"""Phase and pixel decoding for three spatial axes (D, H, W), shared by the kernels written for them.
+"""Phase arithmetic inside a kernel, per element, for three spatial axes (D, H, W): the closed-form tap schedule
+(:func:`phase_tap`), phase and pixel decoding, offsets and boundary tests, for the kernels that compute them in
+closed form (the depthwise forward, the weight gradient). The implicit-GEMM kernel gets the same information from
+a host-built table (:mod:`.phase_gemm`).
 
 A kernel runs 1-D and 2-D calls through views with unit axes in front (:func:`triton_convt.launch.kernel_plan.
 spatial_3d`); ``SPATIAL`` (a constexpr: 1, 2 or 3) names how many of the three axes are real, and every helper
@@ -8,6 +11,20 @@ boundary test is not made), so a 2-D build carries no instruction for the D axis
 
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def phase_tap(rp, j, K: tl.constexpr, S: tl.constexpr, D: tl.constexpr, GCD: tl.constexpr, STEP: tl.constexpr,
+              INV: tl.constexpr):
+    """Tap ``j`` of the phase whose residue plus padding is ``rp``, along one axis: ``(k, delta, exists)``.
+
+    The phase has taps only if ``rp % GCD == 0``; they are ``k = k0 + j*STEP`` (while ``k < K``) with
+    ``k0 = (rp // GCD * INV) % STEP`` (:func:`triton_convt.launch.shapes.tap_schedule`), and tap ``k`` reads input
+    ``q + delta``, ``delta = (rp - k*D) / S``: an exact division for a real tap, so truncation toward zero gives the
+    right, possibly negative, value.
+    """
+    k = (rp // GCD * INV) % STEP + j * STEP
+    return k, (rp - k * D) // S, (rp % GCD == 0) & (k < K)
 
 
 @triton.jit

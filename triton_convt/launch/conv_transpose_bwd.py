@@ -13,10 +13,10 @@ import torch
 import triton
 
 from ..kernels.activation_bwd import activation_bwd_kernel
-from ..kernels.conv_transpose2d_bwd_input import conv_transpose2d_bwd_input_kernel
 from ..kernels.conv_transpose_bwd_weight import channel_sum_kernel, conv_transpose_bwd_weight_kernel
-from . import configs
+from . import configs, phase_table
 from .kernel_plan import KernelPlan, numeric_constexprs, spatial_3d, strides
+from .phase_gemm import gemm_plan, gemm_weight
 from .shapes import ConvParams
 
 #: Programs a split reduction aims for: enough to fill a large GPU several times over. Splitting further only adds
@@ -69,32 +69,17 @@ def input_grad_plan(
     dz: torch.Tensor, weight: torch.Tensor, dx: torch.Tensor, params: ConvParams, *, config: dict | None = None,
     index64: bool | None = None,
 ) -> KernelPlan:
-    """The launch that writes ``dx`` (the forward input's shape, any strides) from ``dz``."""
-    n, _, h, w = dx.shape
-    _, _, oh, ow = dz.shape
-    c_in, c_out_g, kh, kw = weight.shape
-    c_in_g = c_in // params.groups
-    rows = n * h * w
-    if config is None:
-        sizes = {"BLOCK_M": rows, "BLOCK_N": c_in_g, "BLOCK_K": c_out_g}
-        config = configs.config_for(
-            "conv_transpose2d_bwd_input", dz.dtype, dz.device, sizes,
-            lambda c: input_grad_plan(dz, weight, dx, params, config=c, index64=index64),
-        )  # fmt: skip
-    m_tiles = triton.cdiv(rows, config["BLOCK_M"])
-    n_tiles = triton.cdiv(c_in_g, config["BLOCK_N"])
-    (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
-    args = dict(
-        dz_ptr=dz, w_ptr=weight, dx_ptr=dx,
-        N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        **strides("dz", dz), **strides("w", weight, weight=True), **strides("dx", dx),
-        GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
-        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
-        **numeric_constexprs((dz, weight, dx), index64),
-        BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
+    """The launch that writes ``dx`` (the forward input's shape, any strides) from ``dz``: the phase GEMM
+    (:mod:`triton_convt.kernels.phase_gemm`) with one phase, gathering ``dz`` at ``i*stride - padding + k*dilation``
+    for every tap, reducing over the output channels. ``weight`` is read in place (bring it into a fast layout
+    with :func:`.phase_gemm.gemm_weight` first)."""
+    dz5, w5, dx5 = spatial_3d(dz), spatial_3d(weight), spatial_3d(dx)
+    table = phase_table.input_grad_table(tuple(dx5.shape[2:]), params.as_3d())
+    return gemm_plan(
+        "conv_transpose2d_bwd_input", dz5, w5, None, dx5, table, groups=params.groups,
+        reduce_over_output_channels=True, config=config, index64=index64,
+        rebuild=lambda c: input_grad_plan(dz, weight, dx, params, config=c, index64=index64),
     )  # fmt: skip
-    grid = (params.groups * m_tiles * n_tiles,)
-    return KernelPlan(conv_transpose2d_bwd_input_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
 def _splits(pixels: int, tiles: int, block: int) -> int:
@@ -202,7 +187,7 @@ def conv_transpose_backward(
     if needs[0]:
         dx = torch.empty_like(x)  # x's strides when x is dense, its suggested memory format otherwise
         if dx.numel():
-            input_grad_plan(dz, weight, dx, params).launch()
+            input_grad_plan(dz, gemm_weight(spatial_3d(weight)), dx, params).launch()
     if needs[1]:
         if x.numel() == 0:
             dw = torch.zeros_like(weight)
@@ -218,3 +203,7 @@ def conv_transpose_backward(
             plan.launch()
             db = _reduce(partial, dy.dtype)
     return dx, dw, db
+
+
+#: The 2-D entry point's name, kept for the callers that know the op by it.
+conv_transpose2d_backward = conv_transpose_backward

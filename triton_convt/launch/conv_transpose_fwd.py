@@ -17,23 +17,12 @@ import triton
 from torch._prims_common import suggest_memory_format
 
 from ..activations import DEFAULT_NEGATIVE_SLOPE
-from ..kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
 from ..kernels.conv_transpose_fwd_depthwise import conv_transpose_fwd_depthwise_kernel
-from . import configs, shapes
+from . import configs, phase_table, shapes
 from .kernel_plan import KernelPlan, numeric_constexprs, spatial_3d, strides
+from .phase_gemm import gemm_plan, gemm_weight
 from .shapes import ConvParams
 from .weights import mask_products
-
-def tap_constexprs(kh: int, kw: int, params: ConvParams) -> dict[str, int]:
-    """Kernel size, stride, dilation and each axis' tap schedule (:func:`.shapes.tap_schedule`): the
-    constexprs by which both forward kernels enumerate a phase's taps."""
-    (sh, sw), (dh, dw) = params.stride, params.dilation
-    sched_h, sched_w = shapes.tap_schedule(kh, sh, dh), shapes.tap_schedule(kw, sw, dw)
-    return dict(
-        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
-        GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
-        GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
-    )  # fmt: skip
 
 
 def axis_constexprs(params: ConvParams) -> dict[str, int]:
@@ -90,46 +79,23 @@ def forward_plan(
     config: dict | None = None,
     index64: bool | None = None,
 ) -> KernelPlan:
-    """The launch of the forward kernel that computes ``y`` (already allocated, any strides), with ``activation``
-    (a name checked by :func:`triton_convt.activations.check_activation`) fused after the bias.
+    """The launch of the phase GEMM (:mod:`triton_convt.kernels.phase_gemm`) that computes ``y`` (already
+    allocated, any strides) from ``x`` and ``weight`` as given (1 to 3 spatial axes), with ``activation`` (a name
+    checked by :func:`triton_convt.activations.check_activation`) fused after the bias. ``weight`` is read in
+    place: a caller brings it into a fast layout first (:func:`.phase_gemm.gemm_weight`).
 
     ``config`` overrides the choice from ``autotune_configs/`` and ``index64`` forces the int64 index path; both
     exist for tests and the static profile.
     """
-    n, _, h, w = x.shape
-    _, _, oh, ow = y.shape
-    c_in, c_out_g, kh, kw = weight.shape
-    params = params.for_launch((h, w))
-    c_in_g = c_in // params.groups
-    (sh, sw), (ph, pw) = params.stride, params.padding
-    rows = n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
-
-    if config is None:
-        # On a GPU this tunes once per problem bucket (building the plan of each candidate); otherwise it is
-        # the deterministic first fit of default.json.
-        config = configs.config_for(
-            "conv_transpose2d_fwd", x.dtype, x.device, {"BLOCK_M": rows, "BLOCK_N": c_out_g, "BLOCK_K": c_in_g},
-            lambda c: forward_plan(x, weight, bias, y, params, activation=activation,
-                                   negative_slope=negative_slope, config=c, index64=index64),
-        )  # fmt: skip
-    m_tiles = triton.cdiv(rows, config["BLOCK_M"])
-    n_tiles = triton.cdiv(c_out_g, config["BLOCK_N"])
-
-    args = dict(
-        x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
-        N=n, H=h, W=w, OH=oh, OW=ow, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        **strides("x", x), **strides("w", weight, weight=True), **strides("y", y), stride_b=bias_stride(bias),
-        GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles,
-        **tap_constexprs(kh, kw, params),
-        HAS_BIAS=bias is not None,
-        ACTIVATION=activation,
-        NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
-        **numeric_constexprs(_index_operands(x, weight, bias, y), index64),
-        MASK_PRODUCTS=mask_products(weight),
-        BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
+    x5, w5, y5 = spatial_3d(x), spatial_3d(weight), spatial_3d(y)
+    launch = params.as_3d().for_launch(tuple(x5.shape[2:]))
+    table = phase_table.forward_table(tuple(x5.shape[2:]), tuple(y5.shape[2:]), launch)
+    return gemm_plan(
+        "conv_transpose2d_fwd", x5, w5, bias, y5, table, groups=params.groups, reduce_over_output_channels=False,
+        activation=activation, negative_slope=negative_slope, config=config, index64=index64,
+        rebuild=lambda c: forward_plan(x, weight, bias, y, params, activation=activation,
+                                       negative_slope=negative_slope, config=c, index64=index64),
     )  # fmt: skip
-    grid = (sh * sw * params.groups * m_tiles * n_tiles,)
-    return KernelPlan(conv_transpose2d_fwd_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
 def depthwise_plan(
@@ -188,13 +154,8 @@ def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: to
     """The forward launch that computes ``y``: :func:`depthwise_plan` for one input channel per group (FCN's
     upsampling: a reduction of one channel per tap, which tl.dot tiles of 16 would pad 16x), else
     :func:`forward_plan`. ``options`` are theirs."""
-    if weight.shape[0] == params.groups:
-        return depthwise_plan(x, weight, bias, y, params, **options)
-    if params.ndim != 2:
-        # Until the GEMM kernel runs three axes (the lead's N-D phase GEMM), 1-D and 3-D calls with several input
-        # channels per group have no Triton kernel.
-        raise NotImplementedError(f"triton_convt: no {params.ndim}-D GEMM kernel yet")
-    return forward_plan(x, weight, bias, y, params, **options)
+    chosen = depthwise_plan if weight.shape[0] == params.groups else forward_plan
+    return chosen(x, weight, bias, y, params, **options)
 
 
 def conv_transpose_forward(
@@ -206,8 +167,16 @@ def conv_transpose_forward(
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Compute the output (into ``out`` if given, already validated) with one launch (none when it is empty)."""
+    """Compute the output (into ``out`` if given, already validated) of a call with 1 to 3 spatial axes: one
+    launch when the weight is read in place (channels_last), two when it must be brought into that layout first
+    (:func:`.phase_gemm.gemm_weight`), none when the output is empty."""
     y = allocate_output(x, weight, params) if out is None else out
     if y.numel():
+        if weight.shape[0] != params.groups:
+            weight = gemm_weight(spatial_3d(weight))
         plan(x, weight, bias, y, params, activation=activation, negative_slope=negative_slope).launch()
     return y
+
+
+#: The 2-D entry point's name, kept for the callers that know the op by it.
+conv_transpose2d_forward = conv_transpose_forward

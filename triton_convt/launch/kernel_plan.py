@@ -15,7 +15,7 @@ import torch
 import triton.language as tl
 
 from .. import compat
-from ..kernels.conv_transpose2d_fwd import conv_transpose2d_fwd_kernel
+from ..kernels.phase_gemm import phase_gemm_kernel
 
 _launches = 0
 
@@ -28,7 +28,7 @@ def launch_count() -> int:
 
 def interpreter_active() -> bool:
     """True when the kernels were built by the Triton interpreter (``TRITON_INTERPRET=1`` set before import)."""
-    return isinstance(conv_transpose2d_fwd_kernel, compat.InterpretedFunction)
+    return isinstance(phase_gemm_kernel, compat.InterpretedFunction)
 
 
 def device_guard(device: torch.device):
