@@ -1,4 +1,4 @@
-"""triton_convt: Triton kernels for PyTorch's transposed 2-D convolution (``nn.ConvTranspose2d``).
+"""triton_convt: Triton kernels for PyTorch's transposed convolution (``nn.ConvTranspose1d/2d/3d``).
 
 The data path, top down: :mod:`triton_convt.modules` (the nn module) and :mod:`triton_convt.converter`
 (``convert``) -> :mod:`triton_convt.functional` (the public functional API: argument normalisation and validation)
@@ -10,8 +10,11 @@ live in :mod:`triton_convt.tools`, which importing this package does not load.
 
 from .activations import ACTIVATIONS
 from .converter import convert
-from .functional import conv_transpose2d
-from .modules import ConvTranspose2d
+from .functional import conv_transpose1d, conv_transpose2d, conv_transpose3d
+from .modules import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 
 __version__ = "0.1.0"
-__all__ = ["ACTIVATIONS", "ConvTranspose2d", "conv_transpose2d", "convert"]
+__all__ = [
+    "ACTIVATIONS", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "convert",
+]

@@ -5,26 +5,28 @@ from __future__ import annotations
 from torch import nn
 
 from . import activations
-from .modules import ConvTranspose2d
+from .modules import FROM_TORCH, TritonConvTranspose
 
 
 def convert(model: nn.Module) -> nn.Module:
-    """Replace every ``nn.ConvTranspose2d`` of ``model`` (in place) by :class:`ConvTranspose2d`.
+    """Replace every ``nn.ConvTranspose1d``, ``nn.ConvTranspose2d`` and ``nn.ConvTranspose3d`` of ``model`` (in
+    place) by triton_convt's module of the same dimensionality (:mod:`triton_convt.modules`).
 
-    Inside an ``nn.Sequential`` (or a subclass that keeps its ``forward``: :func:`chains_children`), an ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.GELU``, ``nn.SiLU``, ``nn.Sigmoid`` or
-    ``nn.Tanh`` that immediately follows the layer is folded into its epilogue and becomes ``nn.Identity``.
-    Parameters are shared, not copied. Subclasses of ``nn.ConvTranspose2d`` other than ours are left alone (their
-    forward may differ). Returns ``model`` (or, if ``model`` itself is an ``nn.ConvTranspose2d``, its replacement).
+    Inside an ``nn.Sequential`` (or a subclass that keeps its ``forward``: :func:`chains_children`), an
+    ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.GELU``, ``nn.SiLU``, ``nn.Sigmoid`` or ``nn.Tanh`` that immediately
+    follows the layer is folded into its epilogue and becomes ``nn.Identity``.
+    Parameters are shared, not copied. Subclasses of torch's modules other than ours are left alone (their
+    forward may differ). Returns ``model`` (or, if ``model`` itself is one of torch's modules, its replacement).
     """
-    if type(model) is nn.ConvTranspose2d:
-        return ConvTranspose2d.from_torch(model)
+    if type(model) in FROM_TORCH:
+        return FROM_TORCH[type(model)].from_torch(model)
     for parent in list(model.modules()):
         names = list(parent._modules)
         for i, name in enumerate(names):
             layer = parent._modules[name]
-            if type(layer) is nn.ConvTranspose2d:
-                layer = parent._modules[name] = ConvTranspose2d.from_torch(layer)
-            if not isinstance(layer, ConvTranspose2d) or layer.activation is not None:
+            if type(layer) in FROM_TORCH:
+                layer = parent._modules[name] = FROM_TORCH[type(layer)].from_torch(layer)
+            if not isinstance(layer, TritonConvTranspose) or layer.activation is not None:
                 continue
             if chains_children(parent) and i + 1 < len(names):
                 folded = activations.from_module(parent._modules[names[i + 1]])

@@ -1,22 +1,27 @@
 """nn modules computed by triton_convt: subclasses of torch's modules that override ``forward`` only (plus the fused
 activation), so constructors, initialisation and ``state_dict`` are torch's. :mod:`triton_convt.converter` swaps them
-into existing models."""
+into existing models.
+
+:class:`ConvTranspose1d`, :class:`ConvTranspose2d` and :class:`ConvTranspose3d` share one implementation,
+:class:`TritonConvTranspose`; each names only the torch module it stands in for and its functional op.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
 from . import activations
-from .functional import conv_transpose2d
+from .functional import conv_transpose1d, conv_transpose2d, conv_transpose3d
 
 
-class ConvTranspose2d(nn.ConvTranspose2d):
-    """Drop-in ``torch.nn.ConvTranspose2d`` whose forward runs :func:`triton_convt.conv_transpose2d`.
+class TritonConvTranspose:
+    """What the three modules share: the constructor's ``activation`` and ``negative_slope`` (keyword-only, applied
+    in the kernel's epilogue after the bias), ``forward``, ``extra_repr`` and ``from_torch``. Mixed in before the
+    torch module (``class ConvTranspose2d(TritonConvTranspose, nn.ConvTranspose2d)``), whose constructor,
+    initialisation and ``state_dict`` keys it keeps."""
 
-    Same constructor, parameter initialisation and ``state_dict`` keys as torch's module (checkpoints load both
-    ways), plus keyword-only ``activation`` (None, "relu", "leaky_relu", "gelu", "gelu_tanh", "silu", "sigmoid",
-    "tanh") and ``negative_slope``, applied in the kernel's epilogue after the bias.
-    """
+    #: The functional op a subclass computes (``conv_transpose2d``, ...).
+    _functional = None
 
     def __init__(self, *args, activation: str | None = None,
                  negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE, **kwargs):
@@ -25,12 +30,17 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         self.activation = activation
         self.negative_slope = negative_slope
 
+    @classmethod
+    def torch_type(cls) -> type:
+        """The torch module this one stands in for (``nn.ConvTranspose2d``, ...): the torch base class."""
+        return next(base for base in cls.__mro__ if base.__module__.startswith("torch.nn"))
+
     def forward(self, input, output_size=None):
         # torch's forward checks this (the constructor refuses other modes, but the attribute can be changed
         # afterwards); same exception, same message.
         if self.padding_mode != "zeros":
-            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose2d")
-        return conv_transpose2d(
+            raise ValueError(f"Only `zeros` padding mode is supported for {self.torch_type().__name__}")
+        return type(self)._functional(
             input, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups,
             self.dilation, output_size=output_size, activation=self.activation, negative_slope=self.negative_slope,
         )  # fmt: skip
@@ -44,9 +54,10 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         return text
 
     @classmethod
-    def from_torch(cls, module: nn.ConvTranspose2d, activation: str | None = None,
-                   negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE) -> ConvTranspose2d:
-        """A triton_convt module computing ``module`` (then ``activation``), sharing its parameters."""
+    def from_torch(cls, module: nn.Module, activation: str | None = None,
+                   negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE):
+        """A triton_convt module computing ``module`` (a torch module of this dimensionality, then
+        ``activation``), sharing its parameters."""
         new = cls(
             module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
             module.output_padding, module.groups, module.bias is not None, module.dilation,
@@ -59,3 +70,34 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         new.weight = module.weight
         new.bias = module.bias
         return new.train(module.training)
+
+
+class ConvTranspose1d(TritonConvTranspose, nn.ConvTranspose1d):
+    """Drop-in ``torch.nn.ConvTranspose1d`` whose forward runs :func:`triton_convt.conv_transpose1d` (vocoders'
+    and codecs' upsamplers); same constructor, initialisation and ``state_dict``, plus keyword-only
+    ``activation`` and ``negative_slope`` as :class:`ConvTranspose2d`."""
+
+    _functional = staticmethod(conv_transpose1d)
+
+
+class ConvTranspose2d(TritonConvTranspose, nn.ConvTranspose2d):
+    """Drop-in ``torch.nn.ConvTranspose2d`` whose forward runs :func:`triton_convt.conv_transpose2d`.
+
+    Same constructor, parameter initialisation and ``state_dict`` keys as torch's module (checkpoints load both
+    ways), plus keyword-only ``activation`` (None, "relu", "leaky_relu", "gelu", "gelu_tanh", "silu", "sigmoid",
+    "tanh") and ``negative_slope``, applied in the kernel's epilogue after the bias.
+    """
+
+    _functional = staticmethod(conv_transpose2d)
+
+
+class ConvTranspose3d(TritonConvTranspose, nn.ConvTranspose3d):
+    """Drop-in ``torch.nn.ConvTranspose3d`` whose forward runs :func:`triton_convt.conv_transpose3d` (volumetric
+    decoders); same constructor, initialisation and ``state_dict``, plus keyword-only ``activation`` and
+    ``negative_slope`` as :class:`ConvTranspose2d`."""
+
+    _functional = staticmethod(conv_transpose3d)
+
+
+#: torch's module type -> ours, for :func:`triton_convt.convert` (exact types: a subclass may change forward).
+FROM_TORCH = {module.torch_type(): module for module in (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)}

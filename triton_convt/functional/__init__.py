@@ -4,6 +4,6 @@
 convolution.
 """
 
-from .conv_transpose import conv_transpose2d
+from .conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
 
-__all__ = ["conv_transpose2d"]
+__all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]

@@ -3,7 +3,7 @@
 Every call torch rejects is rejected with torch's exception type (TypeError for arguments of the wrong Python
 type, RuntimeError for the rest, NotImplementedError (a RuntimeError) for a dtype the kernels do not implement), and
 a message that names the op, the argument and the values. ``op`` is the function's name as torch's messages give it
-(``"conv_transpose2d"``).
+(``"conv_transpose1d"``, ``"conv_transpose2d"`` or ``"conv_transpose3d"``).
 """
 
 from __future__ import annotations
@@ -29,27 +29,29 @@ def index(value, name: str, op: str) -> int:
         ) from None
 
 
-def as_pair(value, name: str, op: str) -> tuple[int, int]:
-    """An int, or a sequence of 1 or 2 ints, as an (H, W) pair, the way torch's ``IntArrayRef[2]`` parses it."""
+def as_tuple(value, name: str, op: str, ndim: int) -> tuple[int, ...]:
+    """An int, or a sequence of 1 or ``ndim`` ints, as one int per spatial axis, the way torch's
+    ``IntArrayRef[ndim]`` parses it (``ndim`` is 1, 2 or 3: ``conv_transpose1d``, ``2d`` or ``3d``)."""
     if isinstance(value, (list, tuple, torch.Size)):
         items = [index(v, name, op) for v in value]
         if len(items) == 1:
-            return items[0], items[0]
-        if len(items) != 2:
+            return (items[0],) * ndim
+        if len(items) != ndim:
             raise RuntimeError(
-                f"expected {name} to be a single integer value or a list of 2 values to match the convolution "
+                f"expected {name} to be a single integer value or a list of {ndim} values to match the convolution "
                 f"dimensions, but got {name}={items}"
             )
-        return items[0], items[1]
-    if isinstance(value, torch.Tensor) and value.dim() != 0:
-        raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not a {value.dim()}-D Tensor")
+        return tuple(items)
+    # torch's parser takes an integer tensor of one element (any rank) as that integer, and no other tensor.
+    if isinstance(value, torch.Tensor) and (value.numel() != 1 or value.is_floating_point() or value.is_complex()):
+        raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not Tensor")
     try:
-        v = index(value, name, op)
+        v = index(value.reshape(()) if isinstance(value, torch.Tensor) else value, name, op)
     except TypeError:
         raise TypeError(
             f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}"
         ) from None
-    return v, v
+    return (v,) * ndim
 
 
 def check_dtypes_devices(input, weight, bias, op: str) -> None:

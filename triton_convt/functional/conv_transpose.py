@@ -1,9 +1,10 @@
 """The public functional API of the transposed convolution: argument normalisation and validation, then the op.
 
-:func:`conv_transpose2d` takes torch's arguments (ints or pairs, unbatched input, ``output_size``), rejects every
-call torch rejects with torch's exception type before anything runs (:func:`check_call`, and the shared checks of
-:mod:`.arguments`), and calls the ``torch.library`` op (:mod:`triton_convt.ops.conv_transpose`) with validated,
-normalised, batched arguments.
+:func:`conv_transpose1d`, :func:`conv_transpose2d` and :func:`conv_transpose3d` take torch's arguments (ints or
+tuples, unbatched input, ``output_size``), reject every call torch rejects with torch's exception type before
+anything runs (:func:`check_call`, and the shared checks of :mod:`.arguments`), and call the ``torch.library`` op of
+their dimensionality (:mod:`triton_convt.ops.conv_transpose`) with validated, normalised, batched arguments. One
+implementation serves the three: every check is written for ``ndim`` spatial axes.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import torch
 from .. import activations
 from ..launch import shapes
 from ..launch.shapes import ConvParams
-from ..ops import conv_transpose as _ops  # noqa: F401  (registers torch.ops.triton_convt.conv_transpose2d*)
-from .arguments import as_pair, check_dtypes_devices, check_out, index
+from ..ops import conv_transpose as _ops  # noqa: F401  (registers torch.ops.triton_convt.conv_transpose{1,2,3}d*)
+from .arguments import as_tuple, check_dtypes_devices, check_out, index
 
-#: The op's name in torch's messages.
-OP = "conv_transpose2d"
+#: The kernel-size names of a weight's spatial dimensions, per number of spatial axes (for messages).
+_KERNEL_NAMES = {1: "kL", 2: "kH, kW", 3: "kD, kH, kW"}
+
+
+def op_name(ndim: int) -> str:
+    """The op's name in torch's messages: ``conv_transpose1d``, ``conv_transpose2d`` or ``conv_transpose3d``."""
+    return f"conv_transpose{ndim}d"
 
 
 def conv_transpose2d(
@@ -79,59 +85,95 @@ def conv_transpose2d(
     kernels, deterministic (no atomics); ``torch.compile`` and meta tensors see the op through its
     ``torch.library`` registration (``torch.ops.triton_convt.conv_transpose2d``).
     """
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
+                           activation, negative_slope, out)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     output_size=None, activation=None, negative_slope=activations.DEFAULT_NEGATIVE_SLOPE, out=None):
+    """Transposed 1-D convolution with the semantics of ``torch.nn.functional.conv_transpose1d``: input
+    ``(N, C_in, L)`` or unbatched ``(C_in, L)``, weight ``(C_in, C_out / groups, kL)``, ints or 1-tuples; every
+    other argument, the result's dtype and the behaviour as :func:`conv_transpose2d` (the same kernels run it
+    with a unit H axis). Output ``(N, C_out, L_out)``, ``L_out = (L - 1)*stride - 2*padding + dilation*(kL - 1) +
+    output_padding + 1``."""
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
+                           activation, negative_slope, out)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     output_size=None, activation=None, negative_slope=activations.DEFAULT_NEGATIVE_SLOPE, out=None):
+    """Transposed 3-D convolution with the semantics of ``torch.nn.functional.conv_transpose3d``: input
+    ``(N, C_in, D, H, W)`` or unbatched ``(C_in, D, H, W)`` (NCDHW or channels_last_3d, read in place), weight
+    ``(C_in, C_out / groups, kD, kH, kW)``, ints or (D, H, W) triples; every other argument and the behaviour as
+    :func:`conv_transpose2d`. The output is channels_last_3d when the input or the weight is, as in torch."""
+    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
+                           activation, negative_slope, out)
+
+
+def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
+                    activation, negative_slope, out):
+    """The one implementation of the three public functions, for ``ndim`` spatial axes."""
+    op = op_name(ndim)
     if not isinstance(input, torch.Tensor):
-        raise TypeError(f"{OP}(): argument 'input' must be Tensor, not {type(input).__name__}")
-    if input.dim() not in (3, 4):
+        raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(input).__name__}")
+    if input.dim() not in (ndim + 1, ndim + 2):
         raise RuntimeError(
-            f"Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input of size: "
+            f"Expected {ndim + 1}D (unbatched) or {ndim + 2}D (batched) input to {op}, but got input of size: "
             f"{list(input.shape)}"
         )
     if output_size is not None:
-        output_padding = output_padding_from_size(input, weight, output_size, stride, padding, dilation)
-    unbatched = input.dim() == 3
+        output_padding = output_padding_from_size(input, weight, output_size, stride, padding, dilation, ndim)
+    unbatched = input.dim() == ndim + 1
     x = input.unsqueeze(0) if unbatched else input
-    params = check_call(x, weight, bias, stride, padding, output_padding, groups, dilation)
+    params = check_call(x, weight, bias, stride, padding, output_padding, groups, dilation, ndim)
     kernel_activation = activations.check_activation(activation)
     if out is not None:
         shape = (weight.shape[1] * params.groups, *params.output_hw(tuple(x.shape[2:])))
-        check_out(out, input, weight, bias, shape if unbatched else (x.shape[0], *shape), OP)
+        check_out(out, input, weight, bias, shape if unbatched else (x.shape[0], *shape), op)
     args = (x, weight, bias, list(params.stride), list(params.padding), list(params.output_padding),
             params.groups, list(params.dilation), kernel_activation, float(negative_slope))
+    ops = torch.ops.triton_convt
     if out is not None:
-        torch.ops.triton_convt.conv_transpose2d_out(*args, out.unsqueeze(0) if unbatched else out)
+        getattr(ops, f"{op}_out")(*args, out.unsqueeze(0) if unbatched else out)
         return out
-    y = torch.ops.triton_convt.conv_transpose2d(*args)
+    y = getattr(ops, op)(*args)
     return y.squeeze(0) if unbatched else y
 
 
-def check_call(input, weight, bias, stride, padding, output_padding, groups, dilation) -> ConvParams:
-    """Validate a ``conv_transpose2d`` call on 4-D input (batched; the op unsqueezes unbatched input first)."""
+def check_call(input, weight, bias, stride, padding, output_padding, groups, dilation, ndim=None) -> ConvParams:
+    """Validate a transposed convolution on batched input ``(N, C_in, *spatial)`` (the op unsqueezes unbatched
+    input first) with ``ndim`` spatial axes (default: the input's); returns the normalised arguments."""
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{OP}(): argument '{name}' must be Tensor, not {type(t).__name__}")
+            raise TypeError(f"{op_name(ndim or 2)}(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    ndim = input.dim() - 2 if ndim is None else ndim
+    op = op_name(ndim)
     if bias is not None and not isinstance(bias, torch.Tensor):
-        raise TypeError(f"{OP}(): argument 'bias' must be Tensor, not {type(bias).__name__}")
-    if weight.dim() != 4:
+        raise TypeError(f"{op}(): argument 'bias' must be Tensor, not {type(bias).__name__}")
+    if weight.dim() != ndim + 2:
         raise RuntimeError(
-            f"expected weight to be 4-D [in_channels, out_channels/groups, kH, kW], but got weight of size "
-            f"{list(weight.shape)}"
+            f"expected weight to be {ndim + 2}-D [in_channels, out_channels/groups, {_KERNEL_NAMES[ndim]}], but got "
+            f"weight of size {list(weight.shape)}"
         )
     params = ConvParams(
-        stride=as_pair(stride, "stride", OP),
-        padding=as_pair(padding, "padding", OP),
-        output_padding=as_pair(output_padding, "output_padding", OP),
-        dilation=as_pair(dilation, "dilation", OP),
-        groups=index(groups, "groups", OP),
-        kernel=(weight.shape[2], weight.shape[3]),
+        stride=as_tuple(stride, "stride", op, ndim),
+        padding=as_tuple(padding, "padding", op, ndim),
+        output_padding=as_tuple(output_padding, "output_padding", op, ndim),
+        dilation=as_tuple(dilation, "dilation", op, ndim),
+        groups=index(groups, "groups", op),
+        kernel=tuple(weight.shape[2:]),
     )
     _check_values(params)
     _check_shapes(input, weight, bias, params)
-    check_dtypes_devices(input, weight, bias, OP)
-    out_hw = params.output_hw((input.shape[2], input.shape[3]))
-    if min(out_hw) <= 0:
+    check_dtypes_devices(input, weight, bias, op)
+    in_sizes = tuple(input.shape[2:])
+    out_sizes = params.output_hw(in_sizes)
+    if min(out_sizes) <= 0:
+        # torch runs 1-D as 2-D with a unit height, and its message shows that axis.
+        shown_in, shown_out = ((1, *in_sizes), (1, *out_sizes)) if ndim == 1 else (in_sizes, out_sizes)
         raise RuntimeError(
-            f"Given input size per channel: ({input.shape[2]} x {input.shape[3]}). Calculated output size per "
-            f"channel: ({out_hw[0]} x {out_hw[1]}). Output size is too small"
+            f"Given input size per channel: ({' x '.join(map(str, shown_in))}). Calculated output size per "
+            f"channel: ({' x '.join(map(str, shown_out))}). Output size is too small"
         )
     return params
 
@@ -154,11 +196,13 @@ def _check_values(p: ConvParams) -> None:
 
 
 def _check_shapes(input, weight, bias, p: ConvParams) -> None:
-    c_in, c_out_g, kh, kw = weight.shape
-    if min(kh, kw) <= 0:
+    c_in, c_out_g, *kernel = weight.shape
+    if min(kernel) <= 0:
         raise RuntimeError(f"kernel size should be greater than zero, but got weight of size {list(weight.shape)}")
     if c_out_g <= 0 or c_in <= 0:
-        raise RuntimeError(f"non-empty 4D weight tensor expected, but got weight of size {list(weight.shape)}")
+        raise RuntimeError(
+            f"non-empty {weight.dim()}D weight tensor expected, but got weight of size {list(weight.shape)}"
+        )
     if c_in % p.groups:
         raise RuntimeError(
             f"Given groups={p.groups}, expected weight to be divisible by {p.groups} at dimension 0, but got "
@@ -169,7 +213,7 @@ def _check_shapes(input, weight, bias, p: ConvParams) -> None:
             f"Given transposed=1, weight of size {list(weight.shape)}, expected input{list(input.shape)} to have "
             f"{c_in} channels, but got {input.shape[1]} channels instead"
         )
-    if input.shape[2] <= 0 or input.shape[3] <= 0:
+    if min(input.shape[2:]) <= 0:
         raise RuntimeError(
             f"Only zero batch or zero channel inputs are supported, but got input shape: {list(input.shape)}"
         )
@@ -180,33 +224,36 @@ def _check_shapes(input, weight, bias, p: ConvParams) -> None:
         )
 
 
-def output_padding_from_size(input, weight, output_size, stride, padding, dilation):
-    """The output_padding that ``output_size`` asks for, the way ``nn.ConvTranspose2d.forward`` resolves it.
+def output_padding_from_size(input, weight, output_size, stride, padding, dilation, ndim=2):
+    """The output_padding that ``output_size`` asks for, the way ``nn.ConvTranspose{ndim}d.forward`` resolves it.
 
-    ``output_size`` is (H, W), or the whole output shape (4 entries for batched input, 3 for unbatched). Runs
-    before :func:`check_call`, which then validates the call with the resolved output_padding.
+    ``output_size`` is the spatial size (``ndim`` entries), or the whole output shape (``input.dim()`` entries).
+    Runs before :func:`check_call`, which then validates the call with the resolved output_padding.
     """
+    op = op_name(ndim)
     if isinstance(output_size, torch.Tensor) or not isinstance(output_size, (list, tuple, torch.Size)):
         raise TypeError(
-            f"output_size must be a sequence of ints (H, W) or the full output shape, not "
+            f"output_size must be a sequence of ints (the spatial size) or the full output shape, not "
             f"{type(output_size).__name__}"
         )
-    sizes = [index(s, "output_size", OP) for s in output_size]
-    non_spatial = input.dim() - 2
-    if len(sizes) == non_spatial + 2:
+    sizes = [index(s, "output_size", op) for s in output_size]
+    non_spatial = input.dim() - ndim
+    if len(sizes) == non_spatial + ndim:
         sizes = sizes[non_spatial:]
-    if len(sizes) != 2:
+    if len(sizes) != ndim:
         raise ValueError(
-            f"ConvTranspose2D: for {input.dim()}D input, output_size must have 2 or {non_spatial + 2} elements "
-            f"(got {len(output_size)})"
+            f"ConvTranspose{ndim}D: for {input.dim()}D input, output_size must have {ndim} or "
+            f"{non_spatial + ndim} elements (got {len(output_size)})"
         )
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
-        raise RuntimeError("output_size needs a 4-D weight [in_channels, out_channels/groups, kH, kW]")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != ndim + 2:
+        raise RuntimeError(
+            f"output_size needs a {ndim + 2}-D weight [in_channels, out_channels/groups, {_KERNEL_NAMES[ndim]}]"
+        )
     return shapes.output_padding_for_size(
-        tuple(input.shape[-2:]),
+        tuple(input.shape[-ndim:]),
         sizes,
         tuple(weight.shape[2:]),
-        as_pair(stride, "stride", OP),
-        as_pair(padding, "padding", OP),
-        as_pair(dilation, "dilation", OP),
+        as_tuple(stride, "stride", op, ndim),
+        as_tuple(padding, "padding", op, ndim),
+        as_tuple(dilation, "dilation", op, ndim),
     )

@@ -13,7 +13,7 @@ import torch
 import triton
 
 from ..kernels.activation_bwd import activation_bwd_kernel
-from ..kernels.conv_transpose2d_bwd_weight import channel_sum_kernel, conv_transpose2d_bwd_weight_kernel
+from ..kernels.conv_transpose_bwd_weight import channel_sum_kernel, conv_transpose_bwd_weight_kernel
 from . import configs, phase_table
 from .kernel_plan import KernelPlan, numeric_constexprs, spatial_3d, strides
 from .phase_gemm import gemm_plan, gemm_weight
@@ -32,9 +32,10 @@ def needs_preactivation(activation: str, negative_slope: float) -> bool:
 
 
 def _dense_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``t`` (same shape as the dense ``ref``) with ``ref``'s element order, copied only if needed."""
-    fmt = torch.contiguous_format if ref.is_contiguous() else torch.channels_last
-    return t.contiguous(memory_format=fmt)
+    """``t`` (same shape as the dense ``ref``, any rank) with ``ref``'s strides, copied only if needed."""
+    if t.stride() == ref.stride():
+        return t
+    return torch.empty_like(ref).copy_(t)  # empty_like keeps a dense tensor's strides
 
 
 def activation_grad_plan(
@@ -90,12 +91,14 @@ def weight_grad_plan(
     x: torch.Tensor, dz: torch.Tensor, weight: torch.Tensor, params: ConvParams, *, splits: int | None = None,
     config: dict | None = None, index64: bool | None = None,
 ) -> tuple[KernelPlan, torch.Tensor]:
-    """The launch that writes the weight gradient's partial sums, and the ``[splits, *weight.shape]`` buffer."""
-    n, _, h, w = x.shape
-    _, _, oh, ow = dz.shape
-    c_in, c_out_g, kh, kw = weight.shape
+    """The launch that writes the weight gradient's partial sums, and the ``[splits, *weight.shape]`` buffer; 1 to
+    3 spatial axes (run through :func:`.kernel_plan.spatial_3d` views)."""
+    x5, dz5 = spatial_3d(x), spatial_3d(dz)
+    n, _, *in_sizes = x5.shape
+    out_sizes = dz5.shape[2:]
+    c_in, c_out_g, *kernel = spatial_3d(weight).shape
     c_in_g = c_in // params.groups
-    pixels = n * h * w
+    pixels = n * in_sizes[0] * in_sizes[1] * in_sizes[2]
     if config is None:
         sizes = {"BLOCK_M": c_in_g, "BLOCK_N": c_out_g, "BLOCK_K": pixels}
         config = configs.config_for(
@@ -104,31 +107,35 @@ def weight_grad_plan(
         )  # fmt: skip
     m_tiles = triton.cdiv(c_in_g, config["BLOCK_M"])
     n_tiles = triton.cdiv(c_out_g, config["BLOCK_N"])
-    taps = kh * kw * params.groups
+    taps = kernel[0] * kernel[1] * kernel[2] * params.groups
     if splits is None:
         splits = _splits(pixels, m_tiles * n_tiles * taps, config["BLOCK_K"])
     constexprs = numeric_constexprs((x, dz, weight), index64)
     partial = torch.empty((splits, *weight.shape), dtype=_accumulator(x.dtype), device=x.device)
-    (sh, sw), (dh, dw), (ph, pw) = params.stride, params.dilation, params.padding
+    p3 = params.as_3d()
+    (d, h, w), (od, oh, ow), (pd, ph, pw) = in_sizes, out_sizes, p3.padding
     args = dict(
-        x_ptr=x, dz_ptr=dz, partial_ptr=partial,
-        N=n, H=h, W=w, OH=oh, OW=ow, C_IN=c_in, C_IN_G=c_in_g, C_OUT_G=c_out_g, PAD_H=ph, PAD_W=pw,
-        **strides("x", x), **strides("dz", dz),
+        x_ptr=x5, dz_ptr=dz5, partial_ptr=partial,
+        N=n, D=d, H=h, W=w, OD=od, OH=oh, OW=ow, C_IN=c_in, C_IN_G=c_in_g, C_OUT_G=c_out_g,
+        PAD_D=pd, PAD_H=ph, PAD_W=pw, **strides("x", x5), **strides("dz", dz5),
         GROUPS=params.groups, M_TILES=m_tiles, N_TILES=n_tiles, PIXELS_PER_SPLIT=triton.cdiv(pixels, splits),
-        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, **constexprs,
+        KD=kernel[0], KH=kernel[1], KW=kernel[2], SD=p3.stride[0], SH=p3.stride[1], SW=p3.stride[2],
+        DD=p3.dilation[0], DH=p3.dilation[1], DW=p3.dilation[2], SPATIAL=params.ndim, **constexprs,
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"],
     )  # fmt: skip
     grid = (m_tiles * n_tiles, taps, splits)
-    plan = KernelPlan(conv_transpose2d_bwd_weight_kernel, grid, args, config["num_warps"], config["num_stages"])
+    plan = KernelPlan(conv_transpose_bwd_weight_kernel, grid, args, config["num_warps"], config["num_stages"])
     return plan, partial
 
 
 def bias_grad_plan(
     dz: torch.Tensor, *, splits: int | None = None, config: dict | None = None
 ) -> tuple[KernelPlan, torch.Tensor]:
-    """The launch that writes the per-channel partial sums of ``dz``, and the ``[splits, C]`` buffer."""
-    n, c, oh, ow = dz.shape
-    pixels = n * oh * ow
+    """The launch that writes the per-channel partial sums of ``dz`` (1 to 3 spatial axes), and the ``[splits, C]``
+    buffer."""
+    dz5 = spatial_3d(dz)
+    n, c, od, oh, ow = dz5.shape
+    pixels = n * od * oh * ow
     if config is None:
         config = configs.config_for(
             "channel_sum", dz.dtype, dz.device, {"BLOCK_P": pixels, "BLOCK_C": c},
@@ -140,9 +147,9 @@ def bias_grad_plan(
     constexprs = numeric_constexprs((dz,))
     partial = torch.empty((splits, c), dtype=_accumulator(dz.dtype), device=dz.device)
     args = dict(
-        dz_ptr=dz, partial_ptr=partial, C=c, OH=oh, OW=ow, PIXELS=pixels,
-        **strides("dz", dz),
-        PIXELS_PER_SPLIT=triton.cdiv(pixels, splits), ACC_DTYPE=constexprs["ACC_DTYPE"],
+        dz_ptr=dz5, partial_ptr=partial, C=c, OD=od, OH=oh, OW=ow, PIXELS=pixels,
+        **strides("dz", dz5),
+        PIXELS_PER_SPLIT=triton.cdiv(pixels, splits), SPATIAL=dz.dim() - 2, ACC_DTYPE=constexprs["ACC_DTYPE"],
         INDEX_DTYPE=constexprs["INDEX_DTYPE"], BLOCK_P=config["BLOCK_P"], BLOCK_C=config["BLOCK_C"],
     )  # fmt: skip
     plan = KernelPlan(channel_sum_kernel, (c_tiles, splits), args, config["num_warps"], config["num_stages"])

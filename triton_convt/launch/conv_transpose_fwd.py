@@ -3,7 +3,7 @@ kernel arguments, one launch.
 
 :func:`plan` picks the kernel (:func:`forward_plan`, the implicit-GEMM gather, or :func:`depthwise_plan` for one
 input channel per group) and turns a validated call into a :class:`~.kernel_plan.KernelPlan` (the kernel, its grid,
-its arguments by name, warps and stages). :func:`conv_transpose2d_forward` launches it;
+its arguments by name, warps and stages). :func:`conv_transpose_forward` launches it;
 :mod:`triton_convt.tools.aot` compiles the same plan for a GPU target without a GPU, so the arguments a test
 compiles are the ones a launch passes.
 """
@@ -17,7 +17,7 @@ import triton
 from torch._prims_common import suggest_memory_format
 
 from ..activations import DEFAULT_NEGATIVE_SLOPE
-from ..kernels.conv_transpose2d_fwd_depthwise import conv_transpose2d_fwd_depthwise_kernel
+from ..kernels.conv_transpose_fwd_depthwise import conv_transpose_fwd_depthwise_kernel
 from . import configs, phase_table, shapes
 from .kernel_plan import KernelPlan, numeric_constexprs, spatial_3d, strides
 from .phase_gemm import gemm_plan, gemm_weight
@@ -25,16 +25,19 @@ from .shapes import ConvParams
 from .weights import mask_products
 
 
-def tap_constexprs(kh: int, kw: int, params: ConvParams) -> dict[str, int]:
-    """Kernel size, stride, dilation and each axis' tap schedule (:func:`.shapes.tap_schedule`): the
-    constexprs by which both forward kernels enumerate a phase's taps."""
-    (sh, sw), (dh, dw) = params.stride, params.dilation
-    sched_h, sched_w = shapes.tap_schedule(kh, sh, dh), shapes.tap_schedule(kw, sw, dw)
-    return dict(
-        KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
-        GCD_H=sched_h.gcd, STEP_H=sched_h.step, INV_H=sched_h.inverse, TAPS_H=sched_h.max_taps,
-        GCD_W=sched_w.gcd, STEP_W=sched_w.step, INV_W=sched_w.inverse, TAPS_W=sched_w.max_taps,
-    )  # fmt: skip
+def axis_constexprs(params: ConvParams) -> dict[str, int]:
+    """Kernel size, stride, dilation and tap schedule (:func:`.shapes.tap_schedule`) of each spatial axis of
+    ``params``, named by axis: ``KD, KH, KW, SD, ..., GCD_W, STEP_W, INV_W, TAPS_W`` for three axes (the kernels
+    written for D, H, W take a 1-D or 2-D call's :meth:`~.shapes.ConvParams.as_3d`)."""
+    out: dict[str, int] = {}
+    axes = "DHW"[3 - params.ndim:]
+    for name, k, s, d in zip(axes, params.kernel, params.stride, params.dilation):
+        out.update({f"K{name}": k, f"S{name}": s, f"D{name}": d})
+    for name, k, s, d in zip(axes, params.kernel, params.stride, params.dilation):
+        sched = shapes.tap_schedule(k, s, d)
+        out.update({f"GCD_{name}": sched.gcd, f"STEP_{name}": sched.step, f"INV_{name}": sched.inverse,
+                    f"TAPS_{name}": sched.max_taps})  # fmt: skip
+    return out
 
 
 def bias_stride(bias: torch.Tensor | None) -> int:
@@ -51,16 +54,17 @@ def _index_operands(x, weight, bias, y) -> tuple[torch.Tensor, ...]:
 
 
 def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams) -> torch.Tensor:
-    """The output, in the memory format torch gives: channels_last (channels_last_3d for 3-D) when the input or
-    the weight is."""
+    """The output ``(N, C_out, *spatial)`` of 1 to 3 spatial axes, in the memory format torch gives: channels_last
+    (channels_last_3d) when the input or the weight is. torch computes 1-D as 2-D with a unit height inserted at
+    dimension 2 and takes that one's format, so 1-D is decided, and allocated, the same way."""
+    one_d = x.dim() == 3
+    views = (x.unsqueeze(2), weight.unsqueeze(2)) if one_d else (x, weight)
+    last = torch.channels_last if views[0].dim() == 4 else torch.channels_last_3d
+    fmt = last if last in (suggest_memory_format(views[0]), suggest_memory_format(views[1])) else torch.contiguous_format
     sizes = params.output_hw(tuple(x.shape[2:]))
-    fmt = torch.contiguous_format
-    if x.dim() in (4, 5):
-        last = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
-        if last in (suggest_memory_format(x), suggest_memory_format(weight)):
-            fmt = last
-    return torch.empty((x.shape[0], weight.shape[1] * params.groups, *sizes), dtype=x.dtype, device=x.device,
-                       memory_format=fmt)  # fmt: skip
+    y = torch.empty((x.shape[0], weight.shape[1] * params.groups, *((1,) if one_d else ()), *sizes), dtype=x.dtype,
+                    device=x.device, memory_format=fmt)  # fmt: skip
+    return y.squeeze(2) if one_d else y
 
 
 def forward_plan(
@@ -106,15 +110,19 @@ def depthwise_plan(
     config: dict | None = None,
     index64: bool | None = None,
 ) -> KernelPlan:
-    """The launch of the one-input-channel-per-group kernel (no ``tl.dot``) that computes ``y``; arguments as
-    :func:`forward_plan`. Its blocks are (pixel, channel) elements of a phase, so the one extent a config is
-    fitted to is the element count of the largest phase."""
-    n, _, h, w = x.shape
-    _, c_out, oh, ow = y.shape
-    _, mult, kh, kw = weight.shape
-    params = params.for_launch((h, w))
-    (sh, sw), (ph, pw) = params.stride, params.padding
-    elements = c_out * n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)  # phase 0 is the largest
+    """The launch of the one-input-channel-per-group kernel (no ``tl.dot``) that computes ``y``, for 1 to 3
+    spatial axes (run through :func:`.kernel_plan.spatial_3d` views); arguments as :func:`forward_plan`. Its blocks
+    are (pixel, channel) elements of a phase, so the one extent a config is fitted to is the element count of the
+    largest phase."""
+    spatial = params.ndim
+    x5, w5, y5 = spatial_3d(x), spatial_3d(weight), spatial_3d(y)
+    n, _, *in_sizes = x5.shape
+    _, c_out, *out_sizes = y5.shape
+    mult = weight.shape[1]
+    p3 = params.as_3d().for_launch(in_sizes)
+    elements = c_out * n
+    for size, stride in zip(out_sizes, p3.stride):
+        elements *= shapes.phase_count(size, stride, 0)  # phase 0 is the largest
     if config is None:
         config = configs.config_for(
             "conv_transpose2d_fwd_depthwise", x.dtype, x.device, {"BLOCK": elements},
@@ -123,12 +131,13 @@ def depthwise_plan(
         )  # fmt: skip
     tiles = triton.cdiv(elements, config["BLOCK"])
     numeric = numeric_constexprs(_index_operands(x, weight, bias, y), index64)
+    (d, h, w), (od, oh, ow), (pd, ph, pw) = in_sizes, out_sizes, p3.padding
     args = dict(
-        x_ptr=x, w_ptr=weight, bias_ptr=bias, y_ptr=y,
-        N=n, H=h, W=w, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_H=ph, PAD_W=pw,
-        **strides("x", x), **strides("w", weight, weight=True), **strides("y", y), stride_b=bias_stride(bias),
+        x_ptr=x5, w_ptr=w5, bias_ptr=bias, y_ptr=y5,
+        N=n, D=d, H=h, W=w, OD=od, OH=oh, OW=ow, C_OUT=c_out, MULT=mult, PAD_D=pd, PAD_H=ph, PAD_W=pw,
+        **strides("x", x5), **strides("w", w5, weight=True), **strides("y", y5), stride_b=bias_stride(bias),
         TILES=tiles,
-        **tap_constexprs(kh, kw, params),
+        **axis_constexprs(p3), SPATIAL=spatial,
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,
         ACC_DTYPE=numeric["ACC_DTYPE"], INDEX_DTYPE=numeric["INDEX_DTYPE"],
@@ -136,8 +145,8 @@ def depthwise_plan(
         CHANNELS_FASTEST=y.stride(1) == 1 and c_out > 1,
         BLOCK=config["BLOCK"],
     )  # fmt: skip
-    grid = (sh * sw * tiles,)
-    return KernelPlan(conv_transpose2d_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
+    grid = (p3.stride[0] * p3.stride[1] * p3.stride[2] * tiles,)
+    return KernelPlan(conv_transpose_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
 def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor, params: ConvParams,
