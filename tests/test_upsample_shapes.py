@@ -37,37 +37,36 @@ def folded(size, kernel, scale, pad_lo, pad_hi, dilation):
     return out, table
 
 
-GRID = [
-    (size, kernel, scale, lo, hi, dilation)
-    for size, kernel, scale, lo, extra, dilation in itertools.product(
-        (1, 2, 5), range(1, 6), range(1, 5), range(0, 4), (0, 1), range(1, 4)
-    )
-    for hi in (lo + extra,)  # nn.Conv2d's paddings: symmetric, or "same" with the odd one on the right
-    if scale * size + lo + hi - dilation * (kernel - 1) > 0
-]
+@pytest.mark.parametrize("kernel, scale", list(itertools.product(range(1, 6), range(1, 5))))
+def test_fold_matches_brute_force(kernel, scale):
+    """Every input size, padding (symmetric, or "same"'s extra one on the right; past the kernel's span too) and
+    dilation of a grid: the folded transposed convolution reads exactly the taps the conv reads, and has its length."""
+    for size, pad_lo, extra, dilation in itertools.product((1, 2, 5), range(0, 7), (0, 1), range(1, 4)):
+        pad_hi = pad_lo + extra
+        if scale * size + pad_lo + pad_hi - dilation * (kernel - 1) > 0:
+            case = (size, kernel, scale, pad_lo, pad_hi, dilation)
+            assert folded(*case) == brute_force(*case), case
 
 
-@pytest.mark.parametrize("size, kernel, scale, pad_lo, pad_hi, dilation", GRID)
-def test_fold_matches_brute_force(size, kernel, scale, pad_lo, pad_hi, dilation):
-    assert folded(size, kernel, scale, pad_lo, pad_hi, dilation) == brute_force(
-        size, kernel, scale, pad_lo, pad_hi, dilation
-    )
-
-
-@pytest.mark.parametrize("kernel, scale, pad_lo, dilation", list(itertools.product(range(1, 6), range(1, 5),
-                                                                                    range(0, 4), range(1, 4))))
-def test_fold_structure(kernel, scale, pad_lo, dilation):
-    """P makes the smallest folded tap 0; every conv tap lands once per phase (the adjoint's sum has ``s`` terms per
-    tap); ``folded_tap`` agrees with ``taps``; the output padding is ``p_hi - p_lo``."""
-    fold = us.fold_axis(kernel, scale, pad_lo, dilation)
-    assert fold.taps[0] and fold.taps[-1]
-    landed = sorted(j for taps in fold.taps for j in taps)
-    assert landed == sorted(list(range(kernel)) * scale)
-    for r in range(scale):
-        for j in range(kernel):
-            assert j in fold.taps[fold.folded_tap(r, j, pad_lo, dilation)]
-    for hi in (pad_lo, pad_lo + 1):
-        assert us.output_padding(3, kernel, scale, pad_lo, hi, dilation) == hi - pad_lo
+@pytest.mark.parametrize("kernel, scale", list(itertools.product(range(1, 6), range(1, 5))))
+def test_fold_structure(kernel, scale):
+    """P >= 0 makes the smallest folded tap 0 (unless P is 0); every conv tap lands once per phase (the adjoint's
+    sum has ``s`` terms per tap); ``folded_tap`` and ``lands_mask`` agree with ``taps``; the output padding is
+    ``p_hi - p_lo`` unless P was held at 0."""
+    for pad_lo, dilation in itertools.product(range(0, 7), range(1, 4)):
+        fold = us.fold_axis(kernel, scale, pad_lo, dilation)
+        assert fold.pad >= 0 and fold.taps[-1] and (fold.taps[0] or fold.pad == 0)
+        landed = sorted(j for taps in fold.taps for j in taps)
+        assert landed == sorted(list(range(kernel)) * scale)
+        mask = fold.lands_mask(kernel)
+        for r in range(scale):
+            for j in range(kernel):
+                k = fold.folded_tap(r, j, pad_lo, dilation)
+                assert j in fold.taps[k] and mask >> (k * kernel + j) & 1
+        assert bin(mask).count("1") == kernel * scale
+        for hi in (pad_lo, pad_lo + 1):
+            op = us.output_padding(3, kernel, scale, pad_lo, hi, dilation)
+            assert op >= 0 and (op == hi - pad_lo or not fold.taps[0])
 
 
 def test_known_rewrite_k3_s2_p1_is_k4_s2_p1():

@@ -1,4 +1,5 @@
-"""triton_convt: Triton kernels for PyTorch's transposed 2-D convolution (``nn.ConvTranspose2d``).
+"""triton_convt: Triton kernels for PyTorch's transposed 2-D convolution (``nn.ConvTranspose2d``), and for
+nearest-upsample + conv (``upsample_conv2d``, ``UpsampleConv2d``) folded into one.
 
 The data path, top down: :mod:`triton_convt.modules` (the nn module) and :mod:`triton_convt.converter`
 (``convert``) -> :mod:`triton_convt.functional` (the public functional API: argument normalisation and validation)
@@ -10,8 +11,9 @@ live in :mod:`triton_convt.tools`, which importing this package does not load.
 
 from .activations import ACTIVATIONS
 from .converter import convert
-from .functional import conv_transpose2d
+from .functional import conv_transpose2d, upsample_conv2d
 from .modules import ConvTranspose2d
+from .upsample_modules import UpsampleConv2d
 
 __version__ = "0.1.0"
-__all__ = ["ACTIVATIONS", "ConvTranspose2d", "conv_transpose2d", "convert"]
+__all__ = ["ACTIVATIONS", "ConvTranspose2d", "UpsampleConv2d", "conv_transpose2d", "convert", "upsample_conv2d"]

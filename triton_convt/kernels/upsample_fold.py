@@ -6,10 +6,11 @@ convolution with stride ``s``. The folded weight is ``W'[ci, co, kh', kw'] = sum
 jh, jw]`` over the taps ``(jh, jw)`` that land on ``(kh', kw')``; the weight gradient is its adjoint,
 ``dw[co, ci_g, jh, jw] = sum over phases (rh, rw) of dW'[ci, co_l, kh'(rh, jh), kw'(rw, jw)]``.
 
-Which tap lands where depends only on constexprs (kernel size, scale, padding, dilation), so both kernels loop over
-the taps with ``tl.static_range`` and decide each landing at compile time: a launch issues exactly the loads the fold
-needs, with no per-element test. The floor in ``e`` is taken on a non-negative numerator (``+ s*LIFT``), the same
-value whether the division floors (Python, the interpreter) or truncates (compiled Triton).
+Which tap lands where depends only on the kernel size, scale, padding and dilation. The launcher computes it in
+Python (a floor division, which Triton's truncating ``//`` would get wrong for negative numerators) and passes it
+as one constexpr bit mask per axis, ``LANDS_H`` (bit ``k'*KH + j`` set iff conv tap ``j`` adds into folded tap
+``k'``); both kernels loop over the taps with ``tl.static_range`` and test those bits at compile time, so a launch
+issues exactly the loads the fold needs, with no per-element test.
 """
 
 import triton
@@ -46,14 +47,8 @@ def upsample_fold_kernel(
     KW: tl.constexpr,
     FKH: tl.constexpr,
     FKW: tl.constexpr,
-    SH: tl.constexpr,
-    SW: tl.constexpr,
-    PH: tl.constexpr,
-    PW: tl.constexpr,
-    PAD_H: tl.constexpr,
-    PAD_W: tl.constexpr,
-    DH: tl.constexpr,
-    DW: tl.constexpr,
+    LANDS_H: tl.constexpr,
+    LANDS_W: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -70,29 +65,20 @@ def upsample_fold_kernel(
         stride_fi, stride_fo, stride_fh, stride_fw: ``W'``'s element strides.
         KH, KW: the conv's kernel size.
         FKH, FKW: the folded kernel size ``K'``.
-        SH, SW: the upsampling scale (the transposed convolution's stride).
-        PH, PW: the transposed convolution's padding ``P``.
-        PAD_H, PAD_W: the conv's top and left padding ``p_lo``.
-        DH, DW: the conv's dilation.
+        LANDS_H, LANDS_W: per axis, bit ``k'*K + j`` is set iff conv tap ``j`` adds into folded tap ``k'``.
         ACC_DTYPE: the sums' dtype (fp32, fp64 for fp64); one cast at the store.
         BLOCK: channel pairs per program.
     """
     ci, co, g, ci_g, mask = _channels(BLOCK, C_IN, C_IN_G, C_OUT_G)
     w_base = (g * C_OUT_G + co) * stride_wo + ci_g * stride_wi
     f_base = ci * stride_fi + co * stride_fo
-    lift_h: tl.constexpr = (PAD_H + SH - 1) // SH  # makes r - p_lo + j*d + s*lift >= 0
-    lift_w: tl.constexpr = (PAD_W + SW - 1) // SW
     for kh in tl.static_range(FKH):
-        # The folded tap's phase (distinct folded taps have distinct (phase, offset) pairs); conv tap j lands on
-        # it iff r + P - e(r, j)*s == k'.
-        rh: tl.constexpr = (kh - PH + SH * (PH // SH + 1)) % SH
         for kw in tl.static_range(FKW):
-            rw: tl.constexpr = (kw - PW + SW * (PW // SW + 1)) % SW
             acc = tl.zeros((BLOCK,), dtype=ACC_DTYPE)
             for jh in tl.static_range(KH):
-                if rh + PH - ((rh - PAD_H + jh * DH + SH * lift_h) // SH - lift_h) * SH == kh:
+                if (LANDS_H >> (kh * KH + jh)) & 1 == 1:
                     for jw in tl.static_range(KW):
-                        if rw + PW - ((rw - PAD_W + jw * DW + SW * lift_w) // SW - lift_w) * SW == kw:
+                        if (LANDS_W >> (kw * KW + jw)) & 1 == 1:
                             acc += tl.load(w_ptr + w_base + jh * stride_wh + jw * stride_ww, mask=mask).to(ACC_DTYPE)
             tl.store(wf_ptr + f_base + kh * stride_fh + kw * stride_fw, acc.to(wf_ptr.dtype.element_ty), mask=mask)
 
@@ -116,14 +102,10 @@ def upsample_unfold_kernel(
     stride_ww,
     KH: tl.constexpr,
     KW: tl.constexpr,
-    SH: tl.constexpr,
-    SW: tl.constexpr,
-    PH: tl.constexpr,
-    PW: tl.constexpr,
-    PAD_H: tl.constexpr,
-    PAD_W: tl.constexpr,
-    DH: tl.constexpr,
-    DW: tl.constexpr,
+    FKH: tl.constexpr,
+    FKW: tl.constexpr,
+    LANDS_H: tl.constexpr,
+    LANDS_W: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -141,26 +123,23 @@ def upsample_unfold_kernel(
         stride_ps, stride_pi, stride_po, stride_ph, stride_pw: the partial sums' element strides.
         stride_wo, stride_wi, stride_wh, stride_ww: ``dw``'s element strides.
         KH, KW: the conv's kernel size.
-        SH, SW: the upsampling scale.
-        PH, PW: the transposed convolution's padding ``P``.
-        PAD_H, PAD_W: the conv's top and left padding ``p_lo``.
-        DH, DW: the conv's dilation.
+        FKH, FKW: the folded kernel size ``K'``.
+        LANDS_H, LANDS_W: per axis, bit ``k'*K + j`` is set iff conv tap ``j`` adds into folded tap ``k'``.
         ACC_DTYPE: the sums' dtype (fp32, fp64 for fp64); one cast at the store.
         BLOCK: channel pairs per program.
     """
     ci, co, g, ci_g, mask = _channels(BLOCK, C_IN, C_IN_G, C_OUT_G)
     p_base = ci * stride_pi + co * stride_po
     w_base = (g * C_OUT_G + co) * stride_wo + ci_g * stride_wi
-    lift_h: tl.constexpr = (PAD_H + SH - 1) // SH  # makes r - p_lo + j*d + s*lift >= 0
-    lift_w: tl.constexpr = (PAD_W + SW - 1) // SW
     for jh in tl.static_range(KH):
         for jw in tl.static_range(KW):
             acc = tl.zeros((BLOCK,), dtype=ACC_DTYPE)
-            for rh in tl.static_range(SH):
-                kh: tl.constexpr = rh + PH - ((rh - PAD_H + jh * DH + SH * lift_h) // SH - lift_h) * SH
-                for rw in tl.static_range(SW):
-                    kw: tl.constexpr = rw + PW - ((rw - PAD_W + jw * DW + SW * lift_w) // SW - lift_w) * SW
-                    tap = partial_ptr + p_base + kh * stride_ph + kw * stride_pw
-                    for split in range(SPLITS):
-                        acc += tl.load(tap + split * stride_ps, mask=mask).to(ACC_DTYPE)
+            # Each conv tap lands once per phase: s_h*s_w folded taps, visited in a fixed order.
+            for kh in tl.static_range(FKH):
+                if (LANDS_H >> (kh * KH + jh)) & 1 == 1:
+                    for kw in tl.static_range(FKW):
+                        if (LANDS_W >> (kw * KW + jw)) & 1 == 1:
+                            tap = partial_ptr + p_base + kh * stride_ph + kw * stride_pw
+                            for split in range(SPLITS):
+                                acc += tl.load(tap + split * stride_ps, mask=mask).to(ACC_DTYPE)
             tl.store(dw_ptr + w_base + jh * stride_wh + jw * stride_ww, acc.to(dw_ptr.dtype.element_ty), mask=mask)

@@ -20,12 +20,11 @@ from .upsample_shapes import UpsampleConvParams
 
 
 def fold_constexprs(params: UpsampleConvParams) -> dict[str, int]:
-    """The constexprs both fold kernels share: the conv's kernel size, the scale, the folded padding ``P``, the conv's
-    top/left padding and its dilation."""
-    (kh, kw), (sh, sw), (dh, dw) = params.kernel, params.scale, params.dilation
+    """The constexprs both fold kernels share: the conv's and the folded kernel sizes, and per axis the bit mask of
+    which conv tap lands on which folded tap (:meth:`.upsample_shapes.AxisFold.lands_mask`)."""
+    (kh, kw) = params.kernel
     fh, fw = params.folds()
-    (ph_lo, _), (pw_lo, _) = params.padding
-    return dict(KH=kh, KW=kw, SH=sh, SW=sw, PH=fh.pad, PW=fw.pad, PAD_H=ph_lo, PAD_W=pw_lo, DH=dh, DW=dw)
+    return dict(KH=kh, KW=kw, FKH=fh.folded, FKW=fw.folded, LANDS_H=fh.lands_mask(kh), LANDS_W=fw.lands_mask(kw))
 
 
 def allocate_folded(weight: torch.Tensor, params: UpsampleConvParams) -> torch.Tensor:
@@ -49,7 +48,7 @@ def fold_plan(weight: torch.Tensor, folded: torch.Tensor, params: UpsampleConvPa
         )  # fmt: skip
     args = dict(
         w_ptr=weight, wf_ptr=folded, C_IN=c_in, C_IN_G=c_in // params.groups, C_OUT_G=c_out_g,
-        **strides("w", weight, "oihw"), **strides("f", folded, "iohw"), FKH=folded.shape[2], FKW=folded.shape[3],
+        **strides("w", weight, "oihw"), **strides("f", folded, "iohw"),
         **fold_constexprs(params), ACC_DTYPE=numeric_constexprs((weight,))["ACC_DTYPE"], BLOCK=config["BLOCK"],
     )  # fmt: skip
     grid = (triton.cdiv(pairs, config["BLOCK"]),)

@@ -15,7 +15,7 @@ so that the smallest ``k'`` is 0. Distinct pairs get distinct ``k'`` (``k' ≡ r
 ``W'[k'] = sum(w[j] for j in taps(k'))`` and its adjoint gives ``dw[j] = sum over phases r of dW'[k'(r, j)]``.
 
 The output length is the conv's, ``s*I + p_lo + p_hi - d*(k - 1)``; it is expressed through the transposed
-convolution's output padding ``op = O - ((I - 1)*s - 2P + K')``, which is ``p_hi - p_lo`` (:func:`output_padding`).
+convolution's output padding ``op = O - ((I - 1)*s - 2P + K')`` (:func:`output_padding`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class AxisFold:
     #: For each folded tap k' in range(K'): the conv taps j summed into it (empty for a k' no (phase, offset) maps to).
     taps: tuple[tuple[int, ...], ...]
 
+    def lands_mask(self, kernel: int) -> int:
+        """The fold kernels' constexpr: bit ``k'*kernel + j`` is set iff conv tap ``j`` adds into folded tap ``k'``."""
+        return sum(1 << (k * kernel + j) for k, taps in enumerate(self.taps) for j in taps)
+
     def folded_tap(self, phase: int, tap: int, pad_lo: int, dilation: int) -> int:
         """``k'(r, j) = r + P - e(r, j)*s``: the folded tap that conv tap ``tap`` of phase ``phase`` adds into."""
         return phase + self.pad - tap_offset(phase, tap, self.scale, pad_lo, dilation) * self.scale
@@ -51,14 +55,17 @@ def fold_axis(kernel: int, scale: int, pad_lo: int, dilation: int) -> AxisFold:
     """The fold of an axis with conv kernel size ``kernel``, upsampling ``scale``, left (top) padding ``pad_lo`` and
     dilation ``dilation`` (the right padding only changes the output length: :func:`output_padding`).
 
-    ``P = max(e*s - r)`` over all (phase, tap) pairs, so that the smallest ``k'`` is 0, and ``K' = max k' + 1``.
+    ``P = max(e*s - r)`` over all (phase, tap) pairs, so that the smallest ``k'`` is 0 (unless that would make ``P``
+    negative: then ``P = 0`` and the first folded taps are empty), and ``K' = max k' + 1``.
     E.g. s=2, k=3, p=1: ``P = 1``, ``K' = 4``, taps ``((2,), (1, 2), (0, 1), (0,))`` (the known "k4 s2 p1" rewrite).
     """
     pairs = {}
     for r in range(scale):
         for j in range(kernel):
             pairs.setdefault((r, tap_offset(r, j, scale, pad_lo, dilation)), []).append(j)
-    pad = max(e * scale - r for r, e in pairs)
+    # Not below 0: the transposed convolution's kernels take a non-negative padding. A conv padded past its kernel's
+    # span (p_lo > d*(k - 1)) would want a negative one; its folded kernel starts with empty taps instead.
+    pad = max(0, max(e * scale - r for r, e in pairs))
     folded = max(r + pad - e * scale for r, e in pairs) + 1
     taps = [()] * folded
     for (r, e), js in pairs.items():
@@ -76,7 +83,7 @@ def output_padding(size: int, kernel: int, scale: int, pad_lo: int, pad_hi: int,
     ``O - ((I - 1)*s - 2P + K')``, with ``P`` and ``K'`` of :func:`fold_axis`.
 
     It comes out as ``p_hi - p_lo`` (the tests check it over a grid): 0 for symmetric padding, 1 for ``"same"`` with
-    an odd ``d*(k - 1)``. The kernels take the output size as given (they never test ``op < max(s, d)``), so the
+    an odd ``d*(k - 1)``; more when ``P`` was held at 0 (padding past the kernel's span). The kernels take the output size as given (they never test ``op < max(s, d)``), so the
     ``op = 1`` of ``s = 1`` is fine.
     """
     fold = fold_axis(kernel, scale, pad_lo, dilation)
