@@ -451,3 +451,15 @@ def test_convert_replaces_an_upsample2d_stand_in(count_launches):
 def test_convert_replaces_diffusers_upsample2d(count_launches):
     upsampling = pytest.importorskip("diffusers.models.upsampling")
     _check_upsample2d(upsampling.Upsample2D, count_launches)
+
+
+def test_report_upsampler_rows_check_each_implementation_with_a_fake_timer():
+    """The GPU part's rows for the upsamplers, run on CPU at interpreter size with a stand-in timer (no time is
+    measured): every implementation is checked against the fp64 composition before it is 'timed'."""
+    from triton_convt.tools import layers
+    from triton_convt.tools.report.gpu import upsampler_rows
+
+    spec = layers.load_upsamplers()[0].scaled()
+    rows = upsampler_rows([spec], ["float32"], "cpu", timer=lambda fn: (1.0, 0.9, 1.1))
+    assert {r["impl"] for r in rows} == {"triton_convt", "cudnn", "cudnn_folded_conv_transpose"}
+    assert all(r["ok"] for r in rows) and len(rows) == 6
