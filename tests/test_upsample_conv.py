@@ -111,7 +111,7 @@ def test_matches_torch_composition(case):
     ref = reference(x, w, b, scale, padding, dilation, groups)
     assert_close_to_reference(y, ref)
     assert y.dtype == dtype
-    if y.dim() == 4 and y.numel():  # torch's layout: channels_last when the input is
+    if y.dim() == 4 and y.numel() and not view:  # torch's layout: channels_last when the input is
         assert y.is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
 
 
@@ -250,7 +250,8 @@ def test_gradcheck_fp64():
     w = torch.randn(4, 2, 2, 3, dtype=F64, requires_grad=True)
     b = torch.randn(4, dtype=F64, requires_grad=True)
     fn = lambda x, w, b: triton_convt.upsample_conv2d(x, w, b, (2, 3), "same", (2, 1), 2, activation="silu")  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x, w, b))
+    # fast_mode: one backward call against random projections, not one per output element (the interpreter)
+    assert torch.autograd.gradcheck(fn, (x, w, b), fast_mode=True)
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "gelu"])

@@ -62,7 +62,11 @@ def upsample_conv2d(
     """
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"{OP}(): argument 'input' must be Tensor, not {type(input).__name__}")
-    if input.dim() not in (3, 4):
+    if input.dim() < 3:  # F.interpolate refuses it first, with NotImplementedError (a RuntimeError)
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) for nearest upsampling"
+        )
+    if input.dim() != 3 and input.dim() != 4:
         raise RuntimeError(
             f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: {list(input.shape)}"
         )
