@@ -246,9 +246,9 @@ def test_integral_float_scale_is_accepted():
 
 
 def test_gradcheck_fp64():
-    x = torch.randn(1, 4, 2, 3, dtype=F64, requires_grad=True)
-    w = torch.randn(4, 2, 2, 3, dtype=F64, requires_grad=True)
-    b = torch.randn(4, dtype=F64, requires_grad=True)
+    x = torch.randn(1, 2, 2, 2, dtype=F64, requires_grad=True)
+    w = torch.randn(2, 1, 2, 3, dtype=F64, requires_grad=True)
+    b = torch.randn(2, dtype=F64, requires_grad=True)
     fn = lambda x, w, b: triton_convt.upsample_conv2d(x, w, b, (2, 3), "same", (2, 1), 2, activation="silu")  # noqa: E731
     # fast_mode: one backward call against random projections, not one per output element (the interpreter)
     assert torch.autograd.gradcheck(fn, (x, w, b), fast_mode=True)
@@ -267,12 +267,12 @@ def test_gradients_match_torch(activation):
 
 
 def test_opcheck():
-    x = torch.randn(1, 4, 3, 3, requires_grad=True)
-    w = torch.randn(4, 2, 2, 3, requires_grad=True)
-    b = torch.randn(4, requires_grad=True)
+    x = torch.randn(1, 2, 2, 2, requires_grad=True)
+    w = torch.randn(2, 1, 2, 3, requires_grad=True)
+    b = torch.randn(2, requires_grad=True)
     args = (x, w, b, [2, 3], [0, 1, 1, 1], [1, 1], 2, "silu", 0.01)
     torch.library.opcheck(torch.ops.triton_convt.upsample_conv2d.default, args)
-    out = torch.empty(1, 4, 6, 9)
+    out = torch.empty(1, 2, 4, 6)
     torch.library.opcheck(torch.ops.triton_convt.upsample_conv2d_out.default,
                           (x.detach(), w.detach(), b.detach(), *args[3:], out))  # fmt: skip
 
