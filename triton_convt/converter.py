@@ -6,33 +6,51 @@ from torch import nn
 
 from . import activations
 from .modules import FROM_TORCH, TritonConvTranspose
+from .upsample_modules import FusedUpsample2D, UpsampleConv2d, is_diffusers_upsample2d, unfusable
 
 
 def convert(model: nn.Module) -> nn.Module:
-    """Replace every ``nn.ConvTranspose1d``, ``nn.ConvTranspose2d`` and ``nn.ConvTranspose3d`` of ``model`` (in
-    place) by triton_convt's module of the same dimensionality (:mod:`triton_convt.modules`).
+    """Replace, in place, what triton_convt computes in one launch:
 
-    Inside an ``nn.Sequential`` (or a subclass that keeps its ``forward``: :func:`chains_children`), an
-    ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.GELU``, ``nn.SiLU``, ``nn.Sigmoid`` or ``nn.Tanh`` that immediately
-    follows the layer is folded into its epilogue and becomes ``nn.Identity``.
-    Parameters are shared, not copied. Subclasses of torch's modules other than ours are left alone (their
-    forward may differ). Returns ``model`` (or, if ``model`` itself is one of torch's modules, its replacement).
+    * every ``nn.ConvTranspose1d``, ``nn.ConvTranspose2d`` and ``nn.ConvTranspose3d`` by triton_convt's module of
+      the same dimensionality (:mod:`triton_convt.modules`);
+    * inside a container that chains its children (:func:`chains_children`), an ``nn.Upsample`` by an integer
+      ``scale_factor`` in mode ``"nearest"`` or ``"nearest-exact"`` immediately followed by an ``nn.Conv2d`` with
+      stride 1 and zero padding mode, by :class:`UpsampleConv2d` in the conv's slot (the Upsample's becomes
+      ``nn.Identity``);
+    * every diffusers ``Upsample2D`` that interpolates and convolves (``use_conv``, not ``use_conv_transpose``), by
+      :class:`FusedUpsample2D` (recognised by its class name and attributes; diffusers is not imported).
+
+    In such a container an ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.GELU``, ``nn.SiLU``, ``nn.Sigmoid`` or ``nn.Tanh``
+    that immediately follows a converted layer is folded into its epilogue and becomes ``nn.Identity``. Parameters
+    are shared, not copied, and outputs are unchanged. What cannot be computed exactly is left alone: subclasses
+    of the torch modules (their forward may differ), bilinear upsampling, ``size=``, non-integer scales, strided or
+    reflect-padded convs. Returns ``model`` (or its replacement, if ``model`` itself is replaced).
     """
     if type(model) in FROM_TORCH:
         return FROM_TORCH[type(model)].from_torch(model)
+    if is_diffusers_upsample2d(model):
+        return FusedUpsample2D(model)
     for parent in list(model.modules()):
         names = list(parent._modules)
+        chained = chains_children(parent)
         for i, name in enumerate(names):
             layer = parent._modules[name]
+            following = parent._modules[names[i + 1]] if chained and i + 1 < len(names) else None
             if type(layer) in FROM_TORCH:
                 layer = parent._modules[name] = FROM_TORCH[type(layer)].from_torch(layer)
-            if not isinstance(layer, TritonConvTranspose) or layer.activation is not None:
+            elif is_diffusers_upsample2d(layer):
+                parent._modules[name] = FusedUpsample2D(layer)
+            elif following is not None and unfusable(layer, following) is None:
+                parent._modules[names[i + 1]] = UpsampleConv2d.from_modules(layer, following)
+                parent._modules[name] = nn.Identity()
+                continue  # the fused module's turn comes next, and may fold the activation after it
+            if not isinstance(layer, (TritonConvTranspose, UpsampleConv2d)) or layer.activation is not None:
                 continue
-            if chains_children(parent) and i + 1 < len(names):
-                folded = activations.from_module(parent._modules[names[i + 1]])
-                if folded is not None:
-                    layer.activation, layer.negative_slope = folded
-                    parent._modules[names[i + 1]] = nn.Identity()
+            folded = None if following is None else activations.from_module(following)
+            if folded is not None:
+                layer.activation, layer.negative_slope = folded
+                parent._modules[names[i + 1]] = nn.Identity()
     return model
 
 

@@ -4,7 +4,7 @@ Importing this package registers them. They take validated, normalised arguments
 API (:mod:`triton_convt.functional`), which checks and prepares every call.
 """
 
-from . import conv_transpose
+from . import conv_transpose, upsample_conv
 from .dispatch import TorchFallbackWarning
 
-__all__ = ["TorchFallbackWarning", "conv_transpose"]
+__all__ = ["TorchFallbackWarning", "conv_transpose", "upsample_conv"]

@@ -144,3 +144,49 @@ def select(names: list[str] | None) -> tuple[LayerSpec, ...]:
     if unknown:
         raise KeyError(f"unknown layers {sorted(unknown)}; known: {', '.join(s.name for s in specs)}")
     return tuple(s for s in specs if s.name in names)
+
+
+@dataclass(frozen=True)
+class UpsamplerSpec:
+    """One nearest-upsample + conv layer of the report (``layers.json``'s ``upsamplers``): the call
+    ``upsample_conv2d(x[N, C_in, H, W], w[C_out, C_in, kH, kW], b if bias, scale, padding)``, stride 1, groups 1."""
+
+    name: str
+    source: str  #: the model and where in it
+    after: str  #: what follows the layer in that model
+    n: int
+    c_in: int
+    c_out: int
+    hw: tuple[int, int]
+    kernel: tuple[int, int]
+    scale: tuple[int, int]
+    padding: tuple[int, int]
+    bias: bool = True
+
+    @property
+    def upsampled_hw(self) -> tuple[int, int]:
+        """The size of the tensor the two-op chain materialises (and the fused call never does)."""
+        return self.hw[0] * self.scale[0], self.hw[1] * self.scale[1]
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        return tuple(u + 2 * p - (k - 1) for u, p, k in zip(self.upsampled_hw, self.padding, self.kernel))
+
+    def scaled(self, pixels: int = 9, channels: int = 8) -> UpsamplerSpec:
+        """This layer shrunk for the interpreter (batch 1, at most ``pixels`` input pixels, ``channels`` channels)."""
+        side = max(2, round(pixels**0.5))
+        return dataclasses.replace(self, n=1, hw=(min(self.hw[0], side), min(self.hw[1], side)),
+                                   c_in=min(self.c_in, channels), c_out=min(self.c_out, channels))  # fmt: skip
+
+
+@functools.cache
+def load_upsamplers() -> tuple[UpsamplerSpec, ...]:
+    """The nearest-upsample + conv layers of the report, in file order."""
+    data = json.loads(resources.files(__package__).joinpath("layers.json").read_text())
+    specs = []
+    for entry in data["upsamplers"]:
+        n, c_in, h, w = entry["input"]
+        specs.append(UpsamplerSpec(entry["name"], entry["source"], entry.get("after", ""), n, c_in, entry["c_out"],
+                                   (h, w), _pair(entry["kernel"]), _pair(entry["scale"]), _pair(entry["padding"]),
+                                   entry.get("bias", True)))  # fmt: skip
+    return tuple(specs)

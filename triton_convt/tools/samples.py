@@ -19,6 +19,9 @@ from ..launch import conv_transpose_bwd as backward
 from ..launch.conv_transpose_fwd import allocate_output, depthwise_plan, forward_plan
 from ..launch.kernel_plan import spatial_3d
 from ..launch.phase_gemm import repack_plan
+from ..launch.upsample_conv_bwd import unfold_plan
+from ..launch.upsample_conv_fwd import allocate_folded, fold_plan
+from ..launch.upsample_shapes import UpsampleConvParams
 
 #: The dtypes and ``tl.dot`` input precisions each dtype class of the config files is compiled with. fp32 runs
 #: TF32 on a GPU by default (``torch.backends.cudnn.allow_tf32``) and the exact "ieee" path when it is switched off,
@@ -114,6 +117,24 @@ def activation_bwd_sample_plan(dtype: torch.dtype, layout: str, config: dict | N
     return backward.activation_grad_plan(y, y, torch.empty_like(y), "gelu", 0.01, config=config)
 
 
+#: The VAE decoder's upsampler (nearest x2, 3x3, padding 1) at 128 -> 128 channels: what the fold kernels sample.
+_UPSAMPLER = UpsampleConvParams(scale=(2, 2), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1, kernel=(3, 3))
+
+
+def upsample_fold_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
+    """The weight fold of the VAE upsampler (a conv weight in ``layout``) into its 4x4 transposed-conv weight."""
+    w = _sample(128, 128, 3, 3, dtype=dtype, layout=layout)
+    return fold_plan(w, allocate_folded(w, _UPSAMPLER), _UPSAMPLER, config=config)
+
+
+def upsample_unfold_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None,
+                                precision: str = "ieee"):  # fmt: skip
+    """The weight gradient's unfold of the VAE upsampler, from 4 split partial sums (fp32; fp64 for fp64)."""
+    dw = _sample(128, 128, 3, 3, dtype=dtype, layout=layout)
+    partial = _sample(4, 128, 128, 4, 4, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+    return unfold_plan(partial, dw, _UPSAMPLER, config=config)
+
+
 #: Kernel key of ``autotune_configs/`` -> ``(dtype, layout, config, precision) -> KernelPlan`` on a sample problem.
 #: A kernel whose configs are shipped registers its builder here, so that the profile and the tests compile them.
 SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
@@ -125,6 +146,8 @@ SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "channel_sum": channel_sum_sample_plan,
     "activation_bwd": activation_bwd_sample_plan,
     "weight_repack": weight_repack_sample_plan,
+    "upsample_fold": upsample_fold_sample_plan,
+    "upsample_unfold": upsample_unfold_sample_plan,
 }
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ..launch import configs, shapes
+from ..launch.upsample_shapes import UpsampleConvParams
 from . import layers
 from .layers import Layer
 
@@ -195,11 +196,61 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
     return "\n".join(lines)
 
 
+def upsampler_work(spec: layers.UpsamplerSpec, itemsize: int) -> dict[str, int]:
+    """MACs and bytes of a nearest-upsample + conv layer, fused (:func:`triton_convt.upsample_conv2d`) against the
+    two-op chain ``conv2d(interpolate(x))`` (a model, plain arithmetic).
+
+    MACs: the chain's conv issues every tap for every output, ``N*C_out*C_in*OH*OW*kH*kW``; the fold issues, per
+    output phase, only the folded taps of that phase (taps reading the same input pixel were added into one:
+    4 instead of 9 for nearest x2 + 3x3), border taps included. Bytes: the chain reads ``x`` and writes the
+    upsampled ``u`` (``s_h*s_w`` times larger), then reads ``u``, ``w`` and ``b`` and writes ``y``; the fused call
+    reads ``w`` and writes the folded ``W'`` (one small launch), then reads ``x``, ``W'`` and ``b`` and writes ``y``.
+    """
+    params = UpsampleConvParams(spec.scale, tuple((p, p) for p in spec.padding), (1, 1), 1, spec.kernel)
+    (oh, ow), folds = spec.output_hw, params.folds()
+    phase_taps = []
+    for fold, out in zip(folds, (oh, ow)):
+        per_phase = [sum(1 for k, taps in enumerate(fold.taps) if taps and (k - fold.pad) % fold.scale == r)
+                     for r in range(fold.scale)]  # fmt: skip
+        phase_taps.append(sum(shapes.phase_count(out, fold.scale, r) * t for r, t in enumerate(per_phase)))
+    channels = spec.n * spec.c_out * spec.c_in
+    x = spec.n * spec.c_in * spec.hw[0] * spec.hw[1] * itemsize
+    u = x * spec.scale[0] * spec.scale[1]
+    w = spec.c_out * spec.c_in * spec.kernel[0] * spec.kernel[1] * itemsize
+    folded = spec.c_out * spec.c_in * folds[0].folded * folds[1].folded * itemsize
+    b = spec.c_out * itemsize if spec.bias else 0
+    y = spec.n * spec.c_out * oh * ow * itemsize
+    return dict(chain_macs=channels * oh * ow * spec.kernel[0] * spec.kernel[1],
+                fused_macs=channels * phase_taps[0] * phase_taps[1],
+                chain_bytes=x + u + u + w + b + y, fused_bytes=w + folded + x + folded + b + y)  # fmt: skip
+
+
+def upsampler_report(dtype: torch.dtype) -> str:
+    """A markdown table of :func:`upsampler_work` for the report's nearest-upsample + conv layers."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    lines = [
+        f"Nearest-upsample + conv, fused vs interpolate + conv2d, {str(dtype).split('.')[1]} (a model, not a "
+        "measurement)", "",
+        "| layer | chain GMACs | fused GMACs | MAC ratio | chain MB | fused MB | byte ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for spec in layers.load_upsamplers():
+        m = upsampler_work(spec, itemsize)
+        lines.append(
+            f"| {spec.name} | {m['chain_macs'] / 1e9:.2f} | {m['fused_macs'] / 1e9:.2f} "
+            f"| {m['chain_macs'] / m['fused_macs']:.2f} | {m['chain_bytes'] / 1e6:.1f} | {m['fused_bytes'] / 1e6:.1f} "
+            f"| {m['chain_bytes'] / m['fused_bytes']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-convt-workmodel", description="Print the work model of the report's layer set (model figures, not measurements).")
     parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32", "float64"))
     args = parser.parse_args(argv)
     print(report(configs.available_targets(), getattr(torch, args.dtype)))
+    print()
+    print(upsampler_report(getattr(torch, args.dtype)))
     return 0
 
 

@@ -20,7 +20,7 @@ from ...launch import configs
 from .. import layers
 from ..cli import arch, ensure_runnable
 from .cpu import check_rows, cpu_environment, model_rows, start_static_profile, static_profile
-from .gpu import gpu_environment, gpu_rows
+from .gpu import gpu_environment, gpu_rows, upsampler_rows, write_upsampler_rows
 from .render import read_csv, render, summary_lines, write_results
 from .rows import DTYPES
 
@@ -65,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or os.path.join("perf_reports", configs.slug(meta["gpu"]))
         rows = gpu_rows(specs, args.dtypes, "cuda", show_progress=show_progress)
         written = write_results(rows, out, meta, None)
+        # The nearest-upsample + conv layers have other columns' meaning (their own baseline): a file of their own.
+        ups = upsampler_rows(layers.load_upsamplers(), args.dtypes, "cuda")
+        written.append(write_upsampler_rows(ups, out))
         print(f"wrote {', '.join(written)} into {out}")
-        return 0 if all(r["ok"] for r in rows) else 1
+        return 0 if all(r["ok"] for r in rows + ups) else 1
 
     ensure_runnable("triton_convt.tools.report")  # re-executes under the interpreter when "check" needs it
     out = args.out or os.path.join("perf_reports", "cpu")

@@ -2,7 +2,8 @@
 
 :func:`implementations`: triton_convt with the fused epilogue; cuDNN ``F.conv_transpose2d`` then the eager
 activation, with ``cudnn.benchmark`` off and on; ``torch.compile`` of that chain; FlagGems when installed.
-:func:`measure_case` holds the checking and timing with the timer passed in, so the tests run it on CPU with a fake
+:func:`upsampler_rows` times the nearest-upsample + conv layers against interpolate + cuDNN conv2d and against the folded
+weights through cuDNN's conv_transpose2d. :func:`measure_case` holds the checking and timing with the timer passed in, so the tests run it on CPU with a fake
 timer; on a GPU the timer is ``triton.testing.do_bench`` (median, 20% and 80% quantiles).
 """
 
@@ -17,8 +18,9 @@ import torch.nn.functional as F
 import triton
 
 from ...activations import apply_torch
+from ...functional import upsample_conv2d
 from .. import checking, workmodel
-from ..layers import LayerSpec
+from ..layers import LayerSpec, UpsamplerSpec
 from .rows import BASELINE, LAYOUTS, MEASURED, TORCH_IMPLS, base_row, make_inputs, progress
 
 @dataclass
@@ -177,3 +179,71 @@ def gpu_environment(device: str) -> dict:
         cudnn=torch.backends.cudnn.version(), cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
         matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32,
     )  # fmt: skip
+
+
+def upsampler_implementations(spec: UpsamplerSpec, x, w, b) -> list[Impl]:
+    """Ways to compute a nearest-upsample + conv layer: triton_convt's fold + one launch; what users run today
+    (``F.interpolate`` then cuDNN's ``F.conv2d``); and the serving-stack rewrite, the folded weight (computed once,
+    outside the timing) through cuDNN's ``F.conv_transpose2d``."""
+    from ...launch.upsample_conv_fwd import fold_weight
+    from ...launch.upsample_shapes import UpsampleConvParams
+
+    params = UpsampleConvParams(spec.scale, tuple((p, p) for p in spec.padding), (1, 1), 1, spec.kernel)
+    t = params.transposed(tuple(x.shape[2:]))
+    folded = fold_weight(w, params)
+    return [
+        Impl("triton_convt", lambda: upsample_conv2d(x, w, b, spec.scale, spec.padding)),
+        Impl(BASELINE, lambda: F.conv2d(F.interpolate(x, scale_factor=spec.scale, mode="nearest"), w, b, 1,
+                                        spec.padding)),  # fmt: skip
+        Impl("cudnn_folded_conv_transpose", lambda: F.conv_transpose2d(x, folded, b, t.stride, t.padding,
+                                                                       t.output_padding)),  # fmt: skip
+    ]
+
+
+def upsampler_rows(specs: Iterable[UpsamplerSpec], dtypes: list[str], device: str, timer=do_bench_timer) -> list[dict]:
+    """Every nearest-upsample + conv layer x dtype x layout: each implementation checked against the fp64
+    composition, then timed with ``timer``; speedups against interpolate + cuDNN conv2d."""
+    name = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else str(device)
+    rows = []
+    for spec in specs:
+        for dtype in dtypes:
+            for layout in LAYOUTS:
+                fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+                x = torch.randn(spec.n, spec.c_in, *spec.hw, dtype=getattr(torch, dtype), device=device)
+                x = x.contiguous(memory_format=fmt)
+                w = torch.randn(spec.c_out, spec.c_in, *spec.kernel, dtype=x.dtype, device=device)
+                b = torch.randn(spec.c_out, dtype=x.dtype, device=device) if spec.bias else None
+                u = F.interpolate(x.double(), scale_factor=spec.scale, mode="nearest")
+                ref = F.conv2d(u, w.double(), None if b is None else b.double(), 1, spec.padding)
+                tol = checking.tolerance(x.dtype, x.device)
+                moved = workmodel.upsampler_work(spec, x.element_size())
+                shape = f"{spec.n}x{spec.c_in}x{spec.hw[0]}x{spec.hw[1]} -> {spec.c_out}, nearest x{spec.scale} k{spec.kernel}"
+                for impl in upsampler_implementations(spec, x, w, b):
+                    row = dict(kind=MEASURED, device=name, layer=spec.name, dtype=dtype, layout=layout,
+                               impl=impl.name, shape=shape, activation="none", flops=2 * moved["chain_macs"],
+                               bytes=moved["fused_bytes"], tolerance=tol)  # fmt: skip
+                    error = _error_of(impl.fn, ref, row)
+                    row.update(max_rel_error=error, ok=error <= tol)
+                    if row["ok"]:
+                        row["median_ms"], row["q20_ms"], row["q80_ms"] = timer(impl.fn)
+                    rows.append(row)
+                base = next((r.get("median_ms") for r in rows[-3:] if r["impl"] == BASELINE), None)
+                for row in rows[-3:]:
+                    if base and row.get("median_ms"):
+                        row["speedup_vs_cudnn"] = base / row["median_ms"]
+    return rows
+
+
+def write_upsampler_rows(rows: list[dict], out: str) -> str:
+    """:func:`upsampler_rows` as ``upsamplers.csv`` in ``out`` (the report's columns); returns the file name."""
+    import csv
+    import os
+
+    from .rows import COLUMNS
+
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "upsamplers.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return "upsamplers.csv"
