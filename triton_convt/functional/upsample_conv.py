@@ -16,7 +16,7 @@ from .. import activations
 from ..launch import upsample_shapes
 from ..launch.upsample_shapes import UpsampleConvParams
 from ..ops import upsample_conv as _ops  # noqa: F401  (registers torch.ops.triton_convt.upsample_conv2d*)
-from .arguments import as_pair, check_dtypes_devices, check_out, index
+from .arguments import as_tuple, check_dtypes_devices, check_out, index
 
 #: The op's name in messages about its own arguments; torch's own messages name conv2d or interpolate.
 OP = "upsample_conv2d"
@@ -131,7 +131,7 @@ def padding_pairs(padding, kernel: tuple[int, int], dilation: tuple[int, int]) -
         if padding == "same":
             return tuple(upsample_shapes.same_padding(k, d) for k, d in zip(kernel, dilation))
         raise RuntimeError(f"Invalid padding string: '{padding}'")
-    ph, pw = as_pair(padding, "padding", "conv2d")
+    ph, pw = as_tuple(padding, "padding", "conv2d", 2)
     if min(ph, pw) < 0:
         raise RuntimeError("negative padding is not supported")
     return (ph, ph), (pw, pw)
@@ -153,7 +153,7 @@ def check_call(x, weight, bias, scale_factor, padding, dilation, groups) -> Upsa
             f"expected weight to be 4-D [out_channels, in_channels/groups, kH, kW], but got weight of size "
             f"{list(weight.shape)}"
         )
-    dilation = as_pair(dilation, "dilation", "conv2d")
+    dilation = as_tuple(dilation, "dilation", "conv2d", 2)
     groups = index(groups, "groups", "conv2d")
     kernel = (weight.shape[2], weight.shape[3])
     pads = padding_pairs(padding, kernel, dilation)
