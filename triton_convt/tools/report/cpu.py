@@ -25,11 +25,13 @@ import triton
 
 from ... import launch
 from ...launch import configs
+from ...launch.kernel_plan import spatial_3d
+from ...launch.phase_gemm import reads_in_place
 from .. import checking, nvmodel, profile, workmodel
 from ..cli import arch_name
 from ..layers import LayerSpec
 from .gpu import _error_of
-from .rows import CHECK, FORWARD, FUSED, LAYOUTS, MODEL, UNFUSED, base_row, make_inputs, progress
+from .rows import CHECK, FORWARD, FUSED, LAYOUTS, MODEL, UNFUSED, base_row, make_inputs, ours, progress
 
 #: Published peaks the roofline uses: dense tensor-core TFLOP/s (no sparsity) per dtype (fp32 is TF32, torch's
 #: default for convolutions), memory bandwidth in bytes/s, the config file the work model reads for the part, and
@@ -55,10 +57,9 @@ PEAKS = {
 
 
 def check_rows(specs: Iterable[LayerSpec], dtypes: list[str], show_progress=True) -> list[dict]:
-    """Every layer, scaled down, in every dtype and layout through the Triton kernel under the interpreter (one
-    launch, counted, so the CPU fallback cannot pass for it), checked against torch in fp64."""
-    from ...functional import conv_transpose2d
-
+    """Every layer, scaled down, in every dtype and layout through the Triton kernel under the interpreter (the
+    launches counted, so the CPU fallback cannot pass for it: :func:`expected_launches`), checked against torch in
+    fp64."""
     if not launch.interpreter_active():
         raise RuntimeError("the interpreter checks need TRITON_INTERPRET=1 set before triton_convt is imported")
     cases = [(s.scaled(), d, l) for s in specs for d in dtypes for l in LAYOUTS]
@@ -69,11 +70,20 @@ def check_rows(specs: Iterable[LayerSpec], dtypes: list[str], show_progress=True
         row = base_row(CHECK, "cpu (Triton interpreter)", spec, dtype, layout, "triton_convt")
         ref = checking.reference(x, w, b, spec.conv_args, spec.activation)
         before = launch.launch_count()
-        error = _error_of(lambda: conv_transpose2d(x, w, b, *spec.conv_args, activation=spec.activation), ref, row)
+        conv = ours(spec)
+        error = _error_of(lambda: conv(x, w, b, *spec.conv_args, activation=spec.activation), ref, row)
         tol = checking.tolerance(x.dtype, x.device)
-        row.update(max_rel_error=error, tolerance=tol, ok=error <= tol and launch.launch_count() == before + 1)
+        launched = launch.launch_count() - before
+        row.update(max_rel_error=error, tolerance=tol, ok=error <= tol and launched == expected_launches(w, spec))
         rows.append(row)
     return rows
+
+
+def expected_launches(w: torch.Tensor, spec: LayerSpec) -> int:
+    """The launches one call of ``spec`` with weight ``w`` makes: the forward kernel's, after the one that copies the
+    weight into channels_last order when the GEMM kernel cannot read it in place (the report's weights are in
+    torch's default layout, as a model's are; the depthwise kernel reads any weight)."""
+    return 1 + (spec.c_in // spec.groups != 1 and not reads_in_place(spatial_3d(w)))
 
 
 def model_rows(specs: Iterable[LayerSpec], dtypes: list[str]) -> list[dict]:
