@@ -13,7 +13,9 @@ import torch
 import triton
 
 from triton_convt.launch import configs
+from triton_convt.tools import hotloop
 from triton_convt.tools.aot import SHARED_LIMIT, local_memory_in_loops
+from triton_convt.tools.samples import ND_FORWARD_SAMPLES
 
 #: Compiles for GPU targets without a GPU (a subprocess); nothing in it depends on --device, the CPU run covers it.
 pytestmark = pytest.mark.interpreter_only
@@ -42,6 +44,17 @@ def test_builds_fit_shared_memory_use_tensor_cores_and_do_not_spill(builds, arch
         assert b["shared_bytes"] <= SHARED_LIMIT[arch], b
         assert b["tensor_core_instructions"] > 0, b
         assert b["spill_bytes"] == 0 and b["local_memory_instructions"] == 0, b
+
+
+def test_1d_and_3d_builds_are_reported_with_their_hot_loop_and_not_gated(builds):
+    # Issue 15: the forward kernel on the 1-D and 3-D sample problems, built with the launcher's pick, shows its hot
+    # loop and its ratio to the reference GEMM in the profile; the CI gate holds the 2-D configs only.
+    nd = [b for b in builds if b.get("sample")]
+    assert {(b["arch"], b["sample"]) for b in nd} == {(a, s) for a in (80, 90) for s in ND_FORWARD_SAMPLES}
+    for b in nd:
+        assert "error" not in b and b["hot_tensor_core"] and b["mma_loops"] >= 1, b
+        assert b["reference_ratio"] > 0 and not hotloop.gated(b), b
+    assert hotloop.gated(next(b for b in builds if not b.get("sample")))
 
 
 def test_refuses_to_run_under_the_interpreter():

@@ -23,7 +23,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def meta_output_shape(spec):
     x = torch.empty(spec.n, spec.c_in, *spec.hw, device="meta")
     w = torch.empty(spec.c_in, spec.c_out // spec.groups, *spec.kernel, device="meta")
-    return tuple(F.conv_transpose2d(x, w, None, *spec.conv_args).shape)
+    return tuple(checking.torch_conv_transpose(x)(x, w, None, *spec.conv_args).shape)
 
 
 @pytest.mark.parametrize("spec", layers.load(), ids=lambda s: s.name)
@@ -37,7 +37,8 @@ def test_each_layer_follows_the_formula_full_size_and_scaled(spec):
     assert all(getattr(small, k) == getattr(spec, k) for k in keep)
     assert (small.c_in // small.groups == 1) == (spec.c_in // spec.groups == 1)  # depthwise stays depthwise
     assert (small.groups > 1) == (spec.groups > 1)
-    assert small.n == 1 and small.hw[0] * small.hw[1] <= 16 and small.hw[0] <= spec.hw[0]
+    assert small.n == 1 and math.prod(small.hw) <= 16 and all(a <= b for a, b in zip(small.hw, spec.hw))
+    assert small.ndim == spec.ndim and len(small.output_hw) == spec.ndim
 
 
 def test_layer_set_covers_the_issues_models_and_odd_shapes():
@@ -53,6 +54,47 @@ def test_layer_set_covers_the_issues_models_and_odd_shapes():
     assert {s.activation for s in specs} >= {None, "relu", "tanh", "gelu"}
     with pytest.raises(KeyError, match="unknown layers"):
         layers.select(["no-such-layer"])
+
+
+def test_layer_set_has_the_issues_1d_and_3d_decoders():
+    by_name = {s.name: s for s in layers.load()}
+    # HiFi-GAN V1's upsamplers chain at their sequence lengths: 86 mel frames -> 688 -> 5504 -> 11008 -> 22016.
+    hifigan = [s for s in by_name.values() if s.name.startswith("hifigan-v1-up")]
+    assert [(s.c_in, s.c_out, s.kernel, s.stride, s.padding) for s in hifigan] == [
+        (512, 256, (16,), (8,), (4,)), (256, 128, (16,), (8,), (4,)), (128, 64, (4,), (2,), (1,)),
+        (64, 32, (4,), (2,), (1,))]  # fmt: skip
+    assert [s.hw[0] for s in hifigan] + [hifigan[-1].output_hw[0]] == [86, 688, 5504, 11008, 22016]
+    assert all(a.output_hw == b.hw for a, b in zip(hifigan, hifigan[1:]))
+    codecs = [s for s in by_name.values() if s.name.startswith(("encodec", "dac"))]
+    assert codecs and all(s.ndim == 1 and s.kernel == (2 * s.stride[0],) for s in codecs)
+    # nnU-Net's decoder: k2 s2 from the 4x4x4 bottleneck to the 128^3 patch, 320 -> ... -> 32 channels.
+    nnunet = [s for s in by_name.values() if s.name.startswith("nnunet3d")]
+    assert [(s.c_in, s.c_out) for s in nnunet] == [(320, 320), (320, 256), (256, 128), (128, 64), (64, 32)]
+    assert nnunet[0].hw == (4, 4, 4) and nnunet[-1].output_hw == (128, 128, 128)
+    assert all(s.kernel == s.stride == (2, 2, 2) and a.output_hw == b.hw for a, b in zip(nnunet, nnunet[1:]) for s in (a, b))
+    monai = by_name["monai-unet3d-up-k3s2op1"]
+    assert (monai.kernel, monai.stride, monai.padding, monai.output_padding) == ((3,) * 3, (2,) * 3, (1,) * 3, (1,) * 3)
+    assert monai.output_hw == tuple(2 * v for v in monai.hw)
+
+
+@pytest.mark.parametrize("ndim", [1, 3])
+def test_nd_layer_rows_describe_check_and_model_the_call(ndim):
+    # One layer of each new dimensionality through the report's row makers: the inputs in both layouts (1-D's
+    # "channels_last" is stride(1) == 1; 3-D's is channels_last_3d), the description, and the model rows.
+    spec = next(s for s in layers.load() if s.ndim == ndim)
+    small = spec.scaled()
+    x, w, b = vocab.make_inputs(small, torch.float32, "channels_last", "cpu")
+    assert x.dim() == ndim + 2 and x.stride(1) == 1 and vocab.layout_of(x) == "channels_last"
+    assert vocab.layout_of(vocab.make_inputs(small, torch.float32, "nchw", "cpu")[0]) == "nchw"
+    assert vocab.describe(spec).startswith(f"{spec.n}x{spec.c_in}x{'x'.join(map(str, spec.hw))} -> ")
+    model = cpu.model_rows([spec], ["float16"])
+    assert len(model) == 2 * len(cpu.PEAKS)
+    fused = [r for r in model if r["impl"] == vocab.FUSED]
+    assert all(r["flops"] == 2 * math.prod((spec.n, spec.c_in, spec.c_out // spec.groups, *spec.hw, *spec.kernel))
+               for r in model)  # fmt: skip
+    assert all(r["issued_over_useful"] >= workmodel.floor(spec.layer, torch.float16) - 1e-12 for r in fused)
+    y_bytes = spec.n * spec.c_out * math.prod(spec.output_hw) * 2
+    assert model[1]["bytes"] - model[0]["bytes"] == 2 * y_bytes  # bias, no activation: one more pass over y
 
 
 def test_workmodel_layers_are_the_layer_set():
@@ -191,7 +233,7 @@ def test_gpu_loop_rows_render_from_csv(tmp_path):
     # other), written like a GPU run, then rendered again from its CSV alone.
     specs = [s.scaled() for s in layers.select(["sam-up2-gelu", "unet-up1-k2s2"])]
     def timer(fn):
-        ours = "conv_transpose2d" in fn.__code__.co_names  # the triton_convt implementation's lambda
+        ours = "activation" in fn.__code__.co_names  # the triton_convt implementation's lambda passes activation=
         return (1.0, 0.9, 1.1) if not ours else ((0.5, 0.4, 0.6) if timer.layer == 0 else (2.0, 1.9, 2.1))
 
     rows = []
@@ -208,3 +250,12 @@ def test_gpu_loop_rows_render_from_csv(tmp_path):
     summary = (rendered / "summary.md").read_text()
     assert "float16/channels_last: 1.00x" in summary and "float16/nchw: 1.00x" in summary  # geomean of 2x and 0.5x
     assert "gpu: fake" in summary and "12 of 12 outputs correct" in summary
+
+
+def test_gpu_loop_runs_1d_and_3d_layers():
+    # The GPU loop's implementations for 1-D and 3-D layers (triton_convt's and torch's conv_transpose1d/3d), on
+    # CPU tensors with a fake timer: each checked against torch in fp64, in both layouts.
+    specs = [next(s for s in layers.load() if s.ndim == n).scaled() for n in (1, 3)]
+    rows = gpu.gpu_rows(specs, ["float32"], "cpu", lambda fn: (1.0, 1.0, 1.0), ["triton_convt", "cudnn"], False)
+    assert len(rows) == 2 * 2 * 2 and all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
+    assert {r["layout"] for r in rows} == set(vocab.LAYOUTS)

@@ -102,12 +102,38 @@ STRUCTURAL = {
 DTYPES = [torch.float16, torch.float32, torch.float64]
 
 
+#: The 1-D and 3-D layers (issue 15) whose untuned launcher pick, from config files tuned for the 2-D set, issues
+#: more than 10% over the floor on some target and dtype, and why: a gap in the candidates, for the tuner to close.
+UNTUNED_ND = {
+    "hifigan-v1-up0-k16s8": "86 rows per phase at batch 1: no candidate's row tile pads it by at most 10%",
+    "encodec24k-up0-k16s8": "76 rows per phase at batch 1: 32-row tiles issue 96 (128 on sm80/sm90 16-bit)",
+    "dac44k-up0-k16s8": "87 rows per phase at batch 1: no candidate's row tile pads it by at most 10%",
+    "hifigan-v1-up3-k4s2": "32 output channels: sm80/sm90 16-bit have no tile narrower than 64 columns",
+    "nnunet3d-up4-64-32": "32 output channels: sm80/sm90 16-bit have no tile narrower than 64 columns",
+    "monai-unet3d-up-k3s2op1": "32 output channels: sm80/sm90 16-bit have no tile narrower than 64 columns",
+}
+
+
+def over_target(layer, dtype, target) -> bool:
+    """Whether the launcher's pick for ``layer`` issues more than 10% over ``max(1, floor)``."""
+    config = workmodel.launcher_config(layer, dtype, target)
+    return workmodel.work(layer, config).ratio > 1.10 * max(1.0, workmodel.floor(layer, dtype, target))
+
+
+def test_the_nd_layers_over_the_target_are_exactly_the_untuned_ones():
+    over = {layer.name for layer in workmodel.LAYERS if layer.ndim != 2 for d in DTYPES
+            for t in configs.available_targets() if over_target(layer, d, t)}  # fmt: skip
+    assert over == set(UNTUNED_ND)
+
+
 @pytest.mark.parametrize("target", configs.available_targets())
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_launcher_picks_waste_at_most_ten_percent_over_the_kernels_floor(target, dtype):
     # The issue's target (issued/useful <= 1.10), where the kernel's structure allows it; elsewhere the config may
     # add at most 10% to the structural floor.
     for layer in workmodel.LAYERS:
+        if layer.name in UNTUNED_ND:
+            continue
         config = workmodel.launcher_config(layer, dtype, target)
         floor = workmodel.floor(layer, dtype, target)
         assert workmodel.work(layer, config).ratio <= 1.10 * max(1.0, floor), (layer.name, config)
@@ -136,3 +162,94 @@ def test_report_has_a_row_per_layer_and_target():
     assert "a model, not a measurement" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 2 * len(workmodel.LAYERS)
+
+
+#: 1-D and 3-D layers (issue 15), small enough to count by brute force.
+SMALL_ND = [
+    Layer("1d-k16-s8-p4", 2, 8, 6, (5,), (16,), stride=(8,), padding=(4,)),
+    Layer("1d-k10-s5-g2", 1, 6, 4, (7,), (10,), stride=(5,), groups=2),
+    Layer("3d-k2-s2", 2, 8, 6, (2, 3, 2), (2, 2, 2), stride=(2, 2, 2)),
+    Layer("3d-k3-s2-p1-op1", 1, 4, 6, (3, 2, 3), (3, 3, 3), stride=(2, 2, 2), padding=(1, 1, 1),
+          output_padding=(1, 1, 1)),  # fmt: skip
+    Layer("3d-k3-s2-d2-empty-phases", 1, 3, 5, (3, 3, 2), (3, 3, 3), stride=(2, 2, 2), dilation=(2, 2, 2)),
+    Layer("3d-depthwise", 1, 4, 8, (2, 3, 2), (2, 2, 2), stride=(2, 2, 2), groups=4),
+]
+
+
+def brute_force_nd(layer, config):
+    """In-range MACs by scattering every input pixel through every tap of every axis, and issued MACs and empty
+    programs from the launcher's own phase table (:func:`triton_convt.launch.phase_table.forward_table`: its tap
+    counts and extents, rows heaviest first), walked program by program."""
+    import itertools
+
+    from triton_convt.launch import phase_table
+    from triton_convt.launch.shapes import ConvParams
+
+    out = layer.output_hw
+    landed = sum(
+        all(0 <= i * s - p + k * d < o for i, k, s, p, d, o in zip(pixel, taps, layer.stride, layer.padding,
+                                                                    layer.dilation, out))
+        for pixel in itertools.product(*map(range, layer.hw)) for taps in itertools.product(*map(range, layer.kernel))
+    )  # fmt: skip
+    in_range = layer.n * landed * layer.c_in_g * layer.c_out_g * layer.groups
+    params = ConvParams(layer.stride, layer.padding, layer.output_padding, layer.dilation, layer.groups,
+                        layer.kernel).as_3d()  # fmt: skip
+    unit = (1,) * (3 - layer.ndim)
+    table = phase_table.forward_table(unit + layer.hw, unit + out, params.for_launch(unit + layer.hw))
+    depthwise = layer.c_in_g == 1
+    bm = config["BLOCK"] if depthwise else config["BLOCK_M"]
+    n_tiles = 1 if depthwise else math.ceil(layer.c_out_g / config["BLOCK_N"])
+    per_row, groups = (layer.c_out, 1) if depthwise else (1, layer.groups)
+    per_tap = 1 if depthwise else bm * config["BLOCK_N"] * math.ceil(layer.c_in_g / config["BLOCK_K"]) * config["BLOCK_K"]
+    m_tiles = math.ceil(layer.n * table.max_rows_per_image * per_row / bm)
+    issued = empty = 0
+    for row in table.rows:  # (r..., Q_d, Q_h, Q_w, T_d, T_h, T_w, ...)
+        rows, taps = layer.n * math.prod(row[3:6]) * per_row, math.prod(row[6:9])
+        for pid_m in range(m_tiles):
+            if pid_m * bm >= rows:
+                empty += n_tiles * groups
+            else:
+                issued += n_tiles * groups * taps * (bm if depthwise else per_tap)
+    # Phases without outputs are left out of the table; the model's grid (every residue) counts them as empty.
+    empty += (math.prod(layer.launch_stride) - len(table.rows)) * m_tiles * n_tiles * groups
+    return in_range, issued, empty
+
+
+@pytest.mark.parametrize("layer", SMALL_ND, ids=lambda l: l.name)
+def test_nd_work_matches_brute_force_and_the_phase_table(layer):
+    config = {"BLOCK": 16} if workmodel.is_depthwise(layer) else CONFIG
+    model = workmodel.work(layer, config)
+    assert (model.in_range_macs, model.issued_macs, model.empty_programs) == brute_force_nd(layer, config)
+    assert model.useful_macs == layer.n * layer.c_in * layer.c_out_g * math.prod(layer.hw) * math.prod(layer.kernel)
+
+
+@pytest.mark.parametrize("layer", SMALL_ND, ids=lambda l: l.name)
+def test_nd_programs_config_and_bytes_are_the_launchers(layer):
+    x = torch.empty(layer.n, layer.c_in, *layer.hw)
+    w = torch.empty(layer.c_in, layer.c_out_g, *layer.kernel)
+    b = torch.empty(layer.c_out)
+    params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
+    y = allocate_output(x, w, params)
+    assert tuple(y.shape[2:]) == layer.output_hw
+    launch = plan(x, w, b, y, params)
+    config = workmodel.launcher_config(layer, x.dtype)
+    assert {k: v for k, v in launch.args.items() if k.startswith("BLOCK")} == {
+        k: v for k, v in config.items() if k.startswith("BLOCK")
+    }
+    if not workmodel.is_depthwise(layer):  # the GEMM grid leaves out phases without outputs; these layers have none
+        assert launch.grid == (workmodel.work(layer, config).programs,)
+    moved = workmodel.traffic(layer, x.element_size())
+    assert moved["fused"] == x.nbytes + w.nbytes + b.nbytes + y.nbytes
+    assert moved["unfused"] - moved["fused"] == 4 * y.nbytes
+
+
+def test_nd_nvidia_gemms_are_the_phase_tables():
+    from triton_convt.tools import nvmodel
+
+    for layer in SMALL_ND + [l for l in workmodel.LAYERS if l.ndim != 2]:
+        gemms = nvmodel.phase_gemms(layer)
+        # Every phase's GEMM: M its output pixels, K its taps times the input channels per group.
+        assert sum(m for m, *_ in gemms) == layer.n * math.prod(layer.output_hw) - sum(
+            layer.n * math.prod(rows) for rows, taps in workmodel.phases(layer) if not math.prod(map(len, taps)))
+        assert sum(m * k for m, _, k, _ in gemms) * layer.c_out_g * layer.groups == workmodel.work(
+            layer, {"BLOCK_M": 1, "BLOCK_N": 1, "BLOCK_K": 1, "BLOCK": 1}).issued_macs  # fmt: skip

@@ -23,10 +23,20 @@ def tolerance(dtype: torch.dtype, device: torch.device | str) -> float:
     return TF32_TOLERANCE if tf32 else TOLERANCE[dtype]
 
 
+#: torch's transposed convolution per number of spatial axes.
+TORCH_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def torch_conv_transpose(x: torch.Tensor):
+    """torch's ``F.conv_transpose{1,2,3}d`` for a batched input ``x`` (its spatial axes decide)."""
+    return TORCH_CONV_TRANSPOSE[x.dim() - 2]
+
+
 def reference(x, weight, bias, conv_args: tuple, activation: str | None, negative_slope: float = DEFAULT_NEGATIVE_SLOPE):
-    """torch's result in fp64 of the conv (``conv_args`` = stride, padding, output_padding, groups, dilation), then
-    the activation, on the operands as given (already rounded to their dtype)."""
-    y = F.conv_transpose2d(x.double(), weight.double(), None if bias is None else bias.double(), *conv_args)
+    """torch's result in fp64 of the conv (``conv_args`` = stride, padding, output_padding, groups, dilation; 1 to 3
+    spatial axes), then the activation, on the operands as given (already rounded to their dtype)."""
+    conv = torch_conv_transpose(x)
+    y = conv(x.double(), weight.double(), None if bias is None else bias.double(), *conv_args)
     return apply_torch(y, activation, negative_slope)
 
 

@@ -1,7 +1,10 @@
 """The perf report's layer set, read from ``layers.json`` (data shipped inside the package).
 
-Each entry is one upsampling ``ConvTranspose2d`` of a real decoder at the size that model runs it (or an odd shape
-that exercises the general path), with what follows it and where it comes from. :func:`load` returns them as
+Each entry is one upsampling transposed convolution of a real decoder at the size that model runs it (or an odd
+shape that exercises the general path), with what follows it and where it comes from: ``ConvTranspose2d`` of image
+decoders, ``ConvTranspose1d`` of vocoders and codecs, ``ConvTranspose3d`` of volumetric decoders. One geometry type
+serves all three: every per-axis field is a tuple with one entry per spatial axis, (L), (H, W) or (D, H, W), as
+torch orders them. :func:`load` returns them as
 :class:`LayerSpec`, whose geometry is a :class:`Layer` (the work model's ``LAYERS`` is built from this file: one
 source of truth). :meth:`LayerSpec.scaled` shrinks a layer to a
 size the Triton interpreter runs in well under a second while keeping what decides the kernel's path: kernel,
@@ -14,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 
@@ -22,29 +26,46 @@ from ..launch import shapes
 
 @dataclass(frozen=True)
 class Layer:
-    """One ConvTranspose2d problem; every pair is (H, W)."""
+    """One transposed-convolution problem with 1 to 3 spatial axes. ``hw`` is the input's spatial size and every
+    per-axis field has one entry per axis, in torch's order ((L), (H, W) or (D, H, W)); ``stride``, ``padding``,
+    ``output_padding`` and ``dilation`` left out (None) are 1, 0, 0 and 1 on every axis."""
 
     name: str
     n: int
     c_in: int
     c_out: int
-    hw: tuple[int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    output_padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
+    hw: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...] | None = None
+    padding: tuple[int, ...] | None = None
+    output_padding: tuple[int, ...] | None = None
+    dilation: tuple[int, ...] | None = None
     groups: int = 1
 
+    def __post_init__(self):
+        for field, default in _AXES.items():
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, (default,) * len(self.hw))
+        axes = {len(getattr(self, f)) for f in ("hw", *_AXES)}
+        if len(axes) != 1 or not 1 <= len(self.hw) <= 3:
+            raise ValueError(f"layer {self.name!r}: per-axis fields of different lengths or not 1 to 3 axes: "
+                             f"{[getattr(self, f) for f in ('hw', *_AXES)]}")  # fmt: skip
+
     @property
-    def output_hw(self) -> tuple[int, int]:
+    def ndim(self) -> int:
+        """The number of spatial axes (1, 2 or 3)."""
+        return len(self.hw)
+
+    @property
+    def output_hw(self) -> tuple[int, ...]:
+        """The output's spatial size, one entry per axis."""
         return tuple(
             shapes.output_length(*args)
             for args in zip(self.hw, self.kernel, self.stride, self.padding, self.output_padding, self.dilation)
         )
 
     @property
-    def launch_stride(self) -> tuple[int, int]:
+    def launch_stride(self) -> tuple[int, ...]:
         """The stride the forward kernels run the layer with (:func:`triton_convt.launch.shapes.launch_stride`)."""
         return tuple(map(shapes.launch_stride, self.hw, self.kernel, self.stride, self.dilation))
 
@@ -57,15 +78,16 @@ class Layer:
         return self.c_out // self.groups
 
 
-#: Fields of the Layer geometry that are (H, W) pairs, and their value when an entry leaves them out.
-_PAIRS = {"kernel": None, "stride": (1, 1), "padding": (0, 0), "output_padding": (0, 0), "dilation": (1, 1)}
+#: Fields of the Layer geometry that have one entry per spatial axis, and the value of each entry when a
+#: ``layers.json`` entry leaves the field out (``kernel`` is required).
+_AXES = {"kernel": None, "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1}
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer of the report: the call ``conv_transpose2d(x[N, C_in, H, W], w, b if bias, stride, padding,
-    output_padding, groups, dilation, activation=activation)``. The geometry is the work model's Layer; its
-    attributes (``n``, ``c_in``, ``hw``, ``kernel``, ``output_hw`` ...) read through."""
+    """One layer of the report: the call ``conv_transpose{1,2,3}d(x[N, C_in, *spatial], w, b if bias, stride,
+    padding, output_padding, groups, dilation, activation=activation)``. The geometry is the work model's Layer;
+    its attributes (``n``, ``c_in``, ``hw``, ``kernel``, ``output_hw``, ``ndim`` ...) read through."""
 
     layer: Layer  #: name and geometry
     source: str  #: the model and where in it
@@ -80,23 +102,26 @@ class LayerSpec:
 
     @property
     def conv_args(self) -> tuple:
-        """``(stride, padding, output_padding, groups, dilation)``, positional as ``F.conv_transpose2d`` takes them."""
+        """``(stride, padding, output_padding, groups, dilation)``, positional as ``F.conv_transpose{1,2,3}d`` take
+        them."""
         return self.stride, self.padding, self.output_padding, self.groups, self.dilation
 
     @property
     def flops(self) -> int:
-        """Useful FLOPs: ``2 * N * C_in * (C_out/groups) * kH * kW * H_in * W_in`` (every input pixel times every
-        tap, the definition the report's TFLOP/s use)."""
-        pixels, taps = self.hw[0] * self.hw[1], self.kernel[0] * self.kernel[1]
+        """Useful FLOPs: ``2 * N * C_in * (C_out/groups) * prod(kernel) * prod(input size)`` (every input pixel
+        times every tap, the definition the report's TFLOP/s use)."""
+        pixels, taps = math.prod(self.hw), math.prod(self.kernel)
         return 2 * self.n * self.c_in * (self.c_out // self.groups) * pixels * taps
 
     def scaled(self, pixels: int = 16, channels: int = 16, groups: int = 2) -> LayerSpec:
         """This layer shrunk for the interpreter: batch 1, at most ``pixels`` input pixels (aspect kept, each side
-        at least 2), at most ``channels`` input and output channels per group, at most ``groups`` groups (a layer
-        with one input channel per group keeps one)."""
-        h, w = self.hw
-        factor = min(1.0, (pixels / (h * w)) ** 0.5)
-        hw = tuple(min(side, max(2, round(side * factor))) for side in (h, w))
+        at least 2, so at most ``max(pixels, 2**ndim)``), at most ``channels`` input and output channels per
+        group, at most ``groups`` groups (a layer with one input channel per group keeps one)."""
+        factor = min(1.0, (pixels / math.prod(self.hw)) ** (1 / self.ndim))
+        hw = [min(side, max(2, round(side * factor))) for side in self.hw]
+        while math.prod(hw) > pixels and max(hw) > 2:  # rounding up on every axis of a volume overshoots
+            hw[hw.index(max(hw))] -= 1
+        hw = tuple(hw)
         g = min(self.groups, groups)
         c_in_g = min(self.c_in // self.groups, channels)
         c_out_g = min(self.c_out // self.groups, channels)
@@ -105,16 +130,27 @@ class LayerSpec:
 
 
 def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
+    return _axes(value, 2)
+
+
+def _axes(value, ndim: int) -> tuple[int, ...]:
+    """A per-axis field of an entry: an int for every axis, or a list with one entry per axis."""
+    if isinstance(value, int):
+        return (value,) * ndim
+    if len(value) != ndim:
+        raise ValueError(f"{list(value)} does not have one entry per spatial axis ({ndim})")
+    return tuple(value)
 
 
 def parse(entry: dict) -> LayerSpec:
-    """One entry of ``layers.json`` as a LayerSpec; ValueError naming the entry if it is not a valid call."""
+    """One entry of ``layers.json`` as a LayerSpec (``input`` is ``[N, C_in, *spatial]``, 1 to 3 spatial axes);
+    ValueError naming the entry if it is not a valid call."""
     name = entry.get("name", "?")
     try:
-        n, c_in, h, w = entry["input"]
-        pairs = {k: _pair(entry.get(k, default)) for k, default in _PAIRS.items()}
-        layer = Layer(name, n, c_in, entry["c_out"], (h, w), groups=entry.get("groups", 1), **pairs)
+        n, c_in, *spatial = entry["input"]
+        axes = {k: _axes(entry[k] if k in entry or default is None else default, len(spatial))
+                for k, default in _AXES.items()}  # fmt: skip
+        layer = Layer(name, n, c_in, entry["c_out"], tuple(spatial), groups=entry.get("groups", 1), **axes)
         activation = check_activation(entry.get("activation")) if entry.get("activation") else None
         spec = LayerSpec(layer, entry["source"], entry.get("after", ""), entry.get("bias", True), activation)
     except (KeyError, TypeError, ValueError) as e:

@@ -18,9 +18,10 @@ license); without it :func:`available` is False and the estimates are ``None``.
 from __future__ import annotations
 
 import functools
+import math
 
-from ..launch import shapes
 from .layers import Layer
+from .workmodel import phases
 
 #: nvMatmulHeuristics precision strings (A/B, compute, C/D) of the report's dtypes: fp16 and bf16 with fp32
 #: accumulation, fp32 as TF32 on the tensor cores (torch's default for convolutions, as the roofline's fp32 peak),
@@ -57,18 +58,14 @@ def _interface(gpu: str):
 
 def phase_gemms(layer: Layer) -> list[tuple[int, int, int, int]]:
     """``(M, N, K, groups)`` of each phase's GEMM with work to do, as the forward kernel runs the layer (its launch
-    stride, :func:`triton_convt.launch.shapes.phase_taps`): ``M = N * Q_h * Q_w``, ``N = C_out/groups``,
-    ``K = C_in/groups * taps``, one such GEMM per group."""
-    (oh, ow), (sh, sw) = layer.output_hw, layer.launch_stride
-    taps_h = shapes.phase_taps(layer.kernel[0], sh, layer.padding[0], layer.dilation[0])
-    taps_w = shapes.phase_taps(layer.kernel[1], sw, layer.padding[1], layer.dilation[1])
+    stride, :func:`triton_convt.tools.workmodel.phases`; 1 to 3 spatial axes): ``M = N * prod(Q)`` (the phase's
+    output pixels), ``N = C_out/groups``, ``K = C_in/groups * taps``, one such GEMM per group."""
     gemms = []
-    for rh in range(sh):
-        for rw in range(sw):
-            m = layer.n * shapes.phase_count(oh, sh, rh) * shapes.phase_count(ow, sw, rw)
-            k = layer.c_in_g * len(taps_h[rh]) * len(taps_w[rw])
-            if m and k:
-                gemms.append((m, layer.c_out_g, k, layer.groups))
+    for rows, taps in phases(layer):
+        m = layer.n * math.prod(rows)
+        k = layer.c_in_g * math.prod(map(len, taps))
+        if m and k:
+            gemms.append((m, layer.c_out_g, k, layer.groups))
     return gemms
 
 

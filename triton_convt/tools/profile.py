@@ -15,7 +15,8 @@ VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), ma
 prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
 writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
-dtype and layout, and its int64 index path.
+dtype and layout, and its int64 index path, and on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16
+channels innermost, reported but not gated).
 
 It exits with 1 when a build fails or a kernel key has no sample plan, so nothing shipped goes unchecked; the
 tests (``tests/test_profile.py``) assert the numbers. Must run without ``TRITON_INTERPRET``.
@@ -45,7 +46,8 @@ _BUILD = (
     ("arch", lambda r: arch_name(r["arch"])),
     ("kernel", lambda r: r["kernel"]),
     ("dtype", lambda r: r["dtype"] + ("" if r["precision"] == "ieee" else f" ({r['precision']})")),
-    ("layout", lambda r: r["layout"] + (" (int64)" if r.get("index") == "int64" else "")),
+    ("layout", lambda r: r["layout"] + (" (int64)" if r.get("index") == "int64" else "")
+     + (f" [{r['sample']}]" if r.get("sample") else "")),
     ("config", lambda r: config_name(r["config"]) if "config" in r else "?"),
     ("files", lambda r: ",".join(r["targets"])),
 )
@@ -151,7 +153,8 @@ def code_name(build: dict) -> str:
     return (
         f"{build['kernel']}-{arch_name(build['arch'])}-{build['dtype']}-{build['precision']}-{build['layout']}-"
         f"{config_name(build['config']) if 'config' in build else 'picked'}"
-        f"{'-int64' if build.get('index') == 'int64' else ''}.{'cubin' if is_cuda(build['arch']) else 'amdgcn'}"
+        f"{'-int64' if build.get('index') == 'int64' else ''}{'-' + build['sample'] if build.get('sample') else ''}"
+        f".{'cubin' if is_cuda(build['arch']) else 'amdgcn'}"
     )
 
 
@@ -160,7 +163,9 @@ def run_build(build: dict, out: str) -> dict:
     measurements (or the error, so that one failure does not hide the others)."""
     try:
         dtype = getattr(torch, build["dtype"])
-        if build.get("picked"):  # the launcher's own choice (and the index width the build names)
+        if build.get("sample"):  # a 1-D or 3-D sample problem, with the launcher's own choice
+            plan = samples.ND_FORWARD_SAMPLES[build["sample"]](dtype, build["layout"], None, build["precision"])
+        elif build.get("picked"):  # the launcher's own choice (and the index width the build names)
             plan = samples.forward_sample_plan(dtype, build["layout"], None, build["precision"],
                                                index64=build["index"] == "int64")  # fmt: skip
         else:
@@ -211,7 +216,25 @@ def picked_builds(
                         builds.append({"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": name,
                                        "precision": precision, "layout": layout, "index": index, "picked": True,
                                        "dtype_class": cls, "targets": ["launcher pick"]})  # fmt: skip
+    if not layouts or "channels_last" in layouts:
+        builds += nd_builds(archs, dtypes)
     return builds
+
+
+#: The dtype the 1-D and 3-D sample problems are built in (the one a vocoder or a segmentation network runs).
+ND_DTYPE = "float16"
+
+
+def nd_builds(archs: list[int | str], dtypes: list[str] | None = None) -> list[dict]:
+    """The forward kernel's builds on the 1-D and 3-D sample problems (:data:`.samples.ND_FORWARD_SAMPLES`), fp16,
+    channels innermost, with the launcher's pick, for the CUDA ``archs`` (none unless ``dtypes`` allows fp16). Their
+    records carry ``sample``, which keeps them out of the hot-loop gate (:func:`.hotloop.gated`): the gate holds the
+    2-D configs; these report how the same kernel does with unit axes removed and with three axes."""
+    if dtypes and ND_DTYPE not in dtypes:
+        return []
+    return [{"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": ND_DTYPE, "precision": "ieee",
+             "layout": "channels_last", "index": "int32", "picked": True, "sample": sample, "dtype_class": "16bit",
+             "targets": ["launcher pick"]} for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,42 @@ def forward_sample_plan(
     return _with_precision(forward_plan(x, w, b, y, params, config=config, index64=index64), precision)
 
 
+def _channels_innermost(*shape: int, dtype: torch.dtype) -> torch.Tensor:
+    """A sample tensor ``(N, C, *spatial)`` (or a weight ``(C_in, C_out/g, *kernel)``) with dimension 1 innermost:
+    channels_last_3d for 5-D; for 3-D, which has no memory format of its own, an ``(N, L, C)`` tensor transposed."""
+    t = _sample(shape[0], *shape[2:], shape[1], dtype=dtype)
+    return t.movedim(-1, 1)
+
+
+def _nd_forward(x_shape: tuple, w_shape: tuple, stride: int, padding: int, output_padding: int):
+    """A builder of the forward launch on one 1-D or 3-D sample problem, operands channels innermost."""
+
+    def build(dtype: torch.dtype, layout: str = "channels_last", config: dict | None = None, precision: str = "ieee",
+              index64: bool | None = None) -> KernelPlan:  # fmt: skip
+        x = _channels_innermost(*x_shape, dtype=dtype)
+        w = _channels_innermost(*w_shape, dtype=dtype)
+        b = _sample(w_shape[1], dtype=dtype)
+        params = check_call(x, w, b, stride, padding, output_padding, 1, 1)
+        y = allocate_output(x, w, params)
+        return _with_precision(forward_plan(x, w, b, y, params, config=config, index64=index64), precision)
+
+    return build
+
+
+#: Forward launches of the same GEMM kernel on 1-D and 3-D problems (issue 15), for the static profile's report
+#: (``triton-convt-profile --picked`` and the report's profile build them with the launcher's pick, 16-bit,
+#: channels innermost; they are reported, not held to the 2-D builds' hot-loop gate). Each extent is a multiple of
+#: 16 and each phase has 256 rows or more, as the 2-D sample problem's, so that no tile is cut down.
+ND_FORWARD_SAMPLES: dict[str, Callable[..., KernelPlan]] = {
+    # HiFi-GAN's first upsampler (k16 s8 p4) at 256 channels: 2 taps per phase, 1024 outputs per sequence.
+    "1d-k16s8": _nd_forward((2, 256, 128), (256, 256, 16), 8, 4, 0),
+    # nnU-Net's decoder (k2 s2): one tap per phase, 8 phases.
+    "3d-k2s2": _nd_forward((2, 256, 8, 8, 8), (256, 256, 2, 2, 2), 2, 0, 0),
+    # MONAI UNet's up layer (k3 s2 p1 op1): 1 to 8 taps per phase.
+    "3d-k3s2": _nd_forward((2, 256, 8, 8, 8), (256, 256, 3, 3, 3), 2, 1, 1),
+}
+
+
 def depthwise_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
     """The depthwise launch on FCN's upsampling shape (k4 s2 p1, groups = channels = 128) at CPU size."""
     x = _sample(2, 128, 16, 16, dtype=dtype, layout=layout)

@@ -21,13 +21,13 @@ import sys
 from importlib import resources
 
 import torch
-import torch.nn.functional as F
 
 from ..functional.conv_transpose import check_call
 from ..launch import configs
 from ..launch.conv_transpose_fwd import allocate_output, plan
 from . import workmodel
-from .checking import tolerance
+from .checking import tolerance, torch_conv_transpose
+from .report.rows import channels_last
 
 def merge_winners(data: dict, kernel: str, dtype_cls: str, winners: list[dict]) -> dict:
     """``data`` (a loaded config file) with ``kernel``'s ``dtype_cls`` list reordered: configs that won a layer
@@ -53,9 +53,10 @@ def merge_all(data: dict, dtype_cls: str, winners: dict[str, list[dict]]) -> dic
 
 
 def layer_tensors(layer: workmodel.Layer, dtype: torch.dtype, layout: str, device: str):
-    """Random input, weight and bias of ``layer`` on ``device``, the input in ``layout``."""
-    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x = torch.randn(layer.n, layer.c_in, *layer.hw, dtype=dtype, device=device).to(memory_format=fmt)
+    """Random input, weight and bias of ``layer`` (1 to 3 spatial axes) on ``device``, the input in ``layout``
+    (:func:`.report.rows.channels_last` for ``"channels_last"``)."""
+    x = torch.randn(layer.n, layer.c_in, *layer.hw, dtype=dtype, device=device)
+    x = channels_last(x) if layout == "channels_last" else x
     w = torch.randn(layer.c_in, layer.c_out_g, *layer.kernel, dtype=dtype, device=device)
     b = torch.randn(layer.c_out, dtype=dtype, device=device)
     return x, w, b
@@ -74,8 +75,8 @@ def tune_layer(
     cls, kernel = configs.dtype_class(dtype), workmodel.kernel_of(layer)
     listed = configs.usable(configs.source(kernel, target), kernel, cls)
     candidates = configs.prune(listed, cls, workmodel.problem_sizes(layer), shared_limit)
-    reference = F.conv_transpose2d(x.double(), w.double(), b.double(), layer.stride, layer.padding,
-                                   layer.output_padding, layer.groups, layer.dilation)  # fmt: skip
+    reference = torch_conv_transpose(x)(x.double(), w.double(), b.double(), layer.stride, layer.padding,
+                                        layer.output_padding, layer.groups, layer.dilation)  # fmt: skip
     tol, scale = tolerance(dtype, x.device), max(1.0, reference.abs().max().item())
     correct = []
     for config in candidates:

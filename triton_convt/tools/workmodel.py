@@ -23,6 +23,7 @@ file.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -60,33 +61,45 @@ def _in_range(q_count: int, size: int, delta: int) -> int:
     return max(0, min(q_count, size - delta) - max(0, -delta))
 
 
+def axis_taps(layer: Layer) -> list[list[list[tuple[int, int]]]]:
+    """Per spatial axis, the ``(k, delta)`` taps of each residue of the axis's launch stride
+    (:func:`triton_convt.launch.shapes.phase_taps`): a phase of the layer is one residue per axis, and its taps
+    are every combination of its residues' taps."""
+    return [shapes.phase_taps(k, s, p, d) for k, s, p, d in zip(layer.kernel, layer.launch_stride, layer.padding,
+                                                                  layer.dilation)]  # fmt: skip
+
+
+def phases(layer: Layer):
+    """Every phase of the layer as the forward kernel runs it, in residue order: ``(rows, taps)`` per axis, each a
+    tuple with one entry per axis (``rows``: output positions of the phase along the axis; ``taps``: its
+    ``(k, delta)`` taps along it)."""
+    per_axis = [[(shapes.phase_count(o, s, r), taps[r]) for r in range(s)]
+                for o, s, taps in zip(layer.output_hw, layer.launch_stride, axis_taps(layer))]  # fmt: skip
+    for combo in itertools.product(*per_axis):
+        yield tuple(rows for rows, _ in combo), tuple(taps for _, taps in combo)
+
+
 def work(layer: Layer, config: dict) -> Work:
     """The MACs and programs of one forward launch of ``layer`` with ``config`` (as the kernel and launcher do it:
-    one program per row tile of the largest phase, column tile, group and phase)."""
-    (oh, ow), (h, w), (sh, sw) = layer.output_hw, layer.hw, layer.launch_stride
-    taps_h = shapes.phase_taps(layer.kernel[0], sh, layer.padding[0], layer.dilation[0])
-    taps_w = shapes.phase_taps(layer.kernel[1], sw, layer.padding[1], layer.dilation[1])
+    one program per row tile of the largest phase, column tile, group and phase), for 1 to 3 spatial axes."""
     if is_depthwise(layer):  # blocks of (pixel, channel) elements of all groups; one multiply per tap, no K tile
         bm, bn, n_tiles, k_issued, groups, per_row = config["BLOCK"], 1, 1, 1, 1, layer.c_out
     else:
         bm, bn, bk, groups, per_row = config["BLOCK_M"], config["BLOCK_N"], config["BLOCK_K"], layer.groups, 1
         n_tiles = math.ceil(layer.c_out_g / bn)
         k_issued = math.ceil(layer.c_in_g / bk) * bk
-    m_tiles = math.ceil(layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0) * per_row / bm)
+    m_tiles = math.ceil(layer.n * problem_rows(layer) * per_row / bm)
     channel_macs = layer.c_in_g * layer.c_out_g * layer.groups
     issued = in_range = empty = 0
-    for rh in range(sh):
-        for rw in range(sw):
-            qh, qw = shapes.phase_count(oh, sh, rh), shapes.phase_count(ow, sw, rw)
-            tiles = math.ceil(layer.n * qh * qw * per_row / bm)
-            empty += (m_tiles - tiles) * n_tiles * groups
-            taps = len(taps_h[rh]) * len(taps_w[rw])
-            issued += tiles * n_tiles * groups * bm * bn * k_issued * taps
-            for _, dh in taps_h[rh]:
-                for _, dw in taps_w[rw]:
-                    in_range += layer.n * _in_range(qh, h, dh) * _in_range(qw, w, dw) * channel_macs
-    useful = layer.n * layer.c_in * layer.c_out_g * h * w * layer.kernel[0] * layer.kernel[1]
-    programs = sh * sw * groups * m_tiles * n_tiles
+    for rows, taps in phases(layer):
+        tiles = math.ceil(layer.n * math.prod(rows) * per_row / bm)
+        empty += (m_tiles - tiles) * n_tiles * groups
+        issued += tiles * n_tiles * groups * bm * bn * k_issued * math.prod(map(len, taps))
+        # A tap (one per axis) is in range for the outputs whose input exists along every axis.
+        in_axis = [[_in_range(q, size, delta) for _, delta in axis] for q, size, axis in zip(rows, layer.hw, taps)]
+        in_range += layer.n * math.prod(map(sum, in_axis)) * channel_macs
+    useful = layer.n * layer.c_in * layer.c_out_g * math.prod(layer.hw) * math.prod(layer.kernel)
+    programs = math.prod(layer.launch_stride) * groups * m_tiles * n_tiles
     return Work(useful, in_range, issued, programs, empty)
 
 
@@ -129,11 +142,10 @@ def traffic(layer: Layer, itemsize: int, bias: bool = True, activation: bool = T
     and writes it to add the bias when there is one, then a pass that reads and writes it for the activation when
     there is one), counting each tensor once per pass. The one byte model of the package: the work model's table
     and the perf report both read it (:func:`spec_traffic` for a layer of the set)."""
-    oh, ow = layer.output_hw
-    x = layer.n * layer.c_in * layer.hw[0] * layer.hw[1] * itemsize
-    w = layer.c_in * layer.c_out_g * layer.kernel[0] * layer.kernel[1] * itemsize
+    x = layer.n * layer.c_in * math.prod(layer.hw) * itemsize
+    w = layer.c_in * layer.c_out_g * math.prod(layer.kernel) * itemsize
     b = layer.c_out * itemsize if bias else 0
-    y = layer.n * layer.c_out * oh * ow * itemsize
+    y = layer.n * layer.c_out * math.prod(layer.output_hw) * itemsize
     unfused = (x + w + y) + ((y + b + y) if bias else 0) + ((y + y) if activation else 0)
     return {"fused": x + w + b + y, "unfused": unfused}
 
@@ -153,11 +165,15 @@ def kernel_of(layer: Layer) -> str:
     return "conv_transpose2d_fwd_depthwise" if is_depthwise(layer) else "conv_transpose2d_fwd"
 
 
+def problem_rows(layer: Layer) -> int:
+    """Output pixels of the largest phase (residue 0 on every axis) per image."""
+    return math.prod(shapes.phase_count(o, s, 0) for o, s in zip(layer.output_hw, layer.launch_stride))
+
+
 def problem_sizes(layer: Layer) -> dict[str, int]:
     """The extents the forward launcher fits tiles to: rows of the largest phase, and output and input channels per
     group (the GEMM kernel), or (pixel, channel) elements of the largest phase (the depthwise kernel)."""
-    (oh, ow), (sh, sw) = layer.output_hw, layer.launch_stride
-    rows = layer.n * shapes.phase_count(oh, sh, 0) * shapes.phase_count(ow, sw, 0)
+    rows = layer.n * problem_rows(layer)
     if is_depthwise(layer):
         return {"BLOCK": rows * layer.c_out}
     return {"BLOCK_M": rows, "BLOCK_N": layer.c_out_g, "BLOCK_K": layer.c_in_g}

@@ -7,8 +7,9 @@ under the interpreter, against torch in fp64 (correctness only: interpreter time
 H100 and A100 peaks (:data:`PEAKS`), with the work model's issued/useful MACs for the config each GPU's file
 gives, and NVIDIA's GEMM model of the layer's phases as tuned Triton GEMMs (:mod:`triton_convt.tools.nvmodel`,
 when ``nvidia-matmul-heuristics`` is installed). ``profile``: the static compile profile
-(:mod:`triton_convt.tools.profile`) of the forward kernel's shipped configs for sm80 and sm90, run in a child
-process without the interpreter (compiled kernels and interpreted ones cannot share a process).
+(:mod:`triton_convt.tools.profile`) of the forward kernel's shipped configs for sm80 and sm90, and of its builds on
+the 1-D and 3-D sample problems (:func:`~triton_convt.tools.profile.nd_builds`), run in a child process without the
+interpreter (compiled kernels and interpreted ones cannot share a process).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import triton
 
 from ... import launch
 from ...launch import configs
+from ...launch.kernel_plan import spatial_3d
+from ...launch.phase_gemm import reads_in_place
 from .. import checking, nvmodel, profile, workmodel
 from ..cli import arch_name
 from ..layers import LayerSpec
 from .gpu import _error_of
-from .rows import CHECK, FORWARD, FUSED, LAYOUTS, MODEL, UNFUSED, base_row, make_inputs, progress
+from .rows import CHECK, FORWARD, FUSED, LAYOUTS, MODEL, UNFUSED, base_row, make_inputs, ours, progress
 
 #: Published peaks the roofline uses: dense tensor-core TFLOP/s (no sparsity) per dtype (fp32 is TF32, torch's
 #: default for convolutions), memory bandwidth in bytes/s, the config file the work model reads for the part, and
@@ -55,10 +58,9 @@ PEAKS = {
 
 
 def check_rows(specs: Iterable[LayerSpec], dtypes: list[str], show_progress=True) -> list[dict]:
-    """Every layer, scaled down, in every dtype and layout through the Triton kernel under the interpreter (one
-    launch, counted, so the CPU fallback cannot pass for it), checked against torch in fp64."""
-    from ...functional import conv_transpose2d
-
+    """Every layer, scaled down, in every dtype and layout through the Triton kernel under the interpreter (the
+    launches counted, so the CPU fallback cannot pass for it: :func:`expected_launches`), checked against torch in
+    fp64."""
     if not launch.interpreter_active():
         raise RuntimeError("the interpreter checks need TRITON_INTERPRET=1 set before triton_convt is imported")
     cases = [(s.scaled(), d, l) for s in specs for d in dtypes for l in LAYOUTS]
@@ -69,11 +71,20 @@ def check_rows(specs: Iterable[LayerSpec], dtypes: list[str], show_progress=True
         row = base_row(CHECK, "cpu (Triton interpreter)", spec, dtype, layout, "triton_convt")
         ref = checking.reference(x, w, b, spec.conv_args, spec.activation)
         before = launch.launch_count()
-        error = _error_of(lambda: conv_transpose2d(x, w, b, *spec.conv_args, activation=spec.activation), ref, row)
+        conv = ours(spec)
+        error = _error_of(lambda: conv(x, w, b, *spec.conv_args, activation=spec.activation), ref, row)
         tol = checking.tolerance(x.dtype, x.device)
-        row.update(max_rel_error=error, tolerance=tol, ok=error <= tol and launch.launch_count() == before + 1)
+        launched = launch.launch_count() - before
+        row.update(max_rel_error=error, tolerance=tol, ok=error <= tol and launched == expected_launches(w, spec))
         rows.append(row)
     return rows
+
+
+def expected_launches(w: torch.Tensor, spec: LayerSpec) -> int:
+    """The launches one call of ``spec`` with weight ``w`` makes: the forward kernel's, after the one that copies the
+    weight into channels_last order when the GEMM kernel cannot read it in place (the report's weights are in
+    torch's default layout, as a model's are; the depthwise kernel reads any weight)."""
+    return 1 + (spec.c_in // spec.groups != 1 and not reads_in_place(spatial_3d(w)))
 
 
 def model_rows(specs: Iterable[LayerSpec], dtypes: list[str]) -> list[dict]:
@@ -110,10 +121,11 @@ def model_rows(specs: Iterable[LayerSpec], dtypes: list[str]) -> list[dict]:
 
 
 def static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: int) -> dict:
-    """Compile every shipped forward config for ``archs`` (this process must not run the interpreter); writes
+    """Compile every shipped forward config for ``archs``, and the launcher's pick on the 1-D and 3-D sample
+    problems (this process must not run the interpreter); writes
     ``profile.json`` and ``profile.md`` into ``out`` and the cubins into ``out/cubins``. Returns the JSON."""
     builds, _ = profile.shipped_builds(archs, dtypes)
-    builds = [b for b in builds if b["kernel"] == FORWARD]
+    builds = [b for b in builds if b["kernel"] == FORWARD] + profile.nd_builds(archs, dtypes)
     cubins = os.path.join(out, "cubins")
     os.makedirs(cubins, exist_ok=True)
     records = profile.compile_builds(builds, cubins, jobs)

@@ -21,7 +21,7 @@ from ...activations import apply_torch
 from ...functional import upsample_conv2d
 from .. import checking, workmodel
 from ..layers import LayerSpec, UpsamplerSpec
-from .rows import BASELINE, LAYOUTS, MEASURED, TORCH_IMPLS, base_row, make_inputs, progress
+from .rows import BASELINE, LAYOUTS, MEASURED, TORCH_IMPLS, base_row, layout_of, make_inputs, ours, progress
 
 @dataclass
 class Impl:
@@ -50,10 +50,12 @@ def cudnn_benchmark(value: bool | None):
 
 
 def torch_chain(spec: LayerSpec) -> Callable:
-    """What a user runs today: torch's conv (cuDNN on a GPU, bias included) then the eager activation."""
+    """What a user runs today: torch's conv (``F.conv_transpose{1,2,3}d``: cuDNN on a GPU, bias included) then the
+    eager activation."""
+    conv = checking.TORCH_CONV_TRANSPOSE[spec.ndim]
 
     def chain(x, w, b):
-        return apply_torch(F.conv_transpose2d(x, w, b, *spec.conv_args), spec.activation, 0.01)
+        return apply_torch(conv(x, w, b, *spec.conv_args), spec.activation, 0.01)
 
     return chain
 
@@ -62,12 +64,11 @@ def implementations(spec: LayerSpec, x, w, b, names: Iterable[str] | None = None
     """The report's implementations of ``spec`` on these operands (only ``names`` if given; FlagGems only if it is
     installed). ``torch.compile`` is reset first so that each layer compiles afresh instead of hitting dynamo's
     recompile limit."""
-    from ...functional import conv_transpose2d
-
+    conv_transpose = ours(spec)
     chain = torch_chain(spec)
     makers = {
         "triton_convt": lambda: Impl(
-            "triton_convt", lambda: conv_transpose2d(x, w, b, *spec.conv_args, activation=spec.activation)
+            "triton_convt", lambda: conv_transpose(x, w, b, *spec.conv_args, activation=spec.activation)
         ),
         "cudnn": lambda: Impl("cudnn", lambda: chain(x, w, b), cudnn_benchmark=False),
         "cudnn_benchmark": lambda: Impl("cudnn_benchmark", lambda: chain(x, w, b), cudnn_benchmark=True),
@@ -121,7 +122,7 @@ def measure_case(
     tol = checking.tolerance(x.dtype, x.device)
     itemsize = x.element_size()
     moved = workmodel.spec_traffic(spec, itemsize)
-    layout = "channels_last" if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else "nchw"
+    layout = layout_of(x)
     rows = []
     for impl in impls:
         row = base_row(MEASURED, device_name, spec, str(x.dtype).split(".")[1], layout, impl.name)

@@ -100,7 +100,8 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
         lines += ["", "## Interpreter checks (correctness only, never speed)", "",
                   f"{len(checks) - len(failed)} of {len(checks)} checks passed: every layer shrunk to interpreter size "
                   "(kernel, stride, padding, output_padding, dilation, groups structure and activation kept), each "
-                  "dtype and layout, one Triton launch each, against torch in fp64."]  # fmt: skip
+                  "dtype and layout, the Triton launches counted (the forward kernel's, after the weight's copy into "
+                  "channels_last order where the kernel needs one), against torch in fp64."]  # fmt: skip
         lines += [f"- FAILED: {r['layer']} {r['dtype']} {r['layout']}: error {r['max_rel_error']:.2e} (tol "
                   f"{r['tolerance']:.1e}) {r.get('error', '')}" for r in failed]  # fmt: skip
     model = [r for r in rows if r["kind"] == MODEL]

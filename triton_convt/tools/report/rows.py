@@ -38,22 +38,46 @@ FUSED, UNFUSED = "triton_convt (fused)", "unfused chain"
 
 
 def describe(spec: LayerSpec) -> str:
-    """The call as a short string: ``N x C_in x H x W -> C_out, k, s, p, op, g, d``."""
-    pair = lambda p: f"{p[0]}x{p[1]}" if p[0] != p[1] else str(p[0])  # noqa: E731
+    """The call as a short string: ``N x C_in x *spatial -> C_out x *spatial, k, s, p, op, g, d`` (a per-axis field
+    with one value on every axis is written once)."""
+    axes = lambda p: str(p[0]) if len(set(p)) == 1 else "x".join(map(str, p))  # noqa: E731
+    size = lambda sizes: "".join(f"x{v}" for v in sizes)  # noqa: E731
     return (
-        f"{spec.n}x{spec.c_in}x{spec.hw[0]}x{spec.hw[1]} -> {spec.c_out}x{spec.output_hw[0]}x{spec.output_hw[1]}"
-        f" k{pair(spec.kernel)} s{pair(spec.stride)} p{pair(spec.padding)} op{pair(spec.output_padding)}"
-        f" g{spec.groups} d{pair(spec.dilation)}"
+        f"{spec.n}x{spec.c_in}{size(spec.hw)} -> {spec.c_out}{size(spec.output_hw)}"
+        f" k{axes(spec.kernel)} s{axes(spec.stride)} p{axes(spec.padding)} op{axes(spec.output_padding)}"
+        f" g{spec.groups} d{axes(spec.dilation)}"
     )
 
 
+def channels_last(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (``(N, C, *spatial)``, 1 to 3 spatial axes) with channels innermost: channels_last for 2-D,
+    channels_last_3d for 3-D, and for 1-D, which has no memory format of its own, an ``(N, L, C)`` tensor
+    transposed (``stride(1) == 1``)."""
+    if t.dim() == 3:
+        return t.transpose(1, 2).contiguous().transpose(1, 2)
+    return t.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
+
+
+def layout_of(x: torch.Tensor) -> str:
+    """``"channels_last"`` for an input with channels innermost that is not also contiguous, else ``"nchw"``."""
+    return "channels_last" if x.stride(1) == 1 and x.shape[1] > 1 and not x.is_contiguous() else "nchw"
+
+
 def make_inputs(spec: LayerSpec, dtype: torch.dtype, layout: str, device: str | torch.device):
-    """Random input (in ``layout``), weight and bias (None for a layer without one) of ``spec``."""
-    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x = torch.randn(spec.n, spec.c_in, *spec.hw, dtype=dtype, device=device).to(memory_format=fmt)
+    """Random input (in ``layout``: :func:`channels_last` or contiguous), weight and bias (None for a layer without
+    one) of ``spec``."""
+    x = torch.randn(spec.n, spec.c_in, *spec.hw, dtype=dtype, device=device)
+    x = channels_last(x) if layout == "channels_last" else x
     w = torch.randn(spec.c_in, spec.c_out // spec.groups, *spec.kernel, dtype=dtype, device=device)
     b = torch.randn(spec.c_out, dtype=dtype, device=device) if spec.bias else None
     return x, w, b
+
+
+def ours(spec: LayerSpec):
+    """triton_convt's ``conv_transpose{1,2,3}d`` for the layer's number of spatial axes."""
+    from ... import functional
+
+    return getattr(functional, f"conv_transpose{spec.ndim}d")
 
 
 def base_row(kind: str, device: str, spec: LayerSpec, dtype: str, layout: str, impl: str) -> dict:
