@@ -53,11 +53,12 @@ def test_files_have_the_schema_and_the_triton_version():
                 for c in candidates:
                     assert {"num_warps", "num_stages"} <= set(c) and any(k.startswith("BLOCK") for k in c), c
                     assert all(isinstance(v, int) and v > 0 for v in c.values()), c
-                # choose() relies on it: the last entry is the smallest along every tile dimension, so it fits
-                # any problem.
+                # The last entry is the list's smallest tile (fitting() keeps it for any problem): no other entry
+                # is smaller along every tile dimension.
                 last = candidates[-1]
-                assert all(last[k] <= c[k] for c in candidates for k in last if k.startswith("BLOCK")), (
-                    target, kernel, cls)  # fmt: skip
+                assert not any(all(c[k] <= last[k] for k in last if k.startswith("BLOCK")) and c != last
+                               and any(c[k] < last[k] for k in last if k.startswith("BLOCK"))
+                               for c in candidates), (target, kernel, cls)  # fmt: skip
 
 
 def test_dumps_reproduces_every_file_byte_for_byte():
@@ -73,6 +74,13 @@ CANDIDATES = [
     {"BLOCK_M": 64, "BLOCK_N": 32, "BLOCK_K": 32, "num_warps": 4, "num_stages": 2},
     {"BLOCK_M": 32, "BLOCK_N": 16, "BLOCK_K": 16, "num_warps": 4, "num_stages": 2},
 ]
+
+
+def test_fitting_never_comes_back_empty():
+    # A list whose last tile is not the smallest along every dimension (sm80's 16-bit forward list) still yields
+    # its last entry for a problem smaller than every tile.
+    candidates = [{"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 32}, {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 64}]
+    assert configs.fitting(candidates, {"BLOCK_M": 9, "BLOCK_N": 2, "BLOCK_K": 3}) == [candidates[-1]]
 
 
 def test_fitting_drops_tiles_far_larger_than_the_problem_and_keeps_the_smallest():

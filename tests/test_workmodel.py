@@ -102,40 +102,39 @@ STRUCTURAL = {
 DTYPES = [torch.float16, torch.float32, torch.float64]
 
 
-#: The 1-D and 3-D layers (issue 15) whose untuned launcher pick, from config files tuned for the 2-D set, issues
-#: more than 10% over the floor on some target and dtype, and why: a gap in the candidates, for the tuner to close.
-UNTUNED_ND = {
-    "hifigan-v1-up0-k16s8": "86 rows per phase at batch 1: no candidate's row tile pads it by at most 10%",
-    "encodec24k-up0-k16s8": "76 rows per phase at batch 1: 32-row tiles issue 96 (128 on sm80/sm90 16-bit)",
-    "dac44k-up0-k16s8": "87 rows per phase at batch 1: no candidate's row tile pads it by at most 10%",
-    "hifigan-v1-up3-k4s2": "32 output channels: sm80/sm90 16-bit have no tile narrower than 64 columns",
-    "nnunet3d-up4-64-32": "32 output channels: sm80/sm90 16-bit have no tile narrower than 64 columns",
-    "monai-unet3d-up-k3s2op1": "32 output channels: sm80/sm90 16-bit have no tile narrower than 64 columns",
+#: The layers whose finest shipped tile issues more than 10% over the kernel's structural floor on sm80 or sm90
+#: (16-bit), and why: those files leave out narrow tiles whose hot loop runs more than 15% over the matmul
+#: tutorial's (issue 13); a trade of MACs on small layers for instructions on all.
+GATED_NARROW = {
+    "dcgan-g0-1x1": "100 input channels: K steps of 32 issue 128 (16 would issue 112)",
+    "dcgan-g4-tanh": "3 output channels: 16 columns on sm90, 64 on sm80 (8 would do)",
+    "pix2pix-out-tanh": "3 output channels: 16 columns on sm90, 64 on sm80 (8 would do)",
+    "sam-up2-gelu": "32 output channels: 64 columns on sm80",
+    "odd-nonsquare-g4": "24 output channels per group: 64 columns on sm80, 32 on sm90",
+    "hifigan-v1-up0-k16s8": "86 rows per phase at batch 1: 64-row tiles issue 128",
+    "hifigan-v1-up3-k4s2": "32 output channels: 64 columns on sm80",
+    "encodec24k-up0-k16s8": "76 rows per phase at batch 1: 64-row tiles issue 128",
+    "dac44k-up0-k16s8": "87 rows per phase at batch 1: 64-row tiles issue 128",
+    "nnunet3d-up4-64-32": "32 output channels: 64 columns on sm80",
+    "monai-unet3d-up-k3s2op1": "32 output channels: 64 columns on sm80",
 }
 
 
-def over_target(layer, dtype, target) -> bool:
-    """Whether the launcher's pick for ``layer`` issues more than 10% over ``max(1, floor)``."""
-    config = workmodel.launcher_config(layer, dtype, target)
-    return workmodel.work(layer, config).ratio > 1.10 * max(1.0, workmodel.floor(layer, dtype, target))
-
-
-def test_the_nd_layers_over_the_target_are_exactly_the_untuned_ones():
-    over = {layer.name for layer in workmodel.LAYERS if layer.ndim != 2 for d in DTYPES
-            for t in configs.available_targets() if over_target(layer, d, t)}  # fmt: skip
-    assert over == set(UNTUNED_ND)
+def test_the_layers_the_gated_tiles_cost_more_than_ten_percent_are_exactly_the_listed_ones():
+    over = {layer.name for layer in workmodel.LAYERS for t in ("sm80", "sm90")
+            if workmodel.shipped_floor(layer, torch.float16, t) > 1.10 * max(1.0, workmodel.floor(layer, torch.float16, t))}  # fmt: skip
+    assert over == set(GATED_NARROW)
 
 
 @pytest.mark.parametrize("target", configs.available_targets())
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_launcher_picks_waste_at_most_ten_percent_over_the_kernels_floor(target, dtype):
-    # The issue's target (issued/useful <= 1.10), where the kernel's structure allows it; elsewhere the config may
-    # add at most 10% to the structural floor.
+    # The issue's target (issued/useful <= 1.10), where the kernel's structure and the file's tiles allow it;
+    # elsewhere the pick may add at most 10% to the finest tiles the file ships (GATED_NARROW lists where those
+    # are coarser than the structure needs).
     for layer in workmodel.LAYERS:
-        if layer.name in UNTUNED_ND:
-            continue
         config = workmodel.launcher_config(layer, dtype, target)
-        floor = workmodel.floor(layer, dtype, target)
+        floor = workmodel.shipped_floor(layer, dtype, target)
         assert workmodel.work(layer, config).ratio <= 1.10 * max(1.0, floor), (layer.name, config)
 
 

@@ -99,10 +99,12 @@ def fitting(candidates: list[dict], sizes: dict[str, int]) -> list[dict]:
 
     ``sizes`` maps a tile name (``BLOCK_M`` ...) to the problem extent along it. A tile is too large when it
     exceeds that extent rounded up to a power of two; the smallest tile the list offers along a dimension is never
-    too large, so the list's last (smallest) entry always remains.
+    too large. The list's last entry (its smallest, though not always the smallest along every dimension: sm80's
+    16-bit list has no 64x64x32 tile, whose hot loop is too long) always remains, so the result is never empty.
     """
     limits = {name: max(_ceil_pow2(extent), min(c[name] for c in candidates)) for name, extent in sizes.items()}
-    return [c for c in candidates if all(c[name] <= limit for name, limit in limits.items())]
+    fit = [c for c in candidates if all(c[name] <= limit for name, limit in limits.items())]
+    return fit if candidates[-1] in fit else fit + [candidates[-1]]
 
 
 #: How much tile padding (issued over needed tile work, :func:`padding`) the untuned choice accepts to keep the

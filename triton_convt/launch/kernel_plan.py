@@ -101,9 +101,13 @@ def spatial_3d(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def strides(name: str, t: torch.Tensor, weight: bool = False) -> dict[str, int]:
+def strides(name: str, t: torch.Tensor, weight: bool = False, *, dims: str | None = None) -> dict[str, int]:
     """A tensor's element strides as the kernels name them: ``stride_<name><dim>`` (``stride_xn``, ``stride_xc``,
-    then the spatial axes, the last ones of ``d``, ``h``, ``w``); a weight's first two dimensions are ``i``
-    (input channel) and ``o`` (output channel per group)."""
-    dims = ("io" if weight else "nc") + "dhw"[5 - t.dim():]
+    then the spatial axes, the last ones of ``d``, ``h``, ``w``); a transposed convolution's weight (``weight``)
+    has ``i`` (input channel) and ``o`` (output channel per group) first. ``dims`` names every dimension instead
+    (``"oihw"`` for a Conv2d weight)."""
+    if dims is None:
+        dims = ("io" if weight else "nc") + "dhw"[5 - t.dim():]
+    if len(dims) != t.dim():
+        raise ValueError(f"{len(dims)} stride names for a {t.dim()}-D tensor")
     return {f"stride_{name}{d}": st for d, st in zip(dims, t.stride())}

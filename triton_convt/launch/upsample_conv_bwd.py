@@ -35,7 +35,7 @@ def unfold_plan(partial: torch.Tensor, dw: torch.Tensor, params: UpsampleConvPar
     p_strides = dict(zip(("stride_ps", "stride_pi", "stride_po", "stride_ph", "stride_pw"), partial.stride()))
     args = dict(
         partial_ptr=partial, dw_ptr=dw, SPLITS=splits, C_IN=c_in, C_IN_G=c_in // params.groups, C_OUT_G=c_out_g,
-        **p_strides, **strides("w", dw, "oihw"), **fold_constexprs(params),
+        **p_strides, **strides("w", dw, dims="oihw"), **fold_constexprs(params),
         ACC_DTYPE=numeric_constexprs((dw,))["ACC_DTYPE"], BLOCK=config["BLOCK"],
     )  # fmt: skip
     grid = (triton.cdiv(pairs, config["BLOCK"]),)

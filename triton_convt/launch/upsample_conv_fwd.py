@@ -48,7 +48,7 @@ def fold_plan(weight: torch.Tensor, folded: torch.Tensor, params: UpsampleConvPa
         )  # fmt: skip
     args = dict(
         w_ptr=weight, wf_ptr=folded, C_IN=c_in, C_IN_G=c_in // params.groups, C_OUT_G=c_out_g,
-        **strides("w", weight, "oihw"), **strides("f", folded, "iohw"),
+        **strides("w", weight, dims="oihw"), **strides("f", folded, weight=True),
         **fold_constexprs(params), ACC_DTYPE=numeric_constexprs((weight,))["ACC_DTYPE"], BLOCK=config["BLOCK"],
     )  # fmt: skip
     grid = (triton.cdiv(pairs, config["BLOCK"]),)

@@ -179,6 +179,16 @@ def problem_sizes(layer: Layer) -> dict[str, int]:
     return {"BLOCK_M": rows, "BLOCK_N": layer.c_out_g, "BLOCK_K": layer.c_in_g}
 
 
+def shipped_floor(layer: Layer, dtype: torch.dtype, target: str = "default") -> float:
+    """Issued over useful MACs that no config of ``target``'s file can go below: the best of its candidates. Higher
+    than :func:`floor` where a file leaves out narrow tiles on purpose: sm80's and sm90's 16-bit forward lists stop
+    at 64 (sm80) and 16 (sm90) columns, 32 channels per K step and 64 rows, because narrower tiles' hot loops run
+    more than 15% over the matmul tutorial's."""
+    kernel = kernel_of(layer)
+    candidates = configs.usable(configs.source(kernel, target), kernel, configs.dtype_class(dtype))
+    return min(work(layer, c).ratio for c in candidates)
+
+
 def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
     """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` (``default.json`` when
     that file does not list the kernel) without tuning (:func:`triton_convt.launch.configs.choose`; on a GPU the tuner
