@@ -36,7 +36,9 @@ LAYOUTS = ("channels_last", "nchw")
 
 #: The input layouts each kernel key's configs serve (every key not listed serves both): the forward's candidates are
 #: kept apart for channels_last and NCHW inputs (:func:`triton_convt.launch.phase_gemm.config_key`).
-KEY_LAYOUTS = {"conv_transpose2d_fwd": ("channels_last",), "conv_transpose2d_fwd_nchw": ("nchw",)}
+KEY_LAYOUTS = {"conv_transpose2d_fwd": ("channels_last",), "conv_transpose2d_fwd_nchw": ("nchw",),
+               # It copies a weight in torch's default layout whatever the input's: one build says it all.
+               "weight_repack": ("nchw",)}
 
 
 def layouts_of(kernel: str) -> tuple[str, ...]:
