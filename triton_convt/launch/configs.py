@@ -280,10 +280,14 @@ def split_plans(plans: list[Any]) -> tuple[dict, list[dict], dict[tuple, tuple]]
     """
     first = plans[0].args
 
-    def differs(name: str) -> bool:  # tensors by identity: the plans share them
-        same = [p.args[name] is first[name] or (not torch.is_tensor(first[name]) and p.args[name] == first[name])
-                for p in plans]  # fmt: skip
-        return not all(same)
+    def same(a, b) -> bool:  # tensors: the same memory seen the same way (a plan may hold its own view of it)
+        if torch.is_tensor(a) or torch.is_tensor(b):
+            return a is b or (torch.is_tensor(a) and torch.is_tensor(b) and a.data_ptr() == b.data_ptr()
+                              and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype)
+        return a == b
+
+    def differs(name: str) -> bool:
+        return not all(same(p.args[name], first[name]) for p in plans)
 
     varying = sorted(name for name in first if differs(name))
     per_config = [{name: p.args[name] for name in varying} for p in plans]
