@@ -248,15 +248,16 @@ def phase_gemm_kernel(
     w_chan = one * BLOCK_K * stride_wk
     x_jump_w = one * DSTEP_W * stride_xw - (k_blocks - 1) * x_chan
     w_jump_w = one * KSTEP_W * stride_ww - (k_blocks - 1) * w_chan
-    x_jump_h = one * DSTEP_H * stride_xh - (t_w - 1) * (DSTEP_W * stride_xw) - (k_blocks - 1) * x_chan
-    w_jump_h = one * KSTEP_H * stride_wh - (t_w - 1) * (KSTEP_W * stride_ww) - (k_blocks - 1) * w_chan
-    x_jump_d = (one * DSTEP_D * stride_xd - (t_h - 1) * (DSTEP_H * stride_xh) - (t_w - 1) * (DSTEP_W * stride_xw)
-                - (k_blocks - 1) * x_chan)
-    w_jump_d = (one * KSTEP_D * stride_wd - (t_h - 1) * (KSTEP_H * stride_wh) - (t_w - 1) * (KSTEP_W * stride_ww)
-                - (k_blocks - 1) * w_chan)
-    x_first = (group * C_RED_G) * stride_xc + one * delta_d * stride_xd + delta_h * stride_xh + delta_w * stride_xw
+    x_jump_h = one * DSTEP_H * stride_xh - (t_w - 1) * (one * DSTEP_W * stride_xw) - (k_blocks - 1) * x_chan
+    w_jump_h = one * KSTEP_H * stride_wh - (t_w - 1) * (one * KSTEP_W * stride_ww) - (k_blocks - 1) * w_chan
+    x_jump_d = (one * DSTEP_D * stride_xd - (t_h - 1) * (one * DSTEP_H * stride_xh)
+                - (t_w - 1) * (one * DSTEP_W * stride_xw) - (k_blocks - 1) * x_chan)
+    w_jump_d = (one * KSTEP_D * stride_wd - (t_h - 1) * (one * KSTEP_H * stride_wh)
+                - (t_w - 1) * (one * KSTEP_W * stride_ww) - (k_blocks - 1) * w_chan)
+    x_first = ((group * C_RED_G) * stride_xc + one * delta_d * stride_xd + one * delta_h * stride_xh
+               + one * delta_w * stride_xw)
     a_ptrs = x_ptr + x_first + (x_rows[:, None] + (offs_k * stride_xc)[None, :])
-    w_first = group * stride_wg + one * k0_d * stride_wd + k0_h * stride_wh + k0_w * stride_ww
+    w_first = group * stride_wg + one * k0_d * stride_wd + one * k0_h * stride_wh + one * k0_w * stride_ww
     b_ptrs = w_ptr + w_first + (offs_k[:, None] * stride_wk + (offs_n * stride_wn)[None, :])
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..kernels.phase_gemm import TABLE_COLUMNS
 from . import shapes
 from .shapes import ConvParams
 
 #: Columns of a table row (the kernel's ``TABLE_COLUMNS``): r, Q, T, delta_0, k_0 for (d, h, w), then one unused.
-COLUMNS = 16
+COLUMNS = TABLE_COLUMNS.value
 
 #: The most taps a phase may have for its rows' in-range taps to be kept as a bitmask (an int64 with the sign bit
 #: unused); larger phases compare per tap in the loop.

@@ -1,13 +1,14 @@
-"""Shape and phase arithmetic of the transposed convolution, in plain Python (no torch, no Triton): the first step of launch
-planning.
+"""Shape and phase arithmetic of the transposed convolution, in plain Python (no torch, no Triton): the first step of
+launch planning.
 
-Everything here holds per spatial axis; the axes (L; H, W; or D, H, W) are handled independently. :class:`ConvParams` holds one call's
-normalised arguments (what the functional API validated) and derives the output size and the launch stride. Symbols follow
-``shared/design/phase-math.md``: input size ``I``, kernel size ``K``, stride ``s``, padding ``p``,
-output padding ``op``, dilation ``d``.
+Everything here holds per spatial axis; the axes (L; H, W; or D, H, W) are handled independently.
+:class:`ConvParams` holds one call's normalised arguments (what the functional API validated) and derives the output
+size and the launch stride. Symbols follow ``shared/design/phase-math.md``: input size ``I``, kernel size ``K``,
+stride ``s``, padding ``p``, output padding ``op``, dilation ``d``.
 
-The kernel enumerates the taps of a phase with the closed form of :func:`tap_schedule`; :func:`phase_taps`
-spells the same enumeration out in Python so that the tests can compare it with a brute-force scan.
+The taps of a phase follow the closed form of :func:`tap_schedule` (the depthwise kernel evaluates it per element;
+the GEMM kernel reads it from the host-built table of :mod:`.phase_table`); :func:`phase_taps` spells the same
+enumeration out in Python so that the tests can compare it with a brute-force scan.
 """
 
 from __future__ import annotations
