@@ -55,7 +55,7 @@ def conv_transpose2d(
             the reachable range raises ValueError.
         activation: None, "relu", "leaky_relu", "gelu" (erf), "gelu_tanh", "silu", "sigmoid" or "tanh", applied
             after the bias in the kernel's epilogue (in fp32, fp64 for fp64 tensors) before the one cast and store:
-            the result equals ``act(F.conv_transpose2d(...))`` within the dtype's tolerance, in one launch.
+            the result equals ``act(F.conv_transpose2d(...))`` within the dtype's tolerance, in the launch that computes the output.
         negative_slope: leaky_relu's slope for negative inputs. Each distinct slope compiles its own kernel.
         out: optional tensor to write the result into, with the output's shape, dtype and device and any strides
             (a channel slice of a concat buffer, say); nothing outside it is written. It must not share memory
@@ -75,7 +75,8 @@ def conv_transpose2d(
     inference tensors (which have no version counter) are seen at the next call. No call reads a CUDA tensor's
     value back to the host. Repeated calls are bitwise identical (phases write disjoint outputs, no atomics).
 
-    On CUDA tensors the Triton kernel computes the result in one launch; float32 follows
+    On CUDA tensors the Triton kernel computes the result in one launch (plus one that copies a weight that is not
+    channels_last into that order, on every call: nothing is cached); float32 follows
     ``torch.backends.cudnn.allow_tf32`` (TF32 tensor cores when it is on, which is torch's default for
     convolutions). On CPU tensors the same kernel runs under the Triton interpreter when ``TRITON_INTERPRET=1`` was
     set before triton_convt was imported; otherwise CPU tensors (and devices other than CUDA) fall back to
