@@ -203,7 +203,3 @@ def conv_transpose_backward(
             plan.launch()
             db = _reduce(partial, dy.dtype)
     return dx, dw, db
-
-
-#: The 2-D entry point's name, kept for the callers that know the op by it.
-conv_transpose2d_backward = conv_transpose_backward

@@ -176,7 +176,3 @@ def conv_transpose_forward(
             weight = gemm_weight(spatial_3d(weight))
         plan(x, weight, bias, y, params, activation=activation, negative_slope=negative_slope).launch()
     return y
-
-
-#: The 2-D entry point's name, kept for the callers that know the op by it.
-conv_transpose2d_forward = conv_transpose_forward

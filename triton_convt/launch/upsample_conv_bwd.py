@@ -15,7 +15,7 @@ import triton
 
 from ..kernels.upsample_fold import upsample_unfold_kernel
 from . import configs, conv_transpose_bwd
-from .conv_transpose_fwd import conv_transpose2d_forward
+from .conv_transpose_fwd import conv_transpose_forward
 from .kernel_plan import KernelPlan, numeric_constexprs, strides
 from .upsample_conv_fwd import allocate_output, fold_constexprs, fold_weight
 from .upsample_shapes import UpsampleConvParams
@@ -68,9 +68,9 @@ def upsample_conv2d_backward(
         saved = output
         if conv_transpose_bwd.needs_preactivation(activation, negative_slope):
             # In the forward's layout (not the folded weight's channels_last), so dy needs no copy to match it.
-            saved = conv_transpose2d_forward(x, folded, bias, tparams, out=allocate_output(x, weight, params))
+            saved = conv_transpose_forward(x, folded, bias, tparams, out=allocate_output(x, weight, params))
         dz = conv_transpose_bwd.activation_grad(dy, saved, activation, negative_slope)
-    dx, _, db = conv_transpose_bwd.conv_transpose2d_backward(
+    dx, _, db = conv_transpose_bwd.conv_transpose_backward(
         dz, x, folded, bias is not None, None, tparams, "none", negative_slope, (needs[0], False, needs[2])
     )
     dw = None

@@ -14,7 +14,7 @@ from torch._prims_common import suggest_memory_format
 from ..activations import DEFAULT_NEGATIVE_SLOPE
 from ..kernels.upsample_fold import upsample_fold_kernel
 from . import configs
-from .conv_transpose_fwd import conv_transpose2d_forward
+from .conv_transpose_fwd import conv_transpose_forward
 from .kernel_plan import KernelPlan, numeric_constexprs, strides
 from .upsample_shapes import UpsampleConvParams
 
@@ -86,6 +86,6 @@ def upsample_conv2d_forward(
     y = allocate_output(x, weight, params) if out is None else out
     if y.numel():
         folded = fold_weight(weight, params)
-        conv_transpose2d_forward(x, folded, bias, params.transposed(tuple(x.shape[2:])), activation,
+        conv_transpose_forward(x, folded, bias, params.transposed(tuple(x.shape[2:])), activation,
                                  negative_slope, y)  # fmt: skip
     return y
