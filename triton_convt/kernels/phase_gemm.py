@@ -42,10 +42,12 @@ def _tap_in_range(u, delta0, taps, size, j, DSTEP: tl.constexpr):
 @triton.jit
 def _row_taps(u_d, u_h, u_w, delta_d, delta_h, delta_w, t_d, t_h, t_w, ID, IH, IW, row_mask,
               DSTEP_D: tl.constexpr, DSTEP_H: tl.constexpr, DSTEP_W: tl.constexpr, MAX_T_D: tl.constexpr,
-              MAX_T_H: tl.constexpr, MAX_T_W: tl.constexpr, NDIM: tl.constexpr, MASK_DTYPE: tl.constexpr):
+              MAX_T_H: tl.constexpr, MAX_T_W: tl.constexpr, NDIM: tl.constexpr, MASK_DTYPE: tl.constexpr,
+              W_TAPS: tl.constexpr):
     """Each row's in-range taps as a bitmask, computed once per program: bit ``(jd*t_h + jh)*t_w + jw`` (the
     tap's number in the loop's order) is set where tap ``(jd, jh, jw)`` of the phase reads inside the input along
-    every axis."""
+    every axis. Without ``W_TAPS`` (the window variant, whose loop has no W taps) the bits are ``jd*t_h + jh``
+    and ``row_mask`` already says whether the row's column is inside the input."""
     valid = tl.zeros(row_mask.shape, dtype=MASK_DTYPE)
     for jd in tl.static_range(MAX_T_D):
         ok_d = row_mask
@@ -55,10 +57,13 @@ def _row_taps(u_d, u_h, u_w, delta_d, delta_h, delta_w, t_d, t_h, t_w, ID, IH, I
             ok_h = ok_d
             if NDIM >= 2:
                 ok_h = ok_h & _tap_in_range(u_h, delta_h, t_h, IH, jh, DSTEP_H)
-            for jw in tl.static_range(MAX_T_W):
-                ok = ok_h & _tap_in_range(u_w, delta_w, t_w, IW, jw, DSTEP_W)
-                one = tl.full(row_mask.shape, 1, MASK_DTYPE)
-                valid |= tl.where(ok, one << ((jd * t_h + jh) * t_w + jw), 0)
+            one = tl.full(row_mask.shape, 1, MASK_DTYPE)
+            if W_TAPS:
+                for jw in tl.static_range(MAX_T_W):
+                    ok = ok_h & _tap_in_range(u_w, delta_w, t_w, IW, jw, DSTEP_W)
+                    valid |= tl.where(ok, one << ((jd * t_h + jh) * t_w + jw), 0)
+            else:
+                valid |= tl.where(ok_h, one << (jd * t_h + jh), 0)
     return valid
 
 
@@ -95,6 +100,10 @@ def phase_gemm_kernel(
     GROUPS,
     M_TILES,
     N_TILES,
+    W_TABLE,
+    W_TILES,
+    W_OWN,
+    OW,
     NDIM: tl.constexpr,
     XS_D: tl.constexpr,
     XS_H: tl.constexpr,
@@ -122,12 +131,28 @@ def phase_gemm_kernel(
     DOT_IN_FP32: tl.constexpr,
     INDEX_DTYPE: tl.constexpr,
     MASK_PRODUCTS: tl.constexpr,
+    W_WINDOW: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+    W_STEP: tl.constexpr,
+    KERNEL_W: tl.constexpr,
+    TAPS_N: tl.constexpr,
+    TAPS_O: tl.constexpr,
+    BLOCK_O: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
 ):
     """One ``[BLOCK_M, BLOCK_N]`` output tile of one phase of one group.
+
+    With ``W_WINDOW`` (inputs whose W axis is contiguous and whose channels are not: NCHW, NCL, NCDHW) a program
+    covers instead every W phase of its rows at once: its ``BLOCK_M`` GEMM rows are ``BLOCK_M // BLOCK_W`` rows
+    ``(n, qd, qh)`` of one (D, H) phase times a window of ``BLOCK_W`` consecutive input columns, which the loop reads
+    as ``[BLOCK_K, BLOCK_M]`` tiles, contiguous along the window and, the window starting at a multiple of
+    ``W_STEP``, aligned (16-byte vector and cp.async loads, where a per-tap shift along W would defeat both); its
+    columns are every W tap of the kernel (``TAPS_N`` blocks of ``BLOCK_N`` output channels). The epilogue then adds
+    each output column's taps out of the product (a gather along the window) and writes ``BLOCK_O`` consecutive
+    output columns of every row: all phases of those pixels, so NCHW stores fill whole sectors.
 
     Args:
         x_ptr: the gathered operand ``[N, C, ID, IH, IW]`` (forward: the input; input gradient: the output
@@ -137,10 +162,11 @@ def phase_gemm_kernel(
             layouts have ``stride_wn == 1`` or ``stride_wk == 1`` (16-byte loads along one tile axis).
         bias_ptr: bias ``[C_COL_G * GROUPS]``, any stride (ignored unless HAS_BIAS).
         y_ptr: the output ``[N, C_COL_G * GROUPS, OD, OH, OW]``, any strides; every element is written exactly
-            once (the output's spatial size reaches the kernel only through the phase table's extents).
-        table_ptr: int32 ``[phases, TABLE_COLUMNS]``, one row per phase in launch order (heaviest first): residues
+            once (the output's spatial size reaches the kernel only through the phase table's extents, and ``OW``).
+        table_ptr: int32 ``[rows, TABLE_COLUMNS]``, one row per phase in launch order (heaviest first): residues
             ``r`` (d, h, w), extents ``Q`` (d, h, w), tap counts ``T`` (d, h, w), first input offsets ``delta_0``
-            (d, h, w) and first weight taps ``k_0`` (d, h, w).
+            (d, h, w) and first weight taps ``k_0`` (d, h, w). With ``W_WINDOW`` the phases are those of D and H, and
+            rows ``W_TABLE + r`` hold the W fields of W residue ``r`` for every ``r < OS_W``.
         N: batch size.
         ID, IH, IW: the gathered operand's spatial size (taps reading outside it read zeros).
         C_RED_G: reduction channels per group (forward: input channels; input gradient: output channels).
@@ -151,8 +177,15 @@ def phase_gemm_kernel(
         stride_wd, stride_wh, stride_ww: the weight's element strides along the kernel's axes.
         stride_b: the bias's element stride.
         GROUPS: number of groups.
-        M_TILES: row tiles of the largest phase; programs past their own phase's rows exit at once.
+        M_TILES: row tiles of the largest phase; programs past their own phase's rows exit at once. With
+            ``W_WINDOW``, row tiles times ``W_TILES``.
         N_TILES: column tiles, ``cdiv(C_COL_G, BLOCK_N)``.
+        W_TABLE: with ``W_WINDOW``, the table row of W residue 0 (unused otherwise).
+        W_TILES: with ``W_WINDOW``, windows per row: window ``t`` starts at input column ``t * W_STEP``.
+        W_OWN: with ``W_WINDOW``, where a window's output columns start: window ``t > 0`` writes from column
+            ``cdiv(t * W_STEP * OS_W - W_OWN, XS_W)`` to the next window's first column (the first from 0, the
+            last to ``OW``), the columns whose in-range taps all lie inside it (the planner checks this).
+        OW: with ``W_WINDOW``, the output's width.
         NDIM: spatial axes of the call (1, 2 or 3): axes in front of the last NDIM are unit axes, not computed.
         XS_*: input step per axis: row coordinate ``q`` reads ``q*XS + delta`` (1 forward, the stride for the
             input gradient).
@@ -170,7 +203,16 @@ def phase_gemm_kernel(
         INDEX_DTYPE: tl.int32, or tl.int64 when some tensor spans 2^31 elements or more.
         MASK_PRODUCTS: add each tap's partial product only to the rows whose input is in range (non-finite
             weights on CPU, where ``0 * inf`` must not reach rows that torch never multiplies).
-        BLOCK_M, BLOCK_N, BLOCK_K: tile sizes (rows, columns, reduction channels per step).
+        W_WINDOW: the window variant (see above); the loop then runs the D and H taps only.
+        BLOCK_W: with ``W_WINDOW``, the window's width (a power of two dividing BLOCK_M); else 1.
+        W_STEP: with ``W_WINDOW``, the distance between two windows of a row (a multiple of 8 when the rows are
+            aligned, so that the compiler can prove it); else 1.
+        KERNEL_W: with ``W_WINDOW``, the kernel's taps along W; else 1.
+        TAPS_N: with ``W_WINDOW``, KERNEL_W rounded up to a power of two: the column blocks of the product; else 1.
+        TAPS_O: with ``W_WINDOW``, the most taps an output column adds (MAX_T_W) rounded up to a power of two.
+        BLOCK_O: with ``W_WINDOW``, output columns a window writes at most (a power of two); else 1.
+        BLOCK_M, BLOCK_N, BLOCK_K: tile sizes (rows, columns, reduction channels per step). With ``W_WINDOW``,
+            BLOCK_N output channels make ``TAPS_N * BLOCK_N`` GEMM columns.
         GROUP_M: row tiles per group of the grouped launch order (neighbouring programs share weight tiles).
     """
     # Launch order: phases outermost (the table lists the heaviest first, so they start first and the light
@@ -203,17 +245,40 @@ def phase_gemm_kernel(
     k0_d = tl.load(row + 12)
     k0_h = tl.load(row + 13)
     k0_w = tl.load(row + 14)
-    rows = N * q_d * q_h * q_w
-    if pid_m * BLOCK_M >= rows:
+    if W_WINDOW:
+        # The tile's window: columns [a0, a0 + BLOCK_W) of BLOCK_M // BLOCK_W rows (n, qd, qh). a0 is a multiple
+        # of the constant W_STEP, which is how the compiler learns that the window's loads are aligned.
+        w_tile = pid_m % W_TILES
+        pid_m = pid_m // W_TILES
+        a0 = w_tile * W_STEP
+        rows = N * q_d * q_h
+        tile_rows = BLOCK_M // BLOCK_W
+        # The loop has no W taps: every W tap is a column block of the product.
+        t_w = 1
+    else:
+        rows = N * q_d * q_h * q_w
+        tile_rows = BLOCK_M
+    if pid_m * tile_rows >= rows:
         return
 
     # Decode the tile's rows once: (n, qd, qh, qw), their offsets in x and y, and which taps each row may read.
-    offs_m = pid_m.to(INDEX_DTYPE) * BLOCK_M + tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
-    row_mask = offs_m < rows
-    qw = offs_m % q_w
-    rest = offs_m // q_w
-    x_rows = qw * XS_W * stride_xw
-    y_rows = (qw * OS_W + r_w) * stride_yw
+    offs = tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
+    if W_WINDOW:
+        offs_m = pid_m.to(INDEX_DTYPE) * tile_rows + offs // BLOCK_W
+        col = a0 + offs % BLOCK_W
+        row_mask = (offs_m < rows) & (col < IW)  # a column past the input's edge reads zeros
+        rest = offs_m
+        x_rows = col * stride_xw
+        y_rows = col * 0
+        u_w = col
+    else:
+        offs_m = pid_m.to(INDEX_DTYPE) * BLOCK_M + offs
+        row_mask = offs_m < rows
+        qw = offs_m % q_w
+        rest = offs_m // q_w
+        x_rows = qw * XS_W * stride_xw
+        y_rows = (qw * OS_W + r_w) * stride_yw
+        u_w = qw * XS_W
     if NDIM >= 2:
         qh = rest % q_h
         rest = rest // q_h
@@ -229,12 +294,11 @@ def phase_gemm_kernel(
 
     # Which taps each row reads inside the input: a bitmask per row when the phase's taps fit in one
     # (at most 63), so that the loop's border test is one AND per row; else per-axis compares in the loop.
-    u_w = qw * XS_W
     u_h = qh * XS_H if NDIM >= 2 else u_w
     u_d = qd * XS_D if NDIM == 3 else u_w
     if BITMASK:
         valid = _row_taps(u_d, u_h, u_w, delta_d, delta_h, delta_w, t_d, t_h, t_w, ID, IH, IW, row_mask,
-                          DSTEP_D, DSTEP_H, DSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, NDIM, MASK_DTYPE)
+                          DSTEP_D, DSTEP_H, DSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, NDIM, MASK_DTYPE, not W_WINDOW)
 
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N).to(INDEX_DTYPE)
     col_mask = offs_n < C_COL_G
@@ -242,25 +306,47 @@ def phase_gemm_kernel(
     # The operand tiles' pointers advance by increments, as in a plain GEMM: one channel block, or at the end
     # of a tap's channels a jump to the first channel block of the next tap (w fastest, then h, then d).
     # Scalars in INDEX_DTYPE from the first factor on, so that the int64 path forms every jump in int64.
+    # The window variant's loop has one tap along W (t_w = 1): its W taps are the product's column blocks.
+    if W_WINDOW:
+        step_xw = 0
+        step_ww = 0
+    else:
+        step_xw = DSTEP_W
+        step_ww = KSTEP_W
     k_blocks = tl.cdiv(C_RED_G, BLOCK_K)
     one = tl.full((), 1, INDEX_DTYPE)
     x_chan = one * BLOCK_K * stride_xc
     w_chan = one * BLOCK_K * stride_wk
-    x_jump_w = one * DSTEP_W * stride_xw - (k_blocks - 1) * x_chan
-    w_jump_w = one * KSTEP_W * stride_ww - (k_blocks - 1) * w_chan
-    x_jump_h = one * DSTEP_H * stride_xh - (t_w - 1) * (one * DSTEP_W * stride_xw) - (k_blocks - 1) * x_chan
-    w_jump_h = one * KSTEP_H * stride_wh - (t_w - 1) * (one * KSTEP_W * stride_ww) - (k_blocks - 1) * w_chan
+    x_jump_w = one * step_xw * stride_xw - (k_blocks - 1) * x_chan
+    w_jump_w = one * step_ww * stride_ww - (k_blocks - 1) * w_chan
+    x_jump_h = one * DSTEP_H * stride_xh - (t_w - 1) * (one * step_xw * stride_xw) - (k_blocks - 1) * x_chan
+    w_jump_h = one * KSTEP_H * stride_wh - (t_w - 1) * (one * step_ww * stride_ww) - (k_blocks - 1) * w_chan
     x_jump_d = (one * DSTEP_D * stride_xd - (t_h - 1) * (one * DSTEP_H * stride_xh)
-                - (t_w - 1) * (one * DSTEP_W * stride_xw) - (k_blocks - 1) * x_chan)
+                - (t_w - 1) * (one * step_xw * stride_xw) - (k_blocks - 1) * x_chan)
     w_jump_d = (one * KSTEP_D * stride_wd - (t_h - 1) * (one * KSTEP_H * stride_wh)
-                - (t_w - 1) * (one * KSTEP_W * stride_ww) - (k_blocks - 1) * w_chan)
-    x_first = ((group * C_RED_G) * stride_xc + one * delta_d * stride_xd + one * delta_h * stride_xh
-               + one * delta_w * stride_xw)
-    a_ptrs = x_ptr + x_first + (x_rows[:, None] + (offs_k * stride_xc)[None, :])
-    w_first = group * stride_wg + one * k0_d * stride_wd + one * k0_h * stride_wh + one * k0_w * stride_ww
-    b_ptrs = w_ptr + w_first + (offs_k[:, None] * stride_wk + (offs_n * stride_wn)[None, :])
+                - (t_w - 1) * (one * step_ww * stride_ww) - (k_blocks - 1) * w_chan)
+    x_first = (group * C_RED_G) * stride_xc + one * delta_d * stride_xd + one * delta_h * stride_xh
+    w_first = group * stride_wg + one * k0_d * stride_wd + one * k0_h * stride_wh
+    if W_WINDOW:
+        # A tiles [BLOCK_K, BLOCK_M], the window contiguous; B tiles [BLOCK_K, TAPS_N * BLOCK_N]: column block j is
+        # W tap j (blocks past the kernel's taps are masked to zeros).
+        a_ptrs = x_ptr + x_first + ((offs_k * stride_xc)[:, None] + x_rows[None, :])
+        cols = tl.arange(0, TAPS_N * BLOCK_N)
+        col_n = pid_n * BLOCK_N + (cols % BLOCK_N).to(INDEX_DTYPE)
+        col_kw = cols // BLOCK_N
+        b_cols = col_kw * stride_ww + col_n * stride_wn
+        b_col_mask = col_n < C_COL_G
+        if TAPS_N > KERNEL_W:
+            b_col_mask &= col_kw < KERNEL_W
+    else:
+        x_first += one * delta_w * stride_xw
+        w_first += one * k0_w * stride_ww
+        a_ptrs = x_ptr + x_first + (x_rows[:, None] + (offs_k * stride_xc)[None, :])
+        b_cols = offs_n * stride_wn
+        b_col_mask = col_mask
+    b_ptrs = w_ptr + w_first + (offs_k[:, None] * stride_wk + b_cols[None, :])
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    acc = tl.zeros((BLOCK_M, TAPS_N * BLOCK_N), dtype=ACC_DTYPE)
     c0 = 0
     jw = 0
     jh = 0
@@ -270,23 +356,35 @@ def phase_gemm_kernel(
         if BITMASK:
             rows_ok = (valid & bit) != 0
         else:
-            rows_ok = row_mask & _tap_in_range(u_w, delta_w, t_w, IW, jw, DSTEP_W)
+            rows_ok = row_mask
+            if not W_WINDOW:
+                rows_ok &= _tap_in_range(u_w, delta_w, t_w, IW, jw, DSTEP_W)
             if NDIM >= 2:
                 rows_ok &= _tap_in_range(u_h, delta_h, t_h, IH, jh, DSTEP_H)
             if NDIM == 3:
                 rows_ok &= _tap_in_range(u_d, delta_d, t_d, ID, jd, DSTEP_D)
-        if EVEN_K:
-            a_mask = rows_ok[:, None]
-            b_mask = col_mask[None, :]
+        if W_WINDOW:
+            if EVEN_K:
+                a_mask = rows_ok[None, :]
+                b_mask = b_col_mask[None, :]
+            else:
+                k_ok = offs_k < C_RED_G - c0
+                a_mask = k_ok[:, None] & rows_ok[None, :]
+                b_mask = k_ok[:, None] & b_col_mask[None, :]
+            a = tl.trans(tl.load(a_ptrs, mask=a_mask, other=0.0))
         else:
-            k_ok = offs_k < C_RED_G - c0
-            a_mask = rows_ok[:, None] & k_ok[None, :]
-            b_mask = k_ok[:, None] & col_mask[None, :]
-        a = tl.load(a_ptrs, mask=a_mask, other=0.0)
+            if EVEN_K:
+                a_mask = rows_ok[:, None]
+                b_mask = b_col_mask[None, :]
+            else:
+                k_ok = offs_k < C_RED_G - c0
+                a_mask = rows_ok[:, None] & k_ok[None, :]
+                b_mask = k_ok[:, None] & b_col_mask[None, :]
+            a = tl.load(a_ptrs, mask=a_mask, other=0.0)
         b = tl.load(b_ptrs, mask=b_mask, other=0.0)
         if MASK_PRODUCTS:
-            partial = dot_acc(a, b, tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE), ACC_DTYPE, DOT_PRECISION,
-                              DOT_IN_FP32)
+            partial = dot_acc(a, b, tl.zeros((BLOCK_M, TAPS_N * BLOCK_N), dtype=ACC_DTYPE), ACC_DTYPE,
+                              DOT_PRECISION, DOT_IN_FP32)
             acc += tl.where(rows_ok[:, None], partial, 0.0)
         else:
             acc = dot_acc(a, b, acc, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
@@ -319,8 +417,65 @@ def phase_gemm_kernel(
         b_ptrs += w_inc
 
     co = group * C_COL_G + offs_n
-    y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
-    store_mask = row_mask[:, None] & col_mask[None, :]
-    epilogue_store(
-        acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE
-    )
+    if W_WINDOW:
+        _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_d, q_h,
+                         r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd, stride_yh,
+                         stride_yw, NDIM, XS_W, OS_D, OS_H, OS_W, DSTEP_W, KSTEP_W, HAS_BIAS, ACTIVATION,
+                         NEGATIVE_SLOPE, INDEX_DTYPE, BLOCK_W, W_STEP, TAPS_N, TAPS_O, BLOCK_O, BLOCK_M, BLOCK_N)
+    else:
+        y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
+        store_mask = row_mask[:, None] & col_mask[None, :]
+        epilogue_store(
+            acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE
+        )
+
+
+@triton.jit
+def _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_d, q_h,
+                     r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd, stride_yh,
+                     stride_yw, NDIM: tl.constexpr, XS_W: tl.constexpr, OS_D: tl.constexpr, OS_H: tl.constexpr,
+                     OS_W: tl.constexpr, DSTEP_W: tl.constexpr, KSTEP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
+                     ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, INDEX_DTYPE: tl.constexpr,
+                     BLOCK_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_N: tl.constexpr, TAPS_O: tl.constexpr,
+                     BLOCK_O: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The window variant's epilogue: output column ``o`` of residue ``r = o % OS_W`` adds, for each tap ``j`` of
+    its residue, the product's row of input column ``u = (o // OS_W)*XS_W + delta_0(r) + j*DSTEP_W`` in column
+    block ``k_0(r) + j*KSTEP_W``, when ``u`` is inside the input (taps outside it read zeros in torch's sum); then
+    bias, activation and one store of ``BLOCK_O`` consecutive output columns of each row (every W phase)."""
+    tile_rows: tl.constexpr = BLOCK_M // BLOCK_W
+    # The window's output columns [o_lo, o_hi): every column whose in-range taps lie inside the window.
+    o_lo = tl.where(w_tile == 0, 0, (w_tile * (W_STEP * OS_W) - W_OWN + (XS_W - 1)) // XS_W)
+    o_hi = tl.where(w_tile == W_TILES - 1, OW, ((w_tile + 1) * (W_STEP * OS_W) - W_OWN + (XS_W - 1)) // XS_W)
+    o = o_lo + tl.arange(0, BLOCK_O)
+    residue = table_ptr + (W_TABLE + o % OS_W) * TABLE_COLUMNS
+    taps = tl.load(residue + 8)
+    u0 = (o // OS_W) * XS_W + tl.load(residue + 11)
+    k0 = tl.load(residue + 14)
+    j = tl.arange(0, TAPS_O)
+    u = u0[:, None] + j[None, :] * DSTEP_W
+    ok = (j[None, :] < taps[:, None]) & (u >= a0) & (u < a0 + BLOCK_W) & (u < IW)
+    src = tl.where(ok, (u - a0) * TAPS_N + k0[:, None] + j[None, :] * KSTEP_W, 0).to(tl.int32)
+    # acc's rows are (row, window column), its columns (tap, channel): [rows, window column x tap, channel].
+    products = tl.reshape(acc, (tile_rows, BLOCK_W * TAPS_N, BLOCK_N))
+    index = tl.broadcast_to(tl.reshape(src, (1, BLOCK_O * TAPS_O, 1)), (tile_rows, BLOCK_O * TAPS_O, BLOCK_N))
+    picked = tl.reshape(tl.gather(products, index, 1), (tile_rows, BLOCK_O, TAPS_O, BLOCK_N))
+    picked = tl.where(tl.reshape(ok, (1, BLOCK_O, TAPS_O, 1)), picked, 0.0)
+    out = tl.sum(picked, axis=2)
+
+    # The rows (n, qd, qh) again, one per tile row, for their output offsets.
+    offs_r = pid_m.to(INDEX_DTYPE) * tile_rows + tl.arange(0, tile_rows).to(INDEX_DTYPE)
+    rest = offs_r
+    y_rows = rest * 0
+    if NDIM >= 2:
+        y_rows += (rest % q_h * OS_H + r_h) * stride_yh
+        rest = rest // q_h
+    if NDIM == 3:
+        y_rows += (rest % q_d * OS_D + r_d) * stride_yd
+        rest = rest // q_d
+    y_rows += rest * stride_yn
+    y_offsets = (y_rows[:, None, None] + (o.to(INDEX_DTYPE) * stride_yw)[None, :, None]
+                 + (co * stride_yc)[None, None, :])
+    store_mask = (offs_r < rows)[:, None, None] & (o < o_hi)[None, :, None] & col_mask[None, None, :]
+    shape: tl.constexpr = (tile_rows * BLOCK_O, BLOCK_N)
+    epilogue_store(tl.reshape(out, shape), bias_ptr, stride_b, y_ptr, tl.reshape(y_offsets, shape), co, col_mask,
+                   tl.reshape(store_mask, shape), HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)

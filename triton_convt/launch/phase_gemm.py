@@ -18,8 +18,9 @@ from ..kernels.phase_gemm import phase_gemm_kernel
 from ..kernels.weight_repack import weight_repack_kernel
 from . import configs
 from .kernel_plan import KernelPlan, numeric_constexprs, strides
-from .phase_table import BITMASK_TAPS, PhaseTable, device_table
+from .phase_table import BITMASK_TAPS, PhaseTable, device_table, window_table
 from .weights import mask_products
+from .window import Window, plan_window
 
 #: Row tiles per group of the grouped launch order: the programs of GROUP_M row tiles and all column tiles run
 #: side by side, so a weight tile is read from L2 by GROUP_M programs rather than by one (the matmul tutorial's
@@ -27,18 +28,29 @@ from .weights import mask_products
 GROUP_M = 8
 
 
-#: The suffix of the config key of the forward's launches whose input does not have channels innermost (NCHW): their
-#: A tiles are gathered element by element, which needs more registers, so they take smaller tiles of their own
-#: (``autotune_configs/``, key ``conv_transpose2d_fwd_nchw``).
+#: The suffix of the config key of the launches whose gathered operand does not have channels innermost (NCHW, NCL,
+#: NCDHW): they run the kernel's window variant (:mod:`.window`), whose GEMM columns are the kernel's W taps times
+#: the output channels, so their tiles are chosen apart (``autotune_configs/``, keys ``conv_transpose2d_fwd_nchw``
+#: and ``conv_transpose2d_bwd_input_nchw``, whose ``BLOCK_N`` is the GEMM's columns, taps included).
 NCHW_SUFFIX = "_nchw"
+
+
+def channels_inner(x5: torch.Tensor) -> bool:
+    """Whether the 5-D gathered operand has its channels innermost (channels_last), or a single channel."""
+    return x5.stride(1) == 1 or x5.shape[1] == 1
 
 
 def config_key(kernel_key: str, x5: torch.Tensor, split_layouts: bool) -> str:
     """The config key of a launch: ``kernel_key``, with :data:`NCHW_SUFFIX` when ``split_layouts`` and the gathered
     operand's channels are not innermost."""
-    if split_layouts and x5.stride(1) != 1 and x5.shape[1] > 1:
+    if split_layouts and not channels_inner(x5):
         return kernel_key + NCHW_SUFFIX
     return kernel_key
+
+
+def taps_n(w5: torch.Tensor) -> int:
+    """The window variant's column blocks: the kernel's taps along W, rounded up to a power of two."""
+    return 1 << max(0, w5.shape[4] - 1).bit_length()
 
 
 def reads_in_place(w5: torch.Tensor) -> bool:
@@ -107,12 +119,30 @@ def gemm_plan(
     c_in_g = c_in // groups
     c_red, c_col = (c_out_g, c_in_g) if reduce_over_output_channels else (c_in_g, c_out_g)
     s_red, s_col = (w5.stride(1), w5.stride(0)) if reduce_over_output_channels else (w5.stride(0), w5.stride(1))
-    rows = n * table.max_rows_per_image
+    key = config_key(kernel_key, x5, split_layouts)
+    # Inputs without channels innermost run the window variant (its own key's tiles): GEMM rows are windows of
+    # input columns of the (D, H) phases' rows, columns the kernel's W taps times the output channels.
+    windowed = key.endswith(NCHW_SUFFIX)
+    if windowed:
+        rows = n * window_table(table).max_rows_per_image
+        sizes = {"BLOCK_M": rows * x5.shape[4], "BLOCK_N": c_col * taps_n(w5), "BLOCK_K": c_red}
+    else:
+        rows = n * table.max_rows_per_image
+        sizes = {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": c_red}
     if config is None:
-        config = configs.config_for(config_key(kernel_key, x5, split_layouts), x5.dtype, x5.device,
-                                    {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": c_red}, rebuild)  # fmt: skip
-    m_tiles = triton.cdiv(rows, config["BLOCK_M"])
-    n_tiles = triton.cdiv(c_col, config["BLOCK_N"])
+        config = configs.config_for(key, x5.dtype, x5.device, sizes, rebuild)
+    window = plan_window(table.axes[2], x5.shape[4], y5.shape[4], rows, config["BLOCK_M"]) if windowed else None
+    if window is not None:
+        table = window_table(table)
+    else:  # the phase path; for an input without channels innermost only where no window layout exists (taps
+        rows = n * table.max_rows_per_image  # spanning more than any window's halo), with its key's tiles
+    block_n = config["BLOCK_N"]
+    if window is not None:
+        block_n = max(1, config["BLOCK_N"] // taps_n(w5))
+        m_tiles = triton.cdiv(rows, config["BLOCK_M"] // window.block_w) * window.tiles
+    else:
+        m_tiles = triton.cdiv(rows, config["BLOCK_M"])
+    n_tiles = triton.cdiv(c_col, block_n)
     operands = (x5, w5, y5) if bias is None else (x5, w5, y5, bias)
     bitmask = table.taps <= BITMASK_TAPS
     args = dict(
@@ -124,6 +154,7 @@ def gemm_plan(
         **strides("y", y5),
         stride_b=1 if bias is None else bias.stride(0),
         GROUPS=groups, M_TILES=m_tiles, N_TILES=n_tiles,
+        **_window_args(window, table, y5),
         NDIM=3 - sum(1 for d in (2, 3) if _unit_axis(x5, y5, w5, d)),
         **dict(table.constexprs),
         BITMASK=bitmask, MASK_DTYPE=tl.int32 if table.taps <= 31 else tl.int64,
@@ -132,10 +163,27 @@ def gemm_plan(
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
         **numeric_constexprs(operands, index64),
         MASK_PRODUCTS=mask_products(w5),
-        BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
+        **_window_constexprs(window, table, w5),
+        BLOCK_M=config["BLOCK_M"], BLOCK_N=block_n, BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
     )  # fmt: skip
-    grid = (len(table.rows) * groups * m_tiles * n_tiles,)
+    grid = (table.phases * groups * m_tiles * n_tiles,)
     return KernelPlan(phase_gemm_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def _window_args(window: Window | None, table: PhaseTable, y5: torch.Tensor) -> dict[str, int]:
+    """The window variant's runtime arguments (zeros, unused, without it)."""
+    if window is None:
+        return dict(W_TABLE=0, W_TILES=1, W_OWN=0, OW=0)
+    return dict(W_TABLE=table.phases, W_TILES=window.tiles, W_OWN=window.own, OW=y5.shape[4])
+
+
+def _window_constexprs(window: Window | None, table: PhaseTable, w5: torch.Tensor) -> dict:
+    """The window variant's constexprs (:mod:`.window`); without it, values that remove its code."""
+    if window is None:
+        return dict(W_WINDOW=False, BLOCK_W=1, W_STEP=1, KERNEL_W=1, TAPS_N=1, TAPS_O=1, BLOCK_O=1)
+    max_t_w = dict(table.constexprs)["MAX_T_W"]
+    return dict(W_WINDOW=True, BLOCK_W=window.block_w, W_STEP=window.step, KERNEL_W=w5.shape[4], TAPS_N=taps_n(w5),
+                TAPS_O=1 << max(0, max_t_w - 1).bit_length(), BLOCK_O=window.block_o)  # fmt: skip
 
 
 def _unit_axis(x5: torch.Tensor, y5: torch.Tensor, w5: torch.Tensor, dim: int) -> bool:
