@@ -132,12 +132,12 @@ def phase_gemm_kernel(
     INDEX_DTYPE: tl.constexpr,
     MASK_PRODUCTS: tl.constexpr,
     W_WINDOW: tl.constexpr,
-    BLOCK_W: tl.constexpr,
+    WINDOW_W: tl.constexpr,
     W_STEP: tl.constexpr,
     KERNEL_W: tl.constexpr,
     TAPS_N: tl.constexpr,
     TAPS_O: tl.constexpr,
-    BLOCK_O: tl.constexpr,
+    OUT_W: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -146,12 +146,12 @@ def phase_gemm_kernel(
     """One ``[BLOCK_M, BLOCK_N]`` output tile of one phase of one group.
 
     With ``W_WINDOW`` (inputs whose W axis is contiguous and whose channels are not: NCHW, NCL, NCDHW) a program
-    covers instead every W phase of its rows at once: its ``BLOCK_M`` GEMM rows are ``BLOCK_M // BLOCK_W`` rows
-    ``(n, qd, qh)`` of one (D, H) phase times a window of ``BLOCK_W`` consecutive input columns, which the loop reads
+    covers instead every W phase of its rows at once: its ``BLOCK_M`` GEMM rows are ``BLOCK_M // WINDOW_W`` rows
+    ``(n, qd, qh)`` of one (D, H) phase times a window of ``WINDOW_W`` consecutive input columns, which the loop reads
     as ``[BLOCK_K, BLOCK_M]`` tiles, contiguous along the window and, the window starting at a multiple of
     ``W_STEP``, aligned (16-byte vector and cp.async loads, where a per-tap shift along W would defeat both); its
-    columns are every W tap of the kernel (``TAPS_N`` blocks of ``BLOCK_N`` output channels). The epilogue then adds
-    each output column's taps out of the product (a gather along the window) and writes ``BLOCK_O`` consecutive
+    columns are every W tap of the kernel (``TAPS_N`` blocks of ``BLOCK_N // TAPS_N`` output channels). The epilogue then adds
+    each output column's taps out of the product (a gather along the window) and writes ``OUT_W`` consecutive
     output columns of every row: all phases of those pixels, so NCHW stores fill whole sectors.
 
     Args:
@@ -179,7 +179,7 @@ def phase_gemm_kernel(
         GROUPS: number of groups.
         M_TILES: row tiles of the largest phase; programs past their own phase's rows exit at once. With
             ``W_WINDOW``, row tiles times ``W_TILES``.
-        N_TILES: column tiles, ``cdiv(C_COL_G, BLOCK_N)``.
+        N_TILES: column tiles, ``cdiv(C_COL_G, BLOCK_N // TAPS_N)``.
         W_TABLE: with ``W_WINDOW``, the table row of W residue 0 (unused otherwise).
         W_TILES: with ``W_WINDOW``, windows per row: window ``t`` starts at input column ``t * W_STEP``.
         W_OWN: with ``W_WINDOW``, where a window's output columns start: window ``t > 0`` writes from column
@@ -204,15 +204,15 @@ def phase_gemm_kernel(
         MASK_PRODUCTS: add each tap's partial product only to the rows whose input is in range (non-finite
             weights on CPU, where ``0 * inf`` must not reach rows that torch never multiplies).
         W_WINDOW: the window variant (see above); the loop then runs the D and H taps only.
-        BLOCK_W: with ``W_WINDOW``, the window's width (a power of two dividing BLOCK_M); else 1.
+        WINDOW_W: with ``W_WINDOW``, the window's width (a power of two dividing BLOCK_M); else 1.
         W_STEP: with ``W_WINDOW``, the distance between two windows of a row (a multiple of 8 when the rows are
             aligned, so that the compiler can prove it); else 1.
         KERNEL_W: with ``W_WINDOW``, the kernel's taps along W; else 1.
         TAPS_N: with ``W_WINDOW``, KERNEL_W rounded up to a power of two: the column blocks of the product; else 1.
         TAPS_O: with ``W_WINDOW``, the most taps an output column adds (MAX_T_W) rounded up to a power of two.
-        BLOCK_O: with ``W_WINDOW``, output columns a window writes at most (a power of two); else 1.
-        BLOCK_M, BLOCK_N, BLOCK_K: tile sizes (rows, columns, reduction channels per step). With ``W_WINDOW``,
-            BLOCK_N output channels make ``TAPS_N * BLOCK_N`` GEMM columns.
+        OUT_W: with ``W_WINDOW``, output columns a window writes at most (a power of two); else 1.
+        BLOCK_M, BLOCK_N, BLOCK_K: tile sizes of the GEMM (rows, columns, reduction channels per step). With
+            ``W_WINDOW``, the columns are ``TAPS_N`` taps of ``BLOCK_N // TAPS_N`` output channels.
         GROUP_M: row tiles per group of the grouped launch order (neighbouring programs share weight tiles).
     """
     # Launch order: phases outermost (the table lists the heaviest first, so they start first and the light
@@ -246,13 +246,13 @@ def phase_gemm_kernel(
     k0_h = tl.load(row + 13)
     k0_w = tl.load(row + 14)
     if W_WINDOW:
-        # The tile's window: columns [a0, a0 + BLOCK_W) of BLOCK_M // BLOCK_W rows (n, qd, qh). a0 is a multiple
+        # The tile's window: columns [a0, a0 + WINDOW_W) of BLOCK_M // WINDOW_W rows (n, qd, qh). a0 is a multiple
         # of the constant W_STEP, which is how the compiler learns that the window's loads are aligned.
         w_tile = pid_m % W_TILES
         pid_m = pid_m // W_TILES
         a0 = w_tile * W_STEP
         rows = N * q_d * q_h
-        tile_rows = BLOCK_M // BLOCK_W
+        tile_rows = BLOCK_M // WINDOW_W
         # The loop has no W taps: every W tap is a column block of the product.
         t_w = 1
     else:
@@ -264,8 +264,8 @@ def phase_gemm_kernel(
     # Decode the tile's rows once: (n, qd, qh, qw), their offsets in x and y, and which taps each row may read.
     offs = tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
     if W_WINDOW:
-        offs_m = pid_m.to(INDEX_DTYPE) * tile_rows + offs // BLOCK_W
-        col = a0 + offs % BLOCK_W
+        offs_m = pid_m.to(INDEX_DTYPE) * tile_rows + offs // WINDOW_W
+        col = a0 + offs % WINDOW_W
         row_mask = (offs_m < rows) & (col < IW)  # a column past the input's edge reads zeros
         rest = offs_m
         x_rows = col * stride_xw
@@ -300,7 +300,8 @@ def phase_gemm_kernel(
         valid = _row_taps(u_d, u_h, u_w, delta_d, delta_h, delta_w, t_d, t_h, t_w, ID, IH, IW, row_mask,
                           DSTEP_D, DSTEP_H, DSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, NDIM, MASK_DTYPE, not W_WINDOW)
 
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N).to(INDEX_DTYPE)
+    channels: tl.constexpr = BLOCK_N // TAPS_N  # output channels per tile
+    offs_n = pid_n * channels + tl.arange(0, channels).to(INDEX_DTYPE)
     col_mask = offs_n < C_COL_G
     offs_k = tl.arange(0, BLOCK_K).to(INDEX_DTYPE)
     # The operand tiles' pointers advance by increments, as in a plain GEMM: one channel block, or at the end
@@ -328,12 +329,12 @@ def phase_gemm_kernel(
     x_first = (group * C_RED_G) * stride_xc + one * delta_d * stride_xd + one * delta_h * stride_xh
     w_first = group * stride_wg + one * k0_d * stride_wd + one * k0_h * stride_wh
     if W_WINDOW:
-        # A tiles [BLOCK_K, BLOCK_M], the window contiguous; B tiles [BLOCK_K, TAPS_N * BLOCK_N]: column block j is
-        # W tap j (blocks past the kernel's taps are masked to zeros).
-        a_ptrs = x_ptr + x_first + ((offs_k * stride_xc)[:, None] + x_rows[None, :])
-        cols = tl.arange(0, TAPS_N * BLOCK_N)
-        col_n = pid_n * BLOCK_N + (cols % BLOCK_N).to(INDEX_DTYPE)
-        col_kw = cols // BLOCK_N
+        # B tiles [BLOCK_K, BLOCK_N]: column block j is W tap j (blocks past the kernel's taps are masked
+        # to zeros). The A tiles, the same expression as the phase path's, are contiguous along the window (their
+        # rows), which the compiler reads from the strides and the window's start.
+        cols = tl.arange(0, BLOCK_N)
+        col_n = pid_n * channels + (cols % channels).to(INDEX_DTYPE)
+        col_kw = cols // channels
         b_cols = col_kw * stride_ww + col_n * stride_wn
         b_col_mask = col_n < C_COL_G
         if TAPS_N > KERNEL_W:
@@ -341,12 +342,12 @@ def phase_gemm_kernel(
     else:
         x_first += one * delta_w * stride_xw
         w_first += one * k0_w * stride_ww
-        a_ptrs = x_ptr + x_first + (x_rows[:, None] + (offs_k * stride_xc)[None, :])
         b_cols = offs_n * stride_wn
         b_col_mask = col_mask
+    a_ptrs = x_ptr + x_first + (x_rows[:, None] + (offs_k * stride_xc)[None, :])
     b_ptrs = w_ptr + w_first + (offs_k[:, None] * stride_wk + b_cols[None, :])
 
-    acc = tl.zeros((BLOCK_M, TAPS_N * BLOCK_N), dtype=ACC_DTYPE)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
     c0 = 0
     jw = 0
     jh = 0
@@ -363,28 +364,18 @@ def phase_gemm_kernel(
                 rows_ok &= _tap_in_range(u_h, delta_h, t_h, IH, jh, DSTEP_H)
             if NDIM == 3:
                 rows_ok &= _tap_in_range(u_d, delta_d, t_d, ID, jd, DSTEP_D)
-        if W_WINDOW:
-            if EVEN_K:
-                a_mask = rows_ok[None, :]
-                b_mask = b_col_mask[None, :]
-            else:
-                k_ok = offs_k < C_RED_G - c0
-                a_mask = k_ok[:, None] & rows_ok[None, :]
-                b_mask = k_ok[:, None] & b_col_mask[None, :]
-            a = tl.trans(tl.load(a_ptrs, mask=a_mask, other=0.0))
+        if EVEN_K:
+            a_mask = rows_ok[:, None]
+            b_mask = b_col_mask[None, :]
         else:
-            if EVEN_K:
-                a_mask = rows_ok[:, None]
-                b_mask = b_col_mask[None, :]
-            else:
-                k_ok = offs_k < C_RED_G - c0
-                a_mask = rows_ok[:, None] & k_ok[None, :]
-                b_mask = k_ok[:, None] & b_col_mask[None, :]
-            a = tl.load(a_ptrs, mask=a_mask, other=0.0)
+            k_ok = offs_k < C_RED_G - c0
+            a_mask = rows_ok[:, None] & k_ok[None, :]
+            b_mask = k_ok[:, None] & b_col_mask[None, :]
+        a = tl.load(a_ptrs, mask=a_mask, other=0.0)
         b = tl.load(b_ptrs, mask=b_mask, other=0.0)
         if MASK_PRODUCTS:
-            partial = dot_acc(a, b, tl.zeros((BLOCK_M, TAPS_N * BLOCK_N), dtype=ACC_DTYPE), ACC_DTYPE,
-                              DOT_PRECISION, DOT_IN_FP32)
+            partial = dot_acc(a, b, tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE), ACC_DTYPE, DOT_PRECISION,
+                              DOT_IN_FP32)
             acc += tl.where(rows_ok[:, None], partial, 0.0)
         else:
             acc = dot_acc(a, b, acc, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
@@ -421,7 +412,7 @@ def phase_gemm_kernel(
         _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_d, q_h,
                          r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd, stride_yh,
                          stride_yw, NDIM, XS_W, OS_D, OS_H, OS_W, DSTEP_W, KSTEP_W, HAS_BIAS, ACTIVATION,
-                         NEGATIVE_SLOPE, INDEX_DTYPE, BLOCK_W, W_STEP, TAPS_N, TAPS_O, BLOCK_O, BLOCK_M, BLOCK_N)
+                         NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_N, TAPS_O, OUT_W, BLOCK_M, channels)
     else:
         y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
         store_mask = row_mask[:, None] & col_mask[None, :]
@@ -436,30 +427,30 @@ def _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pi
                      stride_yw, NDIM: tl.constexpr, XS_W: tl.constexpr, OS_D: tl.constexpr, OS_H: tl.constexpr,
                      OS_W: tl.constexpr, DSTEP_W: tl.constexpr, KSTEP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
                      ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, INDEX_DTYPE: tl.constexpr,
-                     BLOCK_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_N: tl.constexpr, TAPS_O: tl.constexpr,
-                     BLOCK_O: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                     WINDOW_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_N: tl.constexpr, TAPS_O: tl.constexpr,
+                     OUT_W: tl.constexpr, BLOCK_M: tl.constexpr, CHANNELS: tl.constexpr):
     """The window variant's epilogue: output column ``o`` of residue ``r = o % OS_W`` adds, for each tap ``j`` of
     its residue, the product's row of input column ``u = (o // OS_W)*XS_W + delta_0(r) + j*DSTEP_W`` in column
     block ``k_0(r) + j*KSTEP_W``, when ``u`` is inside the input (taps outside it read zeros in torch's sum); then
-    bias, activation and one store of ``BLOCK_O`` consecutive output columns of each row (every W phase)."""
-    tile_rows: tl.constexpr = BLOCK_M // BLOCK_W
+    bias, activation and one store of ``OUT_W`` consecutive output columns of each row (every W phase)."""
+    tile_rows: tl.constexpr = BLOCK_M // WINDOW_W
     # The window's output columns [o_lo, o_hi): every column whose in-range taps lie inside the window.
     o_lo = tl.where(w_tile == 0, 0, (w_tile * (W_STEP * OS_W) - W_OWN + (XS_W - 1)) // XS_W)
     o_hi = tl.where(w_tile == W_TILES - 1, OW, ((w_tile + 1) * (W_STEP * OS_W) - W_OWN + (XS_W - 1)) // XS_W)
-    o = o_lo + tl.arange(0, BLOCK_O)
+    o = o_lo + tl.arange(0, OUT_W)
     residue = table_ptr + (W_TABLE + o % OS_W) * TABLE_COLUMNS
     taps = tl.load(residue + 8)
     u0 = (o // OS_W) * XS_W + tl.load(residue + 11)
     k0 = tl.load(residue + 14)
     j = tl.arange(0, TAPS_O)
     u = u0[:, None] + j[None, :] * DSTEP_W
-    ok = (j[None, :] < taps[:, None]) & (u >= a0) & (u < a0 + BLOCK_W) & (u < IW)
+    ok = (j[None, :] < taps[:, None]) & (u >= a0) & (u < a0 + WINDOW_W) & (u < IW)
     src = tl.where(ok, (u - a0) * TAPS_N + k0[:, None] + j[None, :] * KSTEP_W, 0).to(tl.int32)
     # acc's rows are (row, window column), its columns (tap, channel): [rows, window column x tap, channel].
-    products = tl.reshape(acc, (tile_rows, BLOCK_W * TAPS_N, BLOCK_N))
-    index = tl.broadcast_to(tl.reshape(src, (1, BLOCK_O * TAPS_O, 1)), (tile_rows, BLOCK_O * TAPS_O, BLOCK_N))
-    picked = tl.reshape(tl.gather(products, index, 1), (tile_rows, BLOCK_O, TAPS_O, BLOCK_N))
-    picked = tl.where(tl.reshape(ok, (1, BLOCK_O, TAPS_O, 1)), picked, 0.0)
+    products = tl.reshape(acc, (tile_rows, WINDOW_W * TAPS_N, CHANNELS))
+    index = tl.broadcast_to(tl.reshape(src, (1, OUT_W * TAPS_O, 1)), (tile_rows, OUT_W * TAPS_O, CHANNELS))
+    picked = tl.reshape(tl.gather(products, index, 1), (tile_rows, OUT_W, TAPS_O, CHANNELS))
+    picked = tl.where(tl.reshape(ok, (1, OUT_W, TAPS_O, 1)), picked, 0.0)
     out = tl.sum(picked, axis=2)
 
     # The rows (n, qd, qh) again, one per tile row, for their output offsets.
@@ -476,6 +467,6 @@ def _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pi
     y_offsets = (y_rows[:, None, None] + (o.to(INDEX_DTYPE) * stride_yw)[None, :, None]
                  + (co * stride_yc)[None, None, :])
     store_mask = (offs_r < rows)[:, None, None] & (o < o_hi)[None, :, None] & col_mask[None, None, :]
-    shape: tl.constexpr = (tile_rows * BLOCK_O, BLOCK_N)
+    shape: tl.constexpr = (tile_rows * OUT_W, CHANNELS)
     epilogue_store(tl.reshape(out, shape), bias_ptr, stride_b, y_ptr, tl.reshape(y_offsets, shape), co, col_mask,
                    tl.reshape(store_mask, shape), HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)

@@ -131,18 +131,19 @@ def gemm_plan(
         sizes = {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": c_red}
     if config is None:
         config = configs.config_for(key, x5.dtype, x5.device, sizes, rebuild)
-    window = plan_window(table.axes[2], x5.shape[4], y5.shape[4], rows, config["BLOCK_M"]) if windowed else None
+    window = None
+    if windowed and config["BLOCK_N"] >= taps_n(w5):  # a tile holds every W tap of at least one channel
+        window = plan_window(table.axes[2], x5.shape[4], y5.shape[4], rows, config["BLOCK_M"])
     if window is not None:
         table = window_table(table)
     else:  # the phase path; for an input without channels innermost only where no window layout exists (taps
         rows = n * table.max_rows_per_image  # spanning more than any window's halo), with its key's tiles
-    block_n = config["BLOCK_N"]
     if window is not None:
-        block_n = max(1, config["BLOCK_N"] // taps_n(w5))
         m_tiles = triton.cdiv(rows, config["BLOCK_M"] // window.block_w) * window.tiles
+        n_tiles = triton.cdiv(c_col, config["BLOCK_N"] // taps_n(w5))
     else:
         m_tiles = triton.cdiv(rows, config["BLOCK_M"])
-    n_tiles = triton.cdiv(c_col, block_n)
+        n_tiles = triton.cdiv(c_col, config["BLOCK_N"])
     operands = (x5, w5, y5) if bias is None else (x5, w5, y5, bias)
     bitmask = table.taps <= BITMASK_TAPS
     args = dict(
@@ -164,7 +165,7 @@ def gemm_plan(
         **numeric_constexprs(operands, index64),
         MASK_PRODUCTS=mask_products(w5),
         **_window_constexprs(window, table, w5),
-        BLOCK_M=config["BLOCK_M"], BLOCK_N=block_n, BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
+        BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
     )  # fmt: skip
     grid = (table.phases * groups * m_tiles * n_tiles,)
     return KernelPlan(phase_gemm_kernel, grid, args, config["num_warps"], config["num_stages"])
@@ -180,10 +181,10 @@ def _window_args(window: Window | None, table: PhaseTable, y5: torch.Tensor) -> 
 def _window_constexprs(window: Window | None, table: PhaseTable, w5: torch.Tensor) -> dict:
     """The window variant's constexprs (:mod:`.window`); without it, values that remove its code."""
     if window is None:
-        return dict(W_WINDOW=False, BLOCK_W=1, W_STEP=1, KERNEL_W=1, TAPS_N=1, TAPS_O=1, BLOCK_O=1)
+        return dict(W_WINDOW=False, WINDOW_W=1, W_STEP=1, KERNEL_W=1, TAPS_N=1, TAPS_O=1, OUT_W=1)
     max_t_w = dict(table.constexprs)["MAX_T_W"]
-    return dict(W_WINDOW=True, BLOCK_W=window.block_w, W_STEP=window.step, KERNEL_W=w5.shape[4], TAPS_N=taps_n(w5),
-                TAPS_O=1 << max(0, max_t_w - 1).bit_length(), BLOCK_O=window.block_o)  # fmt: skip
+    return dict(W_WINDOW=True, WINDOW_W=window.block_w, W_STEP=window.step, KERNEL_W=w5.shape[4], TAPS_N=taps_n(w5),
+                TAPS_O=1 << max(0, max_t_w - 1).bit_length(), OUT_W=window.block_o)  # fmt: skip
 
 
 def _unit_axis(x5: torch.Tensor, y5: torch.Tensor, w5: torch.Tensor, dim: int) -> bool:

@@ -3,24 +3,24 @@ NCDHW), plain Python.
 
 In NCHW a tap shifts a row tile's W coordinate by a runtime offset, so a tile read per tap cannot be proven
 aligned, and its loads stay scalar (no 16-byte vectors, no ``cp.async``). The window variant reads instead, for
-every D and H tap, the same window of ``BLOCK_W`` consecutive input columns starting at a multiple of ``W_STEP``
+every D and H tap, the same window of ``WINDOW_W`` consecutive input columns starting at a multiple of ``W_STEP``
 (aligned when ``W_STEP`` is a multiple of 8 and the rows start aligned), and multiplies it by every W tap of the
 kernel at once (the GEMM's columns are taps x output channels). Output column ``o`` of W residue ``r = o % OS``
 then adds, for each tap ``j`` of its residue, the product of input column ``u = (o // OS)*XS + delta_0(r) +
 j*DSTEP`` with tap ``k_0(r) + j*KSTEP`` (the phase table's W fields): the kernel's epilogue picks those entries
-out of the product and writes ``BLOCK_O`` consecutive output columns, every W phase of them.
+out of the product and writes ``OUT_W`` consecutive output columns, every W phase of them.
 
 A window can only write the output columns whose in-range taps all lie inside it. :func:`plan_window` lays the
 windows of a row out so that they do:
 
-* a row no wider than ``BLOCK_W`` has one window at column 0, which writes the whole output row;
-* a wider row has windows every ``W_STEP`` columns, overlapping by ``BLOCK_W - W_STEP`` (the halo, at least the
+* a row no wider than ``WINDOW_W`` has one window at column 0, which writes the whole output row;
+* a wider row has windows every ``W_STEP`` columns, overlapping by ``WINDOW_W - W_STEP`` (the halo, at least the
   span of one output column's taps); window ``t > 0`` writes the output columns from ``t*P + o0`` (``P = W_STEP *
   OS / XS`` columns per window) to the next window's first, window 0 from column 0, the last to the output's end.
   ``W_STEP`` is a multiple of 8 and of ``XS``, so that the windows start aligned and every window but the first
   and the last sees the same pattern of taps (:func:`window_valid` checks the first, one inner and the last).
 
-The waste is the halo (``1 - W_STEP/BLOCK_W`` of a wide row's windows) and, for a row narrower than a window,
+The waste is the halo (``1 - W_STEP/WINDOW_W`` of a wide row's windows) and, for a row narrower than a window,
 the window's columns past the row; :func:`plan_window` takes the window width that issues the fewest GEMM rows.
 """
 
@@ -40,11 +40,11 @@ ALIGN = 8
 class Window:
     """How the window variant covers a row of the gathered operand (the kernel's constexprs and arguments)."""
 
-    block_w: int  #: BLOCK_W: the window's width, a power of two dividing BLOCK_M
+    block_w: int  #: WINDOW_W: the window's width, a power of two dividing BLOCK_M
     step: int  #: W_STEP: columns between two windows' starts
     tiles: int  #: W_TILES: windows per row
     own: int  #: W_OWN: window ``t > 0`` writes from output column ``cdiv(t*step*OS - own, XS)``
-    block_o: int  #: BLOCK_O: the most output columns a window writes, rounded up to a power of two
+    block_o: int  #: OUT_W: the most output columns a window writes, rounded up to a power of two
 
 
 def _ceil_pow2(n: int) -> int:
