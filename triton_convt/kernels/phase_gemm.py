@@ -104,6 +104,8 @@ def phase_gemm_kernel(
     W_TILES,
     W_OWN,
     OW,
+    Q_D_MAX,
+    Q_H_MAX,
     NDIM: tl.constexpr,
     XS_D: tl.constexpr,
     XS_H: tl.constexpr,
@@ -145,14 +147,16 @@ def phase_gemm_kernel(
 ):
     """One ``[BLOCK_M, BLOCK_N]`` output tile of one phase of one group.
 
-    With ``W_WINDOW`` (inputs whose W axis is contiguous and whose channels are not: NCHW, NCL, NCDHW) a program
-    covers instead every W phase of its rows at once: its ``BLOCK_M`` GEMM rows are ``BLOCK_M // WINDOW_W`` rows
+    With ``W_WINDOW`` (inputs whose channels are not innermost: NCHW, NCL, NCDHW) a program covers instead every
+    phase of its rows: it runs the (D, H) phases of the table one after the other (``W_TABLE`` of them), each for
+    every W phase at once: its ``BLOCK_M`` GEMM rows are ``BLOCK_M // WINDOW_W`` rows
     ``(n, qd, qh)`` of one (D, H) phase times a window of ``WINDOW_W`` consecutive input columns, which the loop reads
     as ``[BLOCK_K, BLOCK_M]`` tiles, contiguous along the window and, the window starting at a multiple of
     ``W_STEP``, aligned (16-byte vector and cp.async loads, where a per-tap shift along W would defeat both); its
     columns are every W tap of the kernel (``TAPS_N`` blocks of ``BLOCK_N // TAPS_N`` output channels). The epilogue then adds
     each output column's taps out of the product (a gather along the window) and writes ``OUT_W`` consecutive
-    output columns of every row: all phases of those pixels, so NCHW stores fill whole sectors.
+    output columns of every row: with every (D, H) phase in the same program, all phases of those pixels, so NCHW
+    stores fill whole sectors.
 
     Args:
         x_ptr: the gathered operand ``[N, C, ID, IH, IW]`` (forward: the input; input gradient: the output
@@ -180,12 +184,15 @@ def phase_gemm_kernel(
         M_TILES: row tiles of the largest phase; programs past their own phase's rows exit at once. With
             ``W_WINDOW``, row tiles times ``W_TILES``.
         N_TILES: column tiles, ``cdiv(C_COL_G, BLOCK_N // TAPS_N)``.
-        W_TABLE: with ``W_WINDOW``, the table row of W residue 0 (unused otherwise).
+        W_TABLE: with ``W_WINDOW``, the number of (D, H) phases, which is the table row of W residue 0 (unused
+            otherwise).
         W_TILES: with ``W_WINDOW``, windows per row: window ``t`` starts at input column ``t * W_STEP``.
         W_OWN: with ``W_WINDOW``, where a window's output columns start: window ``t > 0`` writes from column
             ``cdiv(t * W_STEP * OS_W - W_OWN, XS_W)`` to the next window's first column (the first from 0, the
             last to ``OW``), the columns whose in-range taps all lie inside it (the planner checks this).
         OW: with ``W_WINDOW``, the output's width.
+        Q_D_MAX, Q_H_MAX: with ``W_WINDOW``, the rows of the largest phase along D and H: the grid of rows
+            ``(n, qd, qh)`` a program's rows are taken from, for every phase.
         NDIM: spatial axes of the call (1, 2 or 3): axes in front of the last NDIM are unit axes, not computed.
         XS_*: input step per axis: row coordinate ``q`` reads ``q*XS + delta`` (1 forward, the stride for the
             input gradient).
@@ -216,7 +223,8 @@ def phase_gemm_kernel(
         GROUP_M: row tiles per group of the grouped launch order (neighbouring programs share weight tiles).
     """
     # Launch order: phases outermost (the table lists the heaviest first, so they start first and the light
-    # ones fill the tail), then groups, then row tiles in groups of GROUP_M with the column tiles inside.
+    # ones fill the tail), then groups, then row tiles in groups of GROUP_M with the column tiles inside. A
+    # program of the window variant runs every phase of its rows, one after the other: its grid has no phases.
     pid = tl.program_id(0)
     tiles = M_TILES * N_TILES
     slot = pid // tiles
@@ -228,7 +236,52 @@ def phase_gemm_kernel(
     size_m = tl.minimum(M_TILES - first_m, GROUP_M)
     pid_m = first_m + (pid_mn % in_group) % size_m
     pid_n = (pid_mn % in_group) // size_m
+    if W_WINDOW:
+        # The tile's window: columns [w_tile * W_STEP, + WINDOW_W) of BLOCK_M // WINDOW_W rows (n, qd, qh) of the
+        # grid of the largest phase, the same rows for every phase (a phase with fewer rows masks the others).
+        w_tile = pid_m % W_TILES
+        pid_m = pid_m // W_TILES
+        if pid_m * (BLOCK_M // WINDOW_W) >= N * Q_D_MAX * Q_H_MAX:
+            return
+        for ph in range(0, W_TABLE):
+            _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, ph, group, pid_m, pid_n, w_tile, N, ID, IH, IW, C_RED_G,
+                  C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh, stride_xw, stride_wk, stride_wn, stride_wg,
+                  stride_wd, stride_wh, stride_ww, stride_yn, stride_yc, stride_yd, stride_yh, stride_yw, stride_b,
+                  W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM, XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D,
+                  DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE,
+                  EVEN_K, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE,
+                  MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_O, OUT_W, BLOCK_M, BLOCK_N,
+                  BLOCK_K)
+    else:
+        row = table_ptr + phase * TABLE_COLUMNS
+        if pid_m * BLOCK_M >= N * tl.load(row + 3) * tl.load(row + 4) * tl.load(row + 5):
+            return
+        _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 0, N, ID, IH, IW, C_RED_G,
+              C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh, stride_xw, stride_wk, stride_wn, stride_wg,
+              stride_wd, stride_wh, stride_ww, stride_yn, stride_yc, stride_yd, stride_yh, stride_yw, stride_b,
+              W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM, XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D,
+              DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE, EVEN_K,
+              HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE,
+              MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_O, OUT_W, BLOCK_M, BLOCK_N, BLOCK_K)
 
+
+@triton.jit
+def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, w_tile, N, ID, IH, IW, C_RED_G,
+          C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh, stride_xw, stride_wk, stride_wn, stride_wg, stride_wd,
+          stride_wh, stride_ww, stride_yn, stride_yc, stride_yd, stride_yh, stride_yw, stride_b, W_TABLE, W_TILES,
+          W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM: tl.constexpr, XS_D: tl.constexpr, XS_H: tl.constexpr,
+          XS_W: tl.constexpr, OS_D: tl.constexpr, OS_H: tl.constexpr, OS_W: tl.constexpr, DSTEP_D: tl.constexpr,
+          DSTEP_H: tl.constexpr, DSTEP_W: tl.constexpr, KSTEP_D: tl.constexpr, KSTEP_H: tl.constexpr,
+          KSTEP_W: tl.constexpr, MAX_T_D: tl.constexpr, MAX_T_H: tl.constexpr, MAX_T_W: tl.constexpr,
+          BITMASK: tl.constexpr, MASK_DTYPE: tl.constexpr, EVEN_K: tl.constexpr, HAS_BIAS: tl.constexpr,
+          ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
+          DOT_PRECISION: tl.constexpr, DOT_IN_FP32: tl.constexpr, INDEX_DTYPE: tl.constexpr,
+          MASK_PRODUCTS: tl.constexpr, W_WINDOW: tl.constexpr, WINDOW_W: tl.constexpr, W_STEP: tl.constexpr,
+          KERNEL_W: tl.constexpr, TAPS_N: tl.constexpr, TAPS_O: tl.constexpr, OUT_W: tl.constexpr,
+          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One output tile of phase ``phase`` (a table row) of group ``group``: row tile ``pid_m`` (of the phase's rows;
+    with ``W_WINDOW``, of the row grid of the largest phase, window ``w_tile``), column tile ``pid_n``. Arguments as
+    :func:`phase_gemm_kernel`'s."""
     row = table_ptr + phase * TABLE_COLUMNS
     r_d = tl.load(row + 0)
     r_h = tl.load(row + 1)
@@ -246,20 +299,20 @@ def phase_gemm_kernel(
     k0_h = tl.load(row + 13)
     k0_w = tl.load(row + 14)
     if W_WINDOW:
-        # The tile's window: columns [a0, a0 + WINDOW_W) of BLOCK_M // WINDOW_W rows (n, qd, qh). a0 is a multiple
-        # of the constant W_STEP, which is how the compiler learns that the window's loads are aligned.
-        w_tile = pid_m % W_TILES
-        pid_m = pid_m // W_TILES
+        # The window starts at a multiple of the constant W_STEP: so the compiler learns that its loads are
+        # aligned. Rows are decoded on the grid of the largest phase, the same for every phase.
         a0 = w_tile * W_STEP
-        rows = N * q_d * q_h
+        q_rows_d = Q_D_MAX
+        q_rows_h = Q_H_MAX
+        rows = N * q_rows_d * q_rows_h
         tile_rows = BLOCK_M // WINDOW_W
         # The loop has no W taps: every W tap is a column block of the product.
         t_w = 1
     else:
+        q_rows_d = q_d
+        q_rows_h = q_h
         rows = N * q_d * q_h * q_w
         tile_rows = BLOCK_M
-    if pid_m * tile_rows >= rows:
-        return
 
     # Decode the tile's rows once: (n, qd, qh, qw), their offsets in x and y, and which taps each row may read.
     offs = tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
@@ -280,15 +333,19 @@ def phase_gemm_kernel(
         y_rows = (qw * OS_W + r_w) * stride_yw
         u_w = qw * XS_W
     if NDIM >= 2:
-        qh = rest % q_h
-        rest = rest // q_h
+        qh = rest % q_rows_h
+        rest = rest // q_rows_h
         x_rows += qh * XS_H * stride_xh
         y_rows += (qh * OS_H + r_h) * stride_yh
+        if W_WINDOW:
+            row_mask &= qh < q_h  # a row of the grid past this phase's rows
     if NDIM == 3:
-        qd = rest % q_d
-        rest = rest // q_d
+        qd = rest % q_rows_d
+        rest = rest // q_rows_d
         x_rows += qd * XS_D * stride_xd
         y_rows += (qd * OS_D + r_d) * stride_yd
+        if W_WINDOW:
+            row_mask &= qd < q_d
     x_rows += rest * stride_xn
     y_rows += rest * stride_yn
 
@@ -409,8 +466,9 @@ def phase_gemm_kernel(
 
     co = group * C_COL_G + offs_n
     if W_WINDOW:
-        _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_d, q_h,
-                         r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd, stride_yh,
+        _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
+                         q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc,
+                         stride_yd, stride_yh,
                          stride_yw, NDIM, XS_W, OS_D, OS_H, OS_W, DSTEP_W, KSTEP_W, HAS_BIAS, ACTIVATION,
                          NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_N, TAPS_O, OUT_W, BLOCK_M, channels)
     else:
@@ -422,9 +480,9 @@ def phase_gemm_kernel(
 
 
 @triton.jit
-def _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_d, q_h,
-                     r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd, stride_yh,
-                     stride_yw, NDIM: tl.constexpr, XS_W: tl.constexpr, OS_D: tl.constexpr, OS_H: tl.constexpr,
+def _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
+                     q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd,
+                     stride_yh, stride_yw, NDIM: tl.constexpr, XS_W: tl.constexpr, OS_D: tl.constexpr, OS_H: tl.constexpr,
                      OS_W: tl.constexpr, DSTEP_W: tl.constexpr, KSTEP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
                      ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, INDEX_DTYPE: tl.constexpr,
                      WINDOW_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_N: tl.constexpr, TAPS_O: tl.constexpr,
@@ -457,16 +515,19 @@ def _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pi
     offs_r = pid_m.to(INDEX_DTYPE) * tile_rows + tl.arange(0, tile_rows).to(INDEX_DTYPE)
     rest = offs_r
     y_rows = rest * 0
+    row_mask = offs_r < rows
     if NDIM >= 2:
-        y_rows += (rest % q_h * OS_H + r_h) * stride_yh
-        rest = rest // q_h
+        y_rows += (rest % q_rows_h * OS_H + r_h) * stride_yh
+        row_mask &= rest % q_rows_h < q_h
+        rest = rest // q_rows_h
     if NDIM == 3:
-        y_rows += (rest % q_d * OS_D + r_d) * stride_yd
-        rest = rest // q_d
+        y_rows += (rest % q_rows_d * OS_D + r_d) * stride_yd
+        row_mask &= rest % q_rows_d < q_d
+        rest = rest // q_rows_d
     y_rows += rest * stride_yn
     y_offsets = (y_rows[:, None, None] + (o.to(INDEX_DTYPE) * stride_yw)[None, :, None]
                  + (co * stride_yc)[None, None, :])
-    store_mask = (offs_r < rows)[:, None, None] & (o < o_hi)[None, :, None] & col_mask[None, None, :]
+    store_mask = row_mask[:, None, None] & (o < o_hi)[None, :, None] & col_mask[None, None, :]
     shape: tl.constexpr = (tile_rows * OUT_W, CHANNELS)
     epilogue_store(tl.reshape(out, shape), bias_ptr, stride_b, y_ptr, tl.reshape(y_offsets, shape), co, col_mask,
                    tl.reshape(store_mask, shape), HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)

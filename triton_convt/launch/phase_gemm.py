@@ -40,10 +40,16 @@ def channels_inner(x5: torch.Tensor) -> bool:
     return x5.stride(1) == 1 or x5.shape[1] == 1
 
 
-def config_key(kernel_key: str, x5: torch.Tensor, split_layouts: bool) -> str:
-    """The config key of a launch: ``kernel_key``, with :data:`NCHW_SUFFIX` when ``split_layouts`` and the gathered
-    operand's channels are not innermost."""
-    if split_layouts and not channels_inner(x5):
+def windowed(x5: torch.Tensor, y5: torch.Tensor) -> bool:
+    """Whether a launch runs the window variant: when the gathered operand or the output does not have its channels
+    innermost (NCHW, NCL, NCDHW; an output in NCHW only, as a 1x1 input's, is written whole too)."""
+    return not (channels_inner(x5) and channels_inner(y5))
+
+
+def config_key(kernel_key: str, x5: torch.Tensor, y5: torch.Tensor, split_layouts: bool) -> str:
+    """The config key of a launch: ``kernel_key``, with :data:`NCHW_SUFFIX` when ``split_layouts`` and the launch
+    runs the window variant (:func:`windowed`)."""
+    if split_layouts and windowed(x5, y5):
         return kernel_key + NCHW_SUFFIX
     return kernel_key
 
@@ -119,11 +125,11 @@ def gemm_plan(
     c_in_g = c_in // groups
     c_red, c_col = (c_out_g, c_in_g) if reduce_over_output_channels else (c_in_g, c_out_g)
     s_red, s_col = (w5.stride(1), w5.stride(0)) if reduce_over_output_channels else (w5.stride(0), w5.stride(1))
-    key = config_key(kernel_key, x5, split_layouts)
-    # Inputs without channels innermost run the window variant (its own key's tiles): GEMM rows are windows of
-    # input columns of the (D, H) phases' rows, columns the kernel's W taps times the output channels.
-    windowed = key.endswith(NCHW_SUFFIX)
-    if windowed:
+    key = config_key(kernel_key, x5, y5, split_layouts)
+    # NCHW runs the window variant (its own key's tiles): GEMM rows are windows of input columns of rows
+    # (n, qd, qh), columns the kernel's W taps times the output channels; a program runs every phase of its rows.
+    window_key = key.endswith(NCHW_SUFFIX)
+    if window_key:
         rows = n * window_table(table).max_rows_per_image
         sizes = {"BLOCK_M": rows * x5.shape[4], "BLOCK_N": c_col * taps_n(w5), "BLOCK_K": c_red}
     else:
@@ -132,13 +138,13 @@ def gemm_plan(
     if config is None:
         config = configs.config_for(key, x5.dtype, x5.device, sizes, rebuild)
     window = None
-    if windowed and config["BLOCK_N"] >= taps_n(w5):  # a tile holds every W tap of at least one channel
+    if window_key and config["BLOCK_N"] >= taps_n(w5):  # a tile holds every W tap of at least one channel
         window = plan_window(table.axes[2], x5.shape[4], y5.shape[4], rows, config["BLOCK_M"])
     if window is not None:
         table = window_table(table)
     else:  # the phase path; for an input without channels innermost only where no window layout exists (taps
         rows = n * table.max_rows_per_image  # spanning more than any window's halo), with its key's tiles
-    if window is not None:
+    if window is not None:  # every phase of a row tile in one program: the grid has no phases
         m_tiles = triton.cdiv(rows, config["BLOCK_M"] // window.block_w) * window.tiles
         n_tiles = triton.cdiv(c_col, config["BLOCK_N"] // taps_n(w5))
     else:
@@ -167,15 +173,17 @@ def gemm_plan(
         **_window_constexprs(window, table, w5),
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
     )  # fmt: skip
-    grid = (table.phases * groups * m_tiles * n_tiles,)
+    grid = ((1 if window else table.phases) * groups * m_tiles * n_tiles,)
     return KernelPlan(phase_gemm_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
 def _window_args(window: Window | None, table: PhaseTable, y5: torch.Tensor) -> dict[str, int]:
     """The window variant's runtime arguments (zeros, unused, without it)."""
     if window is None:
-        return dict(W_TABLE=0, W_TILES=1, W_OWN=0, OW=0)
-    return dict(W_TABLE=table.phases, W_TILES=window.tiles, W_OWN=window.own, OW=y5.shape[4])
+        return dict(W_TABLE=0, W_TILES=1, W_OWN=0, OW=0, Q_D_MAX=1, Q_H_MAX=1)
+    q_d, q_h = (max(row[1] for row in axis.rows) for axis in table.axes[:2])
+    return dict(W_TABLE=table.phases, W_TILES=window.tiles, W_OWN=window.own, OW=y5.shape[4], Q_D_MAX=q_d,
+                Q_H_MAX=q_h)
 
 
 def _window_constexprs(window: Window | None, table: PhaseTable, w5: torch.Tensor) -> dict:

@@ -15,8 +15,8 @@ VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), ma
 prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
 writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
-dtype and layout, and its int64 index path, and on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16
-channels innermost, reported but not gated).
+dtype and layout, and its int64 index path, and on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16, both
+layouts, reported but not gated).
 
 It exits with 1 when a build fails or a kernel key has no sample plan, so nothing shipped goes unchecked; the
 tests (``tests/test_profile.py``) assert the numbers. Must run without ``TRITON_INTERPRET``.
@@ -198,11 +198,18 @@ def markdown(records: list[dict], missing: list[str]) -> str:
     return "\n".join(lines)
 
 
+def forward_key(layout: str) -> str:
+    """The config key the forward launcher takes for an input in ``layout`` (its builds are named by it)."""
+    return "conv_transpose2d_fwd" + ("_nchw" if layout == "nchw" else "")
+
+
 def picked_builds(
     archs: list[int | str], dtypes: list[str] | None = None, layouts: list[str] | None = None
 ) -> list[dict]:
     """The forward kernel's builds with the config the launcher picks for the sample problem, per dtype, fp32
-    precision and layout, plus the int64 index path (fp16, channels_last), for ``archs``."""
+    precision and layout (named by the config key the layout takes), plus the int64 index path (fp16,
+    channels_last), and the 1-D and 3-D sample problems (:func:`nd_builds`) in the layouts asked for, for
+    ``archs``."""
     builds = []
     for cls, variants in samples.DTYPE_VARIANTS.items():
         for dtype, precision in variants:
@@ -213,28 +220,28 @@ def picked_builds(
                 indices = ("int32", "int64") if (name, layout) == ("float16", "channels_last") else ("int32",)
                 for index in indices:
                     for a in archs:
-                        builds.append({"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": name,
+                        builds.append({"arch": a, "kernel": forward_key(layout), "dtype": name,
                                        "precision": precision, "layout": layout, "index": index, "picked": True,
                                        "dtype_class": cls, "targets": ["launcher pick"]})  # fmt: skip
-    if not layouts or "channels_last" in layouts:
-        builds += nd_builds(archs, dtypes)
-    return builds
+    return builds + nd_builds(archs, dtypes, layouts)
 
 
 #: The dtype the 1-D and 3-D sample problems are built in (the one a vocoder or a segmentation network runs).
 ND_DTYPE = "float16"
 
 
-def nd_builds(archs: list[int | str], dtypes: list[str] | None = None) -> list[dict]:
+def nd_builds(archs: list[int | str], dtypes: list[str] | None = None, layouts: list[str] | None = None) -> list[dict]:
     """The forward kernel's builds on the 1-D and 3-D sample problems (:data:`.samples.ND_FORWARD_SAMPLES`), fp16,
-    channels innermost, with the launcher's pick, for the CUDA ``archs`` (none unless ``dtypes`` allows fp16). Their
-    records carry ``sample``, which keeps them out of the hot-loop gate (:func:`.hotloop.gated`): the gate holds the
-    2-D configs; these report how the same kernel does with unit axes removed and with three axes."""
+    with channels innermost and in NCL / NCDHW (``layouts``, default both), with the launcher's pick, for the CUDA
+    ``archs`` (none unless ``dtypes`` allows fp16). Their records carry ``sample``, which keeps them out of the
+    hot-loop gate (:func:`.hotloop.gated`): the gate holds the 2-D configs; these report how the same kernel does
+    with unit axes removed and with three axes."""
     if dtypes and ND_DTYPE not in dtypes:
         return []
-    return [{"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": ND_DTYPE, "precision": "ieee",
-             "layout": "channels_last", "index": "int32", "picked": True, "sample": sample, "dtype_class": "16bit",
-             "targets": ["launcher pick"]} for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
+    return [{"arch": a, "kernel": forward_key(layout), "dtype": ND_DTYPE, "precision": "ieee", "layout": layout,
+             "index": "int32", "picked": True, "sample": sample, "dtype_class": "16bit", "targets": ["launcher pick"]}
+            for layout in samples.LAYOUTS if not layouts or layout in layouts
+            for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

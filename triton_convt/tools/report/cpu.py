@@ -7,8 +7,8 @@ under the interpreter, against torch in fp64 (correctness only: interpreter time
 H100 and A100 peaks (:data:`PEAKS`), with the work model's issued/useful MACs for the config each GPU's file
 gives, and NVIDIA's GEMM model of the layer's phases as tuned Triton GEMMs (:mod:`triton_convt.tools.nvmodel`,
 when ``nvidia-matmul-heuristics`` is installed). ``profile``: the static compile profile
-(:mod:`triton_convt.tools.profile`) of the forward kernel's shipped configs for sm80 and sm90, and of its builds on
-the 1-D and 3-D sample problems (:func:`~triton_convt.tools.profile.nd_builds`), run in a child process without the
+(:mod:`triton_convt.tools.profile`) of the forward kernel's shipped configs for sm80 and sm90 in both layouts (and of
+the NCHW input gradient's, the same kernel), and of its builds on the 1-D and 3-D sample problems (:func:`~triton_convt.tools.profile.nd_builds`), run in a child process without the
 interpreter (compiled kernels and interpreted ones cannot share a process).
 """
 
@@ -28,7 +28,7 @@ from ... import launch
 from ...launch import configs
 from ...launch.kernel_plan import spatial_3d
 from ...launch.phase_gemm import reads_in_place
-from .. import checking, nvmodel, profile, workmodel
+from .. import checking, hotloop, nvmodel, profile, workmodel
 from ..cli import arch_name
 from ..layers import LayerSpec
 from .gpu import _error_of
@@ -121,11 +121,12 @@ def model_rows(specs: Iterable[LayerSpec], dtypes: list[str]) -> list[dict]:
 
 
 def static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: int) -> dict:
-    """Compile every shipped forward config for ``archs``, and the launcher's pick on the 1-D and 3-D sample
-    problems (this process must not run the interpreter); writes
+    """Compile every shipped config of the kernel keys the hot-loop rule holds (:data:`.hotloop.GATED`: the
+    forward in both layouts, the NCHW input gradient) for ``archs``, and the launcher's pick on the 1-D and 3-D
+    sample problems in both layouts (this process must not run the interpreter); writes
     ``profile.json`` and ``profile.md`` into ``out`` and the cubins into ``out/cubins``. Returns the JSON."""
     builds, _ = profile.shipped_builds(archs, dtypes)
-    builds = [b for b in builds if b["kernel"] == FORWARD] + profile.nd_builds(archs, dtypes)
+    builds = [b for b in builds if b["kernel"] in hotloop.GATED["kernels"]] + profile.nd_builds(archs, dtypes)
     cubins = os.path.join(out, "cubins")
     os.makedirs(cubins, exist_ok=True)
     records = profile.compile_builds(builds, cubins, jobs)

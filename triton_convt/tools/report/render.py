@@ -144,14 +144,15 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
         archs = ", ".join(arch_name(a) for a in profile["archs"])
         registers = [r["registers"] for r in records if "registers" in r] or [0]
         tensor_cores = sum(1 for r in records if r.get("tensor_core_instructions"))
-        lines += ["", f"## Static profile of the forward kernel (compiled for {archs} without a GPU; no timing)", "",
+        lines += ["", f"## Static profile of the phase GEMM (compiled for {archs} without a GPU; no timing)", "",
                   f"{len(records)} builds (shipped configs x dtypes x layouts x archs), {len(bad)} failed or spilled; "
                   f"{min(registers)}-{max(registers)} registers; {tensor_cores} use tensor-core instructions. "
                   "Full table: profile/profile.md."]  # fmt: skip
         gated = [r for r in records if hotloop.gated(r)]
         if gated:
             failing = hotloop.gate(records)
-            lines += ["", f"Hot loop (read from the SASS): {len(failing)} of {len(gated)} 16-bit channels_last builds "
+            layouts = ", ".join(sorted({f"{r['kernel']} {r['layout']}" for r in gated}))
+            lines += ["", f"Hot loop (read from the SASS): {len(failing)} of {len(gated)} 16-bit builds ({layouts}) "
                       f"fail issue 13's rule (at most {hotloop.RATIO_LIMIT}x the reference GEMM's non-tensor-core "
                       "instructions per tensor-core instruction, no scalar global loads, wgmma overlap on sm_90)."]
     return lines
