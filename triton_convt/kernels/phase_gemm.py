@@ -138,6 +138,8 @@ def phase_gemm_kernel(
     W_STEP: tl.constexpr,
     KERNEL_W: tl.constexpr,
     TAPS_N: tl.constexpr,
+    TAPS_A: tl.constexpr,
+    TAPS_B: tl.constexpr,
     TAPS_O: tl.constexpr,
     OUT_W: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -153,7 +155,8 @@ def phase_gemm_kernel(
     ``(n, qd, qh)`` of one (D, H) phase times a window of ``WINDOW_W`` consecutive input columns, which the loop reads
     as ``[BLOCK_K, BLOCK_M]`` tiles, contiguous along the window and, the window starting at a multiple of
     ``W_STEP``, aligned (16-byte vector and cp.async loads, where a per-tap shift along W would defeat both); its
-    columns are every W tap of the kernel (``TAPS_N`` blocks of ``BLOCK_N // TAPS_N`` output channels). The epilogue then adds
+    columns are every W tap of the kernel (``KERNEL_W`` blocks of ``BLOCK_N // TAPS_N`` output channels, in two
+    products of a power of two blocks each). The epilogue then adds
     each output column's taps out of the product (a gather along the window) and writes ``OUT_W`` consecutive
     output columns of every row: with every (D, H) phase in the same program, all phases of those pixels, so NCHW
     stores fill whole sectors.
@@ -215,7 +218,10 @@ def phase_gemm_kernel(
         W_STEP: with ``W_WINDOW``, the distance between two windows of a row (a multiple of 8 when the rows are
             aligned, so that the compiler can prove it); else 1.
         KERNEL_W: with ``W_WINDOW``, the kernel's taps along W; else 1.
-        TAPS_N: with ``W_WINDOW``, KERNEL_W rounded up to a power of two: the column blocks of the product; else 1.
+        TAPS_N: with ``W_WINDOW``, KERNEL_W rounded up to a power of two: a tile has ``BLOCK_N // TAPS_N`` output
+            channels; else 1.
+        TAPS_A, TAPS_B: with ``W_WINDOW``, the column blocks (taps) of the tile's two products: TAPS_A, the
+            largest power of two up to KERNEL_W, then the rest rounded up to a power of two (0: none); else 1, 0.
         TAPS_O: with ``W_WINDOW``, the most taps an output column adds (MAX_T_W) rounded up to a power of two.
         OUT_W: with ``W_WINDOW``, output columns a window writes at most (a power of two); else 1.
         BLOCK_M, BLOCK_N, BLOCK_K: tile sizes of the GEMM (rows, columns, reduction channels per step). With
@@ -250,7 +256,7 @@ def phase_gemm_kernel(
                   W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM, XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D,
                   DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE,
                   EVEN_K, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE,
-                  MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_O, OUT_W, BLOCK_M, BLOCK_N,
+                  MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, BLOCK_M, BLOCK_N,
                   BLOCK_K)
     else:
         row = table_ptr + phase * TABLE_COLUMNS
@@ -262,7 +268,7 @@ def phase_gemm_kernel(
               W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM, XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D,
               DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE, EVEN_K,
               HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE,
-              MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_O, OUT_W, BLOCK_M, BLOCK_N, BLOCK_K)
+              MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -277,7 +283,8 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
           ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
           DOT_PRECISION: tl.constexpr, DOT_IN_FP32: tl.constexpr, INDEX_DTYPE: tl.constexpr,
           MASK_PRODUCTS: tl.constexpr, W_WINDOW: tl.constexpr, WINDOW_W: tl.constexpr, W_STEP: tl.constexpr,
-          KERNEL_W: tl.constexpr, TAPS_N: tl.constexpr, TAPS_O: tl.constexpr, OUT_W: tl.constexpr,
+          KERNEL_W: tl.constexpr, TAPS_N: tl.constexpr, TAPS_A: tl.constexpr, TAPS_B: tl.constexpr,
+          TAPS_O: tl.constexpr, OUT_W: tl.constexpr,
           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """One output tile of phase ``phase`` (a table row) of group ``group``: row tile ``pid_m`` (of the phase's rows;
     with ``W_WINDOW``, of the row grid of the largest phase, window ``w_tile``), column tile ``pid_n``. Arguments as
@@ -386,16 +393,22 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
     x_first = (group * C_RED_G) * stride_xc + one * delta_d * stride_xd + one * delta_h * stride_xh
     w_first = group * stride_wg + one * k0_d * stride_wd + one * k0_h * stride_wh
     if W_WINDOW:
-        # B tiles [BLOCK_K, BLOCK_N]: column block j is W tap j (blocks past the kernel's taps are masked
-        # to zeros). The A tiles, the same expression as the phase path's, are contiguous along the window (their
-        # rows), which the compiler reads from the strides and the window's start.
-        cols = tl.arange(0, BLOCK_N)
+        # B tiles [BLOCK_K, TAPS_A * channels]: column block j is W tap j; a second product holds the taps past
+        # TAPS_A (TAPS_B blocks, those past the kernel's taps masked to zeros), so that a kernel of 3 or 5 taps
+        # issues 3 or 5 blocks, not 4 or 8. The A tiles, the same expression as the phase path's, are contiguous
+        # along the window (their rows), which the compiler reads from the strides and the window's start.
+        cols = tl.arange(0, TAPS_A * channels)
         col_n = pid_n * channels + (cols % channels).to(INDEX_DTYPE)
-        col_kw = cols // channels
-        b_cols = col_kw * stride_ww + col_n * stride_wn
+        b_cols = (cols // channels) * stride_ww + col_n * stride_wn
         b_col_mask = col_n < C_COL_G
-        if TAPS_N > KERNEL_W:
-            b_col_mask &= col_kw < KERNEL_W
+        if TAPS_B > 0:
+            cols2 = tl.arange(0, TAPS_B * channels)
+            col_n2 = pid_n * channels + (cols2 % channels).to(INDEX_DTYPE)
+            col_kw2 = TAPS_A + cols2 // channels
+            b2_col_mask = (col_n2 < C_COL_G) & (col_kw2 < KERNEL_W)
+            b2_cols = col_kw2 * stride_ww + col_n2 * stride_wn
+            b2_ptrs = w_ptr + w_first + (offs_k[:, None] * stride_wk + b2_cols[None, :])
+            acc2 = tl.zeros((BLOCK_M, TAPS_B * channels), dtype=ACC_DTYPE)
     else:
         x_first += one * delta_w * stride_xw
         w_first += one * k0_w * stride_ww
@@ -404,7 +417,7 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
     a_ptrs = x_ptr + x_first + (x_rows[:, None] + (offs_k * stride_xc)[None, :])
     b_ptrs = w_ptr + w_first + (offs_k[:, None] * stride_wk + b_cols[None, :])
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    acc = tl.zeros((BLOCK_M, TAPS_A * channels), dtype=ACC_DTYPE)
     c0 = 0
     jw = 0
     jh = 0
@@ -430,12 +443,14 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
             b_mask = k_ok[:, None] & b_col_mask[None, :]
         a = tl.load(a_ptrs, mask=a_mask, other=0.0)
         b = tl.load(b_ptrs, mask=b_mask, other=0.0)
-        if MASK_PRODUCTS:
-            partial = dot_acc(a, b, tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE), ACC_DTYPE, DOT_PRECISION,
-                              DOT_IN_FP32)
-            acc += tl.where(rows_ok[:, None], partial, 0.0)
-        else:
-            acc = dot_acc(a, b, acc, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
+        acc = _accumulate(acc, a, b, rows_ok, MASK_PRODUCTS, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
+        if W_WINDOW and TAPS_B > 0:
+            if EVEN_K:
+                b2_mask = b2_col_mask[None, :]
+            else:
+                b2_mask = k_ok[:, None] & b2_col_mask[None, :]
+            b2 = tl.load(b2_ptrs, mask=b2_mask, other=0.0)
+            acc2 = _accumulate(acc2, a, b2, rows_ok, MASK_PRODUCTS, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
         # Next channel block; past the last one, the next tap. The counters of the unit axes of a 1-D or 2-D
         # call are not kept.
         c0 += BLOCK_K
@@ -463,14 +478,19 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
                     jd = tl.where(next_d, jd + 1, jd)
         a_ptrs += x_inc
         b_ptrs += w_inc
+        if W_WINDOW and TAPS_B > 0:
+            b2_ptrs += w_inc
 
     co = group * C_COL_G + offs_n
     if W_WINDOW:
-        _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
+        if TAPS_B == 0:
+            acc2 = acc  # not read
+        _window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
                          q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc,
                          stride_yd, stride_yh,
                          stride_yw, NDIM, XS_W, OS_D, OS_H, OS_W, DSTEP_W, KSTEP_W, HAS_BIAS, ACTIVATION,
-                         NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_N, TAPS_O, OUT_W, BLOCK_M, channels)
+                         NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_A, TAPS_B, TAPS_O, OUT_W, BLOCK_M,
+                         channels)
     else:
         y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
         store_mask = row_mask[:, None] & col_mask[None, :]
@@ -480,13 +500,37 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
 
 
 @triton.jit
-def _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
+def _accumulate(acc, a, b, rows_ok, MASK_PRODUCTS: tl.constexpr, ACC_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                DOT_IN_FP32: tl.constexpr):
+    """``acc + a @ b``; with MASK_PRODUCTS, the product added only to the rows ``rows_ok`` reads in range."""
+    if MASK_PRODUCTS:
+        partial = dot_acc(a, b, tl.zeros(acc.shape, dtype=ACC_DTYPE), ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
+        return acc + tl.where(rows_ok[:, None], partial, 0.0)
+    return dot_acc(a, b, acc, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
+
+
+@triton.jit
+def _pick(acc, src, ok, TILE_ROWS: tl.constexpr, WINDOW_W: tl.constexpr, TAPS: tl.constexpr, TAPS_O: tl.constexpr,
+          OUT_W: tl.constexpr, CHANNELS: tl.constexpr):
+    """Per tile row, output column ``o`` and channel: the sum over ``j`` of ``acc``'s entry in row ``src[o, j]`` of
+    the row's (window column, tap) rows where ``ok[o, j]``. ``acc``'s rows are (tile row, window column), its
+    columns (tap, channel): seen as ``[tile row, window column x tap, channel]``, a gather along the middle axis."""
+    products = tl.reshape(acc, (TILE_ROWS, WINDOW_W * TAPS, CHANNELS))
+    index = tl.where(ok, src, 0).to(tl.int32)
+    index = tl.broadcast_to(tl.reshape(index, (1, OUT_W * TAPS_O, 1)), (TILE_ROWS, OUT_W * TAPS_O, CHANNELS))
+    picked = tl.reshape(tl.gather(products, index, 1), (TILE_ROWS, OUT_W, TAPS_O, CHANNELS))
+    picked = tl.where(tl.reshape(ok, (1, OUT_W, TAPS_O, 1)), picked, 0.0)
+    return tl.sum(picked, axis=2)
+
+
+@triton.jit
+def _window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
                      q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd,
                      stride_yh, stride_yw, NDIM: tl.constexpr, XS_W: tl.constexpr, OS_D: tl.constexpr, OS_H: tl.constexpr,
                      OS_W: tl.constexpr, DSTEP_W: tl.constexpr, KSTEP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
                      ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, INDEX_DTYPE: tl.constexpr,
-                     WINDOW_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_N: tl.constexpr, TAPS_O: tl.constexpr,
-                     OUT_W: tl.constexpr, BLOCK_M: tl.constexpr, CHANNELS: tl.constexpr):
+                     WINDOW_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_A: tl.constexpr, TAPS_B: tl.constexpr,
+                     TAPS_O: tl.constexpr, OUT_W: tl.constexpr, BLOCK_M: tl.constexpr, CHANNELS: tl.constexpr):
     """The window variant's epilogue: output column ``o`` of residue ``r = o % OS_W`` adds, for each tap ``j`` of
     its residue, the product's row of input column ``u = (o // OS_W)*XS_W + delta_0(r) + j*DSTEP_W`` in column
     block ``k_0(r) + j*KSTEP_W``, when ``u`` is inside the input (taps outside it read zeros in torch's sum); then
@@ -502,14 +546,13 @@ def _window_epilogue(acc, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pi
     k0 = tl.load(residue + 14)
     j = tl.arange(0, TAPS_O)
     u = u0[:, None] + j[None, :] * DSTEP_W
+    kw = k0[:, None] + j[None, :] * KSTEP_W
     ok = (j[None, :] < taps[:, None]) & (u >= a0) & (u < a0 + WINDOW_W) & (u < IW)
-    src = tl.where(ok, (u - a0) * TAPS_N + k0[:, None] + j[None, :] * KSTEP_W, 0).to(tl.int32)
-    # acc's rows are (row, window column), its columns (tap, channel): [rows, window column x tap, channel].
-    products = tl.reshape(acc, (tile_rows, WINDOW_W * TAPS_N, CHANNELS))
-    index = tl.broadcast_to(tl.reshape(src, (1, OUT_W * TAPS_O, 1)), (tile_rows, OUT_W * TAPS_O, CHANNELS))
-    picked = tl.reshape(tl.gather(products, index, 1), (tile_rows, OUT_W, TAPS_O, CHANNELS))
-    picked = tl.where(tl.reshape(ok, (1, OUT_W, TAPS_O, 1)), picked, 0.0)
-    out = tl.sum(picked, axis=2)
+    out = _pick(acc, (u - a0) * TAPS_A + kw, ok & (kw < TAPS_A), tile_rows, WINDOW_W, TAPS_A, TAPS_O, OUT_W,
+                CHANNELS)
+    if TAPS_B > 0:
+        out += _pick(acc2, (u - a0) * TAPS_B + kw - TAPS_A, ok & (kw >= TAPS_A), tile_rows, WINDOW_W, TAPS_B, TAPS_O,
+                     OUT_W, CHANNELS)
 
     # The rows (n, qd, qh) again, one per tile row, for their output offsets.
     offs_r = pid_m.to(INDEX_DTYPE) * tile_rows + tl.arange(0, tile_rows).to(INDEX_DTYPE)

@@ -55,7 +55,8 @@ def config_key(kernel_key: str, x5: torch.Tensor, y5: torch.Tensor, split_layout
 
 
 def taps_n(w5: torch.Tensor) -> int:
-    """The window variant's column blocks: the kernel's taps along W, rounded up to a power of two."""
+    """The kernel's taps along W rounded up to a power of two: a window tile's ``BLOCK_N`` columns hold that many
+    taps of ``BLOCK_N // taps_n`` output channels (those past the kernel's taps are not issued)."""
     return 1 << max(0, w5.shape[4] - 1).bit_length()
 
 
@@ -189,10 +190,17 @@ def _window_args(window: Window | None, table: PhaseTable, y5: torch.Tensor) -> 
 def _window_constexprs(window: Window | None, table: PhaseTable, w5: torch.Tensor) -> dict:
     """The window variant's constexprs (:mod:`.window`); without it, values that remove its code."""
     if window is None:
-        return dict(W_WINDOW=False, WINDOW_W=1, W_STEP=1, KERNEL_W=1, TAPS_N=1, TAPS_O=1, OUT_W=1)
+        return dict(W_WINDOW=False, WINDOW_W=1, W_STEP=1, KERNEL_W=1, TAPS_N=1, TAPS_A=1, TAPS_B=0, TAPS_O=1, OUT_W=1)
     max_t_w = dict(table.constexprs)["MAX_T_W"]
-    return dict(W_WINDOW=True, WINDOW_W=window.block_w, W_STEP=window.step, KERNEL_W=w5.shape[4], TAPS_N=taps_n(w5),
-                TAPS_O=1 << max(0, max_t_w - 1).bit_length(), OUT_W=window.block_o)  # fmt: skip
+    kernel_w = w5.shape[4]
+    taps_a = 1 << (kernel_w.bit_length() - 1)  # the largest power of two up to the kernel's taps
+    taps_b = 0 if kernel_w == taps_a else _ceil_pow2(kernel_w - taps_a)
+    return dict(W_WINDOW=True, WINDOW_W=window.block_w, W_STEP=window.step, KERNEL_W=kernel_w, TAPS_N=taps_n(w5),
+                TAPS_A=taps_a, TAPS_B=taps_b, TAPS_O=_ceil_pow2(max_t_w), OUT_W=window.block_o)  # fmt: skip
+
+
+def _ceil_pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
 
 
 def _unit_axis(x5: torch.Tensor, y5: torch.Tensor, w5: torch.Tensor, dim: int) -> bool:
