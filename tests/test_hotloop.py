@@ -127,10 +127,15 @@ def test_the_gate_passes_a_good_record_and_names_each_fault_of_a_bad_one():
     assert hotloop.gate([_record(error="Traceback ...")]) == ["good.cubin: build failed"]
     assert "no tensor-core loop" in hotloop.gate([_record(hot_tensor_core=None)])[0]
     assert "no ratio" in hotloop.gate([_record(reference_ratio=None)])[0]
-    # Outside the rule: other kernels, fp32, NCHW, gfx942.
-    for other in (dict(kernel="conv_transpose2d_bwd_input"), dict(dtype="float32"), dict(layout="nchw"),
-                  dict(arch="gfx942")):  # fmt: skip
+    # Outside the rule: other kernels, fp32, a key's builds in the other layout, gfx942, 1-D and 3-D samples.
+    for other in (dict(kernel="conv_transpose2d_bwd_input"), dict(kernel="conv_transpose2d_bwd_weight"),
+                  dict(dtype="float32"), dict(layout="nchw"), dict(kernel="conv_transpose2d_fwd_nchw"),
+                  dict(arch="gfx942"), dict(sample="1d-k16s8")):  # fmt: skip
         assert hotloop.gate([{**bad, **other}]) == []
+    # Inside it: the NCHW forward and the NCHW input gradient (the window variant), held to the same limits.
+    for nchw in ("conv_transpose2d_fwd_nchw", "conv_transpose2d_bwd_input_nchw"):
+        (violation,) = hotloop.gate([{**bad, "kernel": nchw, "layout": "nchw"}])
+        assert "1.40 > 1.15" in violation and "8 scalar global loads" in violation and "0 groups" in violation
 
 
 _REFERENCE = """

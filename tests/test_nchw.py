@@ -77,13 +77,18 @@ def _input_grad(dz, x, w, kwargs, cfg):
     return dx, plan.args
 
 
+#: The epilogue the cases' forward launches take (the kernel's ``EPILOGUE``): 1, a shift per tap (no dilation, a
+#: stride of a power of two); 0, each column's taps from the table (dilation, a stride of 3). Input gradients take 2.
+FORWARD_EPILOGUE = {"dilated-5-taps-wide-rows": 0, "stride-past-the-kernel": 0}
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_forward_and_input_gradient_at_every_border(case, count_launches):
     x_shape, w_shape, kwargs, cfg = CASES[case]
     x, w = torch.randn(x_shape), torch.randn(w_shape)
     b = torch.randn(w_shape[1] * kwargs.get("groups", 1))
     y, args = _forward(x, w, b, kwargs, cfg, activation="silu")
-    assert args["W_WINDOW"] and args["stride_xw"] == 1
+    assert args["W_WINDOW"] and args["stride_xw"] == 1 and args["EPILOGUE"] == FORWARD_EPILOGUE.get(case, 1)
     if "wider" in case or "windows" in case or "wide-rows" in case:
         assert args["W_TILES"] > 1  # the case reaches overlapping windows
     expected = F.silu(CONV_T[x.dim()](x.double(), w.double(), b.double(), **kwargs))
@@ -91,7 +96,7 @@ def test_forward_and_input_gradient_at_every_border(case, count_launches):
 
     dz = torch.randn(y.shape)
     dx, args = _input_grad(dz, x, w, kwargs, cfg)
-    assert args["W_WINDOW"]
+    assert args["W_WINDOW"] and args["EPILOGUE"] == 2
     conv_kwargs = {k: v for k, v in kwargs.items() if k != "output_padding"}
     assert_close_to_reference(dx, CONV[x.dim()](dz.double(), w.double(), **conv_kwargs))
 

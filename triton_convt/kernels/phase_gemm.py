@@ -142,6 +142,9 @@ def phase_gemm_kernel(
     TAPS_B: tl.constexpr,
     TAPS_O: tl.constexpr,
     OUT_W: tl.constexpr,
+    OUT_CHUNK: tl.constexpr,
+    EPILOGUE: tl.constexpr,
+    X_UNIT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -175,10 +178,12 @@ def phase_gemm_kernel(
             (d, h, w) and first weight taps ``k_0`` (d, h, w). With ``W_WINDOW`` the phases are those of D and H, and
             rows ``W_TABLE + r`` hold the W fields of W residue ``r`` for every ``r < OS_W``.
         N: batch size.
-        ID, IH, IW: the gathered operand's spatial size (taps reading outside it read zeros).
+        ID, IH, IW: the gathered operand's spatial size (taps reading outside it read zeros); IW in units of
+            X_UNIT.
         C_RED_G: reduction channels per group (forward: input channels; input gradient: output channels).
         C_COL_G: output channels per group of this GEMM (the columns).
-        stride_x*, stride_y*: element strides of x and y per dimension (n, c, d, h, w).
+        stride_x*, stride_y*: element strides of x and y per dimension (n, c, d, h, w); those of x but ``w`` in
+            units of X_UNIT elements.
         stride_wk, stride_wn, stride_wg: the weight's element strides along reduction channels, columns, and from
             one group to the next.
         stride_wd, stride_wh, stride_ww: the weight's element strides along the kernel's axes.
@@ -224,6 +229,15 @@ def phase_gemm_kernel(
             largest power of two up to KERNEL_W, then the rest rounded up to a power of two (0: none); else 1, 0.
         TAPS_O: with ``W_WINDOW``, the most taps an output column adds (MAX_T_W) rounded up to a power of two.
         OUT_W: with ``W_WINDOW``, output columns a window writes at most (a power of two); else 1.
+        OUT_CHUNK: with ``W_WINDOW``, output columns the epilogue forms at a time (a power of two dividing OUT_W,
+            sized so that a chunk's picked products are no more than the product's registers); else 1.
+        X_UNIT: the unit of ``IW``, ``stride_xn``, ``stride_xc``, ``stride_xd``, ``stride_xh`` (the values passed
+            are theirs over X_UNIT): a power of two up to 8 that divides them all, 1 without ``W_WINDOW``.
+        EPILOGUE: with ``W_WINDOW``, how the epilogue adds each output column's taps: 1, a forward without
+            dilation whose stride (a power of two) divides TAPS_A: each tap is a shift along the window
+            onto one residue, and the columns come out in memory order (the column blocks hold the taps permuted
+            to suit); 2, one residue (the input gradient, a
+            stride of 1): every tap adds to every column; 0, any other: each column's taps from the table.
         BLOCK_M, BLOCK_N, BLOCK_K: tile sizes of the GEMM (rows, columns, reduction channels per step). With
             ``W_WINDOW``, the columns are ``TAPS_N`` taps of ``BLOCK_N // TAPS_N`` output channels.
         GROUP_M: row tiles per group of the grouped launch order (neighbouring programs share weight tiles).
@@ -256,8 +270,8 @@ def phase_gemm_kernel(
                   W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM, XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D,
                   DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE,
                   EVEN_K, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE,
-                  MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, BLOCK_M, BLOCK_N,
-                  BLOCK_K)
+                  MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W,
+                  OUT_CHUNK, EPILOGUE, X_UNIT, BLOCK_M, BLOCK_N, BLOCK_K)
     else:
         row = table_ptr + phase * TABLE_COLUMNS
         if pid_m * BLOCK_M >= N * tl.load(row + 3) * tl.load(row + 4) * tl.load(row + 5):
@@ -268,7 +282,8 @@ def phase_gemm_kernel(
               W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM, XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D,
               DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE, EVEN_K,
               HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE,
-              MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, BLOCK_M, BLOCK_N, BLOCK_K)
+              MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, OUT_CHUNK,
+              EPILOGUE, X_UNIT, BLOCK_M, BLOCK_N, BLOCK_K)
 
 
 @triton.jit
@@ -284,11 +299,20 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
           DOT_PRECISION: tl.constexpr, DOT_IN_FP32: tl.constexpr, INDEX_DTYPE: tl.constexpr,
           MASK_PRODUCTS: tl.constexpr, W_WINDOW: tl.constexpr, WINDOW_W: tl.constexpr, W_STEP: tl.constexpr,
           KERNEL_W: tl.constexpr, TAPS_N: tl.constexpr, TAPS_A: tl.constexpr, TAPS_B: tl.constexpr,
-          TAPS_O: tl.constexpr, OUT_W: tl.constexpr,
+          TAPS_O: tl.constexpr, OUT_W: tl.constexpr, OUT_CHUNK: tl.constexpr, EPILOGUE: tl.constexpr,
+          X_UNIT: tl.constexpr,
           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """One output tile of phase ``phase`` (a table row) of group ``group``: row tile ``pid_m`` (of the phase's rows;
     with ``W_WINDOW``, of the row grid of the largest phase, window ``w_tile``), column tile ``pid_n``. Arguments as
     :func:`phase_gemm_kernel`'s."""
+    # The gathered operand's width and strides but along W come in units of X_UNIT elements: so the compiler sees
+    # rows that start 16 bytes apart, and a row's end on a 16-byte boundary (a row of 8 16-bit elements, which
+    # the JIT's divisibility-by-16 hint leaves out).
+    IW *= X_UNIT
+    stride_xn *= X_UNIT
+    stride_xc *= X_UNIT
+    stride_xd *= X_UNIT
+    stride_xh *= X_UNIT
     row = table_ptr + phase * TABLE_COLUMNS
     r_d = tl.load(row + 0)
     r_h = tl.load(row + 1)
@@ -399,7 +423,13 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
         # along the window (their rows), which the compiler reads from the strides and the window's start.
         cols = tl.arange(0, TAPS_A * channels)
         col_n = pid_n * channels + (cols % channels).to(INDEX_DTYPE)
-        b_cols = (cols // channels) * stride_ww + col_n * stride_wn
+        col_kw = cols // channels
+        if EPILOGUE == 1:
+            # Block j*OS_W + c holds the tap whose products land on output residue c (see the epilogue): tap
+            # ((c + r0) % OS_W) + j*OS_W, with r0 = padding % OS_W, residue 0's first tap.
+            r0 = tl.load(table_ptr + W_TABLE * TABLE_COLUMNS + 14)
+            col_kw = (col_kw % OS_W + r0) % OS_W + col_kw // OS_W * OS_W
+        b_cols = col_kw * stride_ww + col_n * stride_wn
         b_col_mask = col_n < C_COL_G
         if TAPS_B > 0:
             cols2 = tl.arange(0, TAPS_B * channels)
@@ -489,8 +519,8 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
                          q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc,
                          stride_yd, stride_yh,
                          stride_yw, NDIM, XS_W, OS_D, OS_H, OS_W, DSTEP_W, KSTEP_W, HAS_BIAS, ACTIVATION,
-                         NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_A, TAPS_B, TAPS_O, OUT_W, BLOCK_M,
-                         channels)
+                         NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_A, TAPS_B, TAPS_O, OUT_W, OUT_CHUNK,
+                         KERNEL_W, EPILOGUE, BLOCK_M, channels)
     else:
         y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
         store_mask = row_mask[:, None] & col_mask[None, :]
@@ -524,13 +554,27 @@ def _pick(acc, src, ok, TILE_ROWS: tl.constexpr, WINDOW_W: tl.constexpr, TAPS: t
 
 
 @triton.jit
+def _gather_taps(acc, u, ok, TILE_ROWS: tl.constexpr, WINDOW_W: tl.constexpr, TAPS: tl.constexpr, X: tl.constexpr,
+                 CHANNELS: tl.constexpr):
+    """``[tile row, x, tap, channel]``: the product of window column ``u[x, tap]`` and that tap where ``ok[x, tap]``,
+    else 0. ``acc``'s rows are (tile row, window column), its columns (tap, channel): seen as ``[tile row, window
+    column, tap, channel]``, a gather along the window (a short axis, held by the lanes of one warp)."""
+    products = tl.reshape(acc, (TILE_ROWS, WINDOW_W, TAPS, CHANNELS))
+    index = tl.reshape(tl.where(ok, u, 0).to(tl.int32), (1, X, TAPS, 1))
+    index = tl.broadcast_to(index, (TILE_ROWS, X, TAPS, CHANNELS))
+    picked = tl.gather(products, index, 1)
+    return tl.where(tl.reshape(ok, (1, X, TAPS, 1)), picked, 0.0)
+
+
+@triton.jit
 def _window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
                      q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd,
                      stride_yh, stride_yw, NDIM: tl.constexpr, XS_W: tl.constexpr, OS_D: tl.constexpr, OS_H: tl.constexpr,
                      OS_W: tl.constexpr, DSTEP_W: tl.constexpr, KSTEP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
                      ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, INDEX_DTYPE: tl.constexpr,
                      WINDOW_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_A: tl.constexpr, TAPS_B: tl.constexpr,
-                     TAPS_O: tl.constexpr, OUT_W: tl.constexpr, BLOCK_M: tl.constexpr, CHANNELS: tl.constexpr):
+                     TAPS_O: tl.constexpr, OUT_W: tl.constexpr, OUT_CHUNK: tl.constexpr, KERNEL_W: tl.constexpr,
+                     EPILOGUE: tl.constexpr, BLOCK_M: tl.constexpr, CHANNELS: tl.constexpr):
     """The window variant's epilogue: output column ``o`` of residue ``r = o % OS_W`` adds, for each tap ``j`` of
     its residue, the product's row of input column ``u = (o // OS_W)*XS_W + delta_0(r) + j*DSTEP_W`` in column
     block ``k_0(r) + j*KSTEP_W``, when ``u`` is inside the input (taps outside it read zeros in torch's sum); then
@@ -539,20 +583,6 @@ def _window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_ma
     # The window's output columns [o_lo, o_hi): every column whose in-range taps lie inside the window.
     o_lo = tl.where(w_tile == 0, 0, (w_tile * (W_STEP * OS_W) - W_OWN + (XS_W - 1)) // XS_W)
     o_hi = tl.where(w_tile == W_TILES - 1, OW, ((w_tile + 1) * (W_STEP * OS_W) - W_OWN + (XS_W - 1)) // XS_W)
-    o = o_lo + tl.arange(0, OUT_W)
-    residue = table_ptr + (W_TABLE + o % OS_W) * TABLE_COLUMNS
-    taps = tl.load(residue + 8)
-    u0 = (o // OS_W) * XS_W + tl.load(residue + 11)
-    k0 = tl.load(residue + 14)
-    j = tl.arange(0, TAPS_O)
-    u = u0[:, None] + j[None, :] * DSTEP_W
-    kw = k0[:, None] + j[None, :] * KSTEP_W
-    ok = (j[None, :] < taps[:, None]) & (u >= a0) & (u < a0 + WINDOW_W) & (u < IW)
-    out = _pick(acc, (u - a0) * TAPS_A + kw, ok & (kw < TAPS_A), tile_rows, WINDOW_W, TAPS_A, TAPS_O, OUT_W,
-                CHANNELS)
-    if TAPS_B > 0:
-        out += _pick(acc2, (u - a0) * TAPS_B + kw - TAPS_A, ok & (kw >= TAPS_A), tile_rows, WINDOW_W, TAPS_B, TAPS_O,
-                     OUT_W, CHANNELS)
 
     # The rows (n, qd, qh) again, one per tile row, for their output offsets.
     offs_r = pid_m.to(INDEX_DTYPE) * tile_rows + tl.arange(0, tile_rows).to(INDEX_DTYPE)
@@ -568,9 +598,71 @@ def _window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_ma
         row_mask &= rest % q_rows_d < q_d
         rest = rest // q_rows_d
     y_rows += rest * stride_yn
-    y_offsets = (y_rows[:, None, None] + (o.to(INDEX_DTYPE) * stride_yw)[None, :, None]
-                 + (co * stride_yc)[None, None, :])
-    store_mask = row_mask[:, None, None] & (o < o_hi)[None, :, None] & col_mask[None, None, :]
-    shape: tl.constexpr = (tile_rows * OUT_W, CHANNELS)
-    epilogue_store(tl.reshape(out, shape), bias_ptr, stride_b, y_ptr, tl.reshape(y_offsets, shape), co, col_mask,
-                   tl.reshape(store_mask, shape), HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
+
+    shape: tl.constexpr = (tile_rows * OUT_CHUNK, CHANNELS)
+    if EPILOGUE == 1:
+        # Output column o = (a0 + m)*OS_W - padding + kw of window column m and tap kw: with kw - padding =
+        # j'*OS_W + c (0 <= c < OS_W), o = (a0 + m + j')*OS_W + c, so tap kw's products land on residue c
+        # shifted by j' window columns. Column block j*OS_W + c holds the tap of residue c whose j' is
+        # j - delta_0 - [c + r0 >= OS_W] (delta_0 and r0 = padding % OS_W from residue 0's row of the table): a
+        # gather along the window per block, then a sum over j, leaves the columns in memory order from a0*OS_W.
+        residue0 = table_ptr + W_TABLE * TABLE_COLUMNS
+        delta0 = tl.load(residue0 + 11)
+        r0 = tl.load(residue0 + 14)
+        m0 = o_lo // OS_W - a0  # the first column the window writes is in group a0 + m0 of OS_W columns
+    # OUT_CHUNK columns at a time: what a gather produces stays as small as its source (or smaller), whatever the
+    # stride (a 1-D stride of 8 writes 8 output columns per window column).
+    for chunk in tl.static_range(OUT_W // OUT_CHUNK):
+        if EPILOGUE == 1:
+            o = (a0 + m0) * OS_W + chunk * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
+            m = m0 + chunk * (OUT_CHUNK // OS_W) + tl.arange(0, OUT_CHUNK // OS_W)
+            block = tl.arange(0, TAPS_A)
+            c = block % OS_W
+            shift = block // OS_W - delta0 - ((c + r0) >= OS_W).to(tl.int32)
+            u = m[:, None] - shift[None, :]  # the window column of block's product
+            tap = (c + r0) % OS_W + block // OS_W * OS_W
+            ok = (u >= 0) & (u < WINDOW_W) & (a0 + u < IW) & (tap < KERNEL_W)[None, :]
+            picked = _gather_taps(acc, u, ok, tile_rows, WINDOW_W, TAPS_A, OUT_CHUNK // OS_W, CHANNELS)
+            picked = tl.reshape(picked, (tile_rows, OUT_CHUNK // OS_W, TAPS_A // OS_W, OS_W, CHANNELS))
+            out = tl.sum(picked, axis=2)
+            if TAPS_B > 0:  # the taps past TAPS_A, in order: each onto its own residue
+                tap = TAPS_A + tl.arange(0, TAPS_B)
+                shift = (tap - r0) // OS_W - delta0
+                u = m[:, None] - shift[None, :]
+                ok = (u >= 0) & (u < WINDOW_W) & (a0 + u < IW) & (tap < KERNEL_W)[None, :]
+                picked = _gather_taps(acc2, u, ok, tile_rows, WINDOW_W, TAPS_B, OUT_CHUNK // OS_W, CHANNELS)
+                onto = ((tap - r0) % OS_W)[:, None] == tl.arange(0, OS_W)[None, :]
+                picked = tl.where(onto[None, None, :, :, None], picked[:, :, :, None, :], 0.0)
+                out += tl.sum(picked, axis=2)
+            out = tl.reshape(out, (tile_rows, OUT_CHUNK, CHANNELS))
+        elif EPILOGUE == 2:
+            # One residue (the input gradient, or a forward of stride 1): every tap adds to every column.
+            o = o_lo + chunk * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
+            u0 = o * XS_W + tl.load(table_ptr + W_TABLE * TABLE_COLUMNS + 11) - a0
+            kw = tl.arange(0, TAPS_A)
+            u = u0[:, None] + kw[None, :] * DSTEP_W
+            ok = (u >= 0) & (u < WINDOW_W) & (a0 + u < IW)
+            out = tl.sum(_gather_taps(acc, u, ok, tile_rows, WINDOW_W, TAPS_A, OUT_CHUNK, CHANNELS), axis=2)
+            if TAPS_B > 0:
+                kw = TAPS_A + tl.arange(0, TAPS_B)
+                u = u0[:, None] + kw[None, :] * DSTEP_W
+                ok = (u >= 0) & (u < WINDOW_W) & (a0 + u < IW) & (kw < KERNEL_W)[None, :]
+                out += tl.sum(_gather_taps(acc2, u, ok, tile_rows, WINDOW_W, TAPS_B, OUT_CHUNK, CHANNELS), axis=2)
+        else:
+            # Any geometry: each column's taps from the table, picked out of the product's (column, tap) rows.
+            o = o_lo + chunk * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
+            residue = table_ptr + (W_TABLE + o % OS_W) * TABLE_COLUMNS
+            taps = tl.load(residue + 8)
+            u = (o // OS_W * XS_W + tl.load(residue + 11))[:, None] + tl.arange(0, TAPS_O)[None, :] * DSTEP_W
+            kw = tl.load(residue + 14)[:, None] + tl.arange(0, TAPS_O)[None, :] * KSTEP_W
+            ok = (tl.arange(0, TAPS_O)[None, :] < taps[:, None]) & (u >= a0) & (u < a0 + WINDOW_W) & (u < IW)
+            out = _pick(acc, (u - a0) * TAPS_A + kw, ok & (kw < TAPS_A), tile_rows, WINDOW_W, TAPS_A, TAPS_O,
+                        OUT_CHUNK, CHANNELS)
+            if TAPS_B > 0:
+                out += _pick(acc2, (u - a0) * TAPS_B + kw - TAPS_A, ok & (kw >= TAPS_A), tile_rows, WINDOW_W,
+                             TAPS_B, TAPS_O, OUT_CHUNK, CHANNELS)
+        y_offsets = (y_rows[:, None, None] + (o.to(INDEX_DTYPE) * stride_yw)[None, :, None]
+                     + (co * stride_yc)[None, None, :])
+        store_mask = row_mask[:, None, None] & ((o >= o_lo) & (o < o_hi))[None, :, None] & col_mask[None, None, :]
+        epilogue_store(tl.reshape(out, shape), bias_ptr, stride_b, y_ptr, tl.reshape(y_offsets, shape), co,
+                       col_mask, tl.reshape(store_mask, shape), HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)

@@ -155,8 +155,8 @@ def gemm_plan(
     bitmask = table.taps <= BITMASK_TAPS
     args = dict(
         x_ptr=x5, w_ptr=w5, bias_ptr=bias, y_ptr=y5, table_ptr=device_table(table, x5.device),
-        N=n, ID=x5.shape[2], IH=x5.shape[3], IW=x5.shape[4], C_RED_G=c_red, C_COL_G=c_col,
-        **strides("x", x5),
+        N=n, ID=x5.shape[2], IH=x5.shape[3], IW=x5.shape[4] // x_unit(x5, window), C_RED_G=c_red, C_COL_G=c_col,
+        **_x_strides(x5, window),
         stride_wk=s_red, stride_wn=s_col, stride_wg=c_in_g * w5.stride(0),
         stride_wd=w5.stride(2), stride_wh=w5.stride(3), stride_ww=w5.stride(4),
         **strides("y", y5),
@@ -171,11 +171,29 @@ def gemm_plan(
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
         **numeric_constexprs(operands, index64),
         MASK_PRODUCTS=mask_products(w5),
-        **_window_constexprs(window, table, w5),
+        **_window_constexprs(window, table, w5, config["BLOCK_M"], config["BLOCK_N"] // taps_n(w5), config["num_warps"],
+                             x_unit(x5, window)),
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
     )  # fmt: skip
     grid = ((1 if window else table.phases) * groups * m_tiles * n_tiles,)
     return KernelPlan(phase_gemm_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def x_unit(x5: torch.Tensor, window: Window | None) -> int:
+    """The window variant's unit of the gathered operand's width and strides but W (the kernel's ``X_UNIT``): the
+    largest power of two up to 8 (16 bytes of 16-bit elements) dividing them all; 1 without the window variant."""
+    if window is None:
+        return 1
+    unit = 8
+    while unit > 1 and any(v % unit for v in (x5.shape[4], *x5.stride()[:4])):
+        unit //= 2
+    return unit
+
+
+def _x_strides(x5: torch.Tensor, window: Window | None) -> dict[str, int]:
+    """The gathered operand's stride arguments: in units of :func:`x_unit` elements but along W."""
+    unit = x_unit(x5, window)
+    return {k: v // unit if k != "stride_xw" else v for k, v in strides("x", x5).items()}
 
 
 def _window_args(window: Window | None, table: PhaseTable, y5: torch.Tensor) -> dict[str, int]:
@@ -187,16 +205,49 @@ def _window_args(window: Window | None, table: PhaseTable, y5: torch.Tensor) -> 
                 Q_H_MAX=q_h)
 
 
-def _window_constexprs(window: Window | None, table: PhaseTable, w5: torch.Tensor) -> dict:
+#: The most picked products per thread one chunk of the window epilogue forms (see :func:`_window_constexprs`).
+CHUNK_ELEMENTS = 128
+
+
+def epilogue_mode(axis, taps_a: int, taps_b: int) -> int:
+    """How the window epilogue adds each output column's taps (the kernel's ``EPILOGUE``): 1, a forward without
+    dilation (each residue's taps ``OS`` apart, one input column apart) whose stride, a power of two, divides
+    ``taps_a``: a shift per tap; 2, one residue of consecutive taps (the input gradient, a stride of 1): every tap
+    to every column; 0, the table's taps per column."""
+    os_, xs = axis.os, axis.xs
+    if xs == 1 and axis.dstep == -1 and axis.kstep == os_ and os_ & (os_ - 1) == 0 and taps_a % os_ == 0:
+        return 1
+    if os_ == 1 and axis.kstep == 1 and all(row[4] == 0 for row in axis.rows):
+        return 2
+    return 0
+
+
+def _window_constexprs(window: Window | None, table: PhaseTable, w5: torch.Tensor, block_m: int = 0,
+                       channels: int = 0, num_warps: int = 4, x_unit: int = 1) -> dict:  # fmt: skip
     """The window variant's constexprs (:mod:`.window`); without it, values that remove its code."""
     if window is None:
-        return dict(W_WINDOW=False, WINDOW_W=1, W_STEP=1, KERNEL_W=1, TAPS_N=1, TAPS_A=1, TAPS_B=0, TAPS_O=1, OUT_W=1)
-    max_t_w = dict(table.constexprs)["MAX_T_W"]
+        return dict(W_WINDOW=False, WINDOW_W=1, W_STEP=1, KERNEL_W=1, TAPS_N=1, TAPS_A=1, TAPS_B=0, TAPS_O=1, OUT_W=1,
+                    OUT_CHUNK=1, EPILOGUE=0, X_UNIT=1)
+    axis = table.axes[2]
     kernel_w = w5.shape[4]
     taps_a = 1 << (kernel_w.bit_length() - 1)  # the largest power of two up to the kernel's taps
     taps_b = 0 if kernel_w == taps_a else _ceil_pow2(kernel_w - taps_a)
+    taps_o = _ceil_pow2(axis.max_taps)
+    mode = epilogue_mode(axis, taps_a, taps_b)
+    # Products picked per output column: one per tap slot of its residue (0), per tap (2), per OS taps (1). The
+    # shift per tap (1) starts its columns at a multiple of OS: up to OS - 1 before a window's first column.
+    picked = {0: taps_o, 1: taps_a // axis.os + taps_b, 2: taps_a + taps_b}[mode]
+    out_w = window.block_o
+    if mode == 1 and window.tiles > 1 and (window.own // axis.xs) % axis.os:
+        out_w = _ceil_pow2(window.width + axis.os - 1)
+    # The epilogue's chunk of output columns: its picked products (rows x columns x taps x channels) no more than
+    # CHUNK_ELEMENTS per thread, the registers a gather's result and index may take beside the product.
+    chunk, least = out_w, axis.os if mode == 1 else 1
+    while chunk > least and (block_m // window.block_w) * chunk * picked * channels > CHUNK_ELEMENTS * 32 * num_warps:
+        chunk //= 2
     return dict(W_WINDOW=True, WINDOW_W=window.block_w, W_STEP=window.step, KERNEL_W=kernel_w, TAPS_N=taps_n(w5),
-                TAPS_A=taps_a, TAPS_B=taps_b, TAPS_O=_ceil_pow2(max_t_w), OUT_W=window.block_o)  # fmt: skip
+                TAPS_A=taps_a, TAPS_B=taps_b, TAPS_O=taps_o, OUT_W=out_w, OUT_CHUNK=chunk, EPILOGUE=mode,
+                X_UNIT=x_unit)  # fmt: skip
 
 
 def _ceil_pow2(n: int) -> int:

@@ -45,6 +45,7 @@ class Window:
     tiles: int  #: W_TILES: windows per row
     own: int  #: W_OWN: window ``t > 0`` writes from output column ``cdiv(t*step*OS - own, XS)``
     block_o: int  #: OUT_W: the most output columns a window writes, rounded up to a power of two
+    width: int = 0  #: the most output columns a window writes
 
 
 def _ceil_pow2(n: int) -> int:
@@ -93,19 +94,25 @@ def window_valid(window: Window, axis: AxisTaps, iw: int, ow: int, tiles: list[i
 
 def _tiled(axis: AxisTaps, iw: int, ow: int, block_w: int) -> Window | None:
     """The windows of width ``block_w`` over a row wider than it: the largest step (fewest windows) for which some
-    start of the written columns is valid, and of those the smallest start (the narrowest first window)."""
+    start of the written columns is valid, and of those the smallest start (the narrowest first window) that is a
+    multiple of the output step, if one is (the epilogue then starts its columns on a group of the residues)."""
     align = math.lcm(ALIGN, axis.xs)
     for step in range((block_w - 1) // align * align, 0, -align):
         per_window = step * axis.os // axis.xs  # output columns a window writes (but the first and the last)
+        found = []
         for o0 in range(1 - per_window, per_window + 1):  # window 1 writes from per_window + o0 > 0
             tiles = max(1, -(-(ow - o0) // per_window))  # window n starts at n * per_window + o0 >= ow
             if tiles == 1:
                 continue  # a row wider than the window needs two
             draft = Window(block_w, step, tiles, -o0 * axis.xs, 0)
             width = max(last_column(draft, axis, t, ow) - first_column(draft, axis, t) for t in (0, 1, tiles - 1))
-            window = Window(block_w, step, tiles, -o0 * axis.xs, _ceil_pow2(width))
+            window = Window(block_w, step, tiles, -o0 * axis.xs, _ceil_pow2(width), width)
             if window_valid(window, axis, iw, ow):
-                return window
+                if o0 % axis.os == 0:
+                    return window
+                found.append(window)
+        if found:
+            return found[0]
     return None
 
 
@@ -119,7 +126,7 @@ def plan_window(axis: AxisTaps, iw: int, ow: int, rows: int, block_m: int) -> Wi
     block_w = 1
     while block_w <= block_m:
         if iw <= block_w:
-            window = Window(block_w, block_w, 1, 0, _ceil_pow2(max(1, ow)))
+            window = Window(block_w, block_w, 1, 0, _ceil_pow2(max(1, ow)), ow)
         else:
             window = _tiled(axis, iw, ow, block_w) if block_w > ALIGN else None
         if window is not None:
