@@ -255,3 +255,51 @@ def test_nd_nvidia_gemms_are_the_phase_tables():
             layer.n * math.prod(rows) for rows, taps in workmodel.phases(layer) if not math.prod(map(len, taps)))
         assert sum(m * k for m, _, k, _ in gemms) * layer.c_out_g * layer.groups == workmodel.work(
             layer, {"BLOCK_M": 1, "BLOCK_N": 1, "BLOCK_K": 1, "BLOCK": 1}).issued_macs  # fmt: skip
+
+
+def _sectors_brute_force(itemsize, dims, base=0):
+    """Bytes of the distinct sectors the elements ``base + sum(i * stride)`` fall in, by enumeration."""
+    offsets = {base}
+    for size, stride in dims:
+        offsets = {o + i * stride for o in offsets for i in range(size)}
+    return workmodel.SECTOR * len({o * itemsize // workmodel.SECTOR for o in offsets})
+
+
+@pytest.mark.parametrize("itemsize", [2, 4])
+@pytest.mark.parametrize("dims, base", [
+    ([(8, 1)], 0),  # one run of 8 elements
+    ([(3, 2), (5, 9)], 1),  # every other element, rows of odd pitch
+    ([(4, 1), (6, 4), (3, 24)], 0),  # dense: merged into one run
+    ([(7, 1), (10, 14), (3, 141)], 5),  # runs of 7 every 14, rows starting anywhere
+    ([(2, 3), (4, 1), (9, 20)], 2),  # the stride-1 dimension listed second
+])  # fmt: skip
+def test_sector_bytes_counts_distinct_sectors(dims, base, itemsize):
+    assert workmodel.sector_bytes(itemsize, dims, base) == _sectors_brute_force(itemsize, dims, base)
+
+
+def test_a_phase_that_writes_every_other_output_counts_each_sector_it_touches():
+    # An NCHW row of 32 fp16 outputs (two sectors) written by two phases of stride 2: each phase's 16 outputs touch
+    # both sectors, so the phase path moves 4 sectors; the window variant, both phases at once, 2.
+    layer = Layer("row", 1, 2, 1, (16,), (2,), stride=(2,))
+    assert workmodel.output_writes(layer, 2, "nchw", window=False) == 4 * workmodel.SECTOR
+    assert workmodel.output_writes(layer, 2, "nchw") == 2 * workmodel.SECTOR
+    # channels_last with 16 channels: a pixel is a whole sector, whatever the phase.
+    layer = Layer("pixels", 1, 2, 16, (16,), (2,), stride=(2,))
+    assert workmodel.output_writes(layer, 2, "channels_last") == 32 * workmodel.SECTOR
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+def test_nchw_moves_at_most_ten_percent_more_bytes_than_channels_last_on_the_layer_set(dtype):
+    # Issue 20: counting the output's partial sectors (a sector written in parts by programs far apart in the grid
+    # moves once per part), NCHW calls stay within 1.1x of channels_last's bytes on every layer of the set; through
+    # the phase path, one phase per program, they would not.
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    worse = []
+    for spec in workmodel.layers.load():
+        cl, nchw = (workmodel.sector_traffic(spec.layer, itemsize, layout, spec.bias)["sectors"]
+                    for layout in workmodel.LAYOUTS)  # fmt: skip
+        assert nchw <= 1.1 * cl, spec.layer.name
+        if not workmodel.is_depthwise(spec.layer):
+            phase_path = workmodel.sector_traffic(spec.layer, itemsize, "nchw", spec.bias, window=False)["sectors"]
+            worse.append(phase_path / cl)
+    assert max(worse) > 2 and sum(r > 1.1 for r in worse) > len(worse) // 2  # the partial sectors it removes

@@ -164,11 +164,11 @@ SECTOR = 32
 LAYOUTS = ("channels_last", "nchw")
 
 
-def _run_sectors(start: int, run: int, count: int, pitch: int) -> int:
-    """Distinct sectors of ``count`` runs of ``run`` bytes, the ``k``-th starting at byte ``start + k*pitch``."""
+def _union_sectors(start: int, runs: list[int], run: int) -> int:
+    """Distinct sectors of runs of ``run`` bytes starting at bytes ``start + r`` for ``r`` in ``runs`` (sorted)."""
     total, last = 0, -1
-    for k in range(count):
-        lo, hi = (start + k * pitch) // SECTOR, (start + k * pitch + run - 1) // SECTOR
+    for r in runs:
+        lo, hi = (start + r) // SECTOR, (start + r + run - 1) // SECTOR
         if hi > last:
             total += hi - max(lo, last + 1) + 1
             last = hi
@@ -177,11 +177,13 @@ def _run_sectors(start: int, run: int, count: int, pitch: int) -> int:
 
 def sector_bytes(itemsize: int, dims: list[tuple[int, int]], base: int = 0) -> int:
     """Bytes of the sectors holding the elements ``base + sum(i_d * stride_d)`` (``0 <= i_d < size_d``, ``dims`` =
-    ``[(size, stride)]`` in elements; the elements one group of programs writes together).
+    ``[(size, stride)]`` in elements, nested as a tensor's strides are; the elements one group of programs writes
+    together).
 
-    Dimensions that tile densely are merged first; the innermost one left with stride 1 makes contiguous runs,
-    whose sectors are counted exactly along the next dimension (runs closer than a sector share one) and per
-    starting offset modulo a sector along the others (runs of those are taken as sharing no sector)."""
+    Dimensions that tile densely are merged first; the innermost one left with stride 1 makes contiguous runs. The
+    runs of the next dimensions are listed while a dimension's pitch is within a sector of the block so far (their
+    runs may share a sector), and their sectors counted exactly; the blocks along the dimensions past those share
+    none, and are counted per starting offset modulo a sector."""
     merged: list[tuple[int, int]] = []
     for size, stride in sorted((d for d in dims if d[0] > 1), key=lambda d: d[1]):
         if merged and merged[-1][0] * merged[-1][1] == stride:
@@ -189,9 +191,13 @@ def sector_bytes(itemsize: int, dims: list[tuple[int, int]], base: int = 0) -> i
         else:
             merged.append((size, stride))
     run, outer = (merged[0][0], merged[1:]) if merged and merged[0][1] == 1 else (1, merged)
-    (count, pitch), rest = (outer[0], outer[1:]) if outer else ((1, 0), [])
-    offsets = {base * itemsize % SECTOR: 1}  # starting offset modulo a sector -> how many run rows start there
-    for size, stride in rest:
+    runs, k = [0], 0
+    while k < len(outer) and (k == 0 or outer[k][1] * itemsize < runs[-1] + run * itemsize + SECTOR):
+        size, stride = outer[k]
+        runs = sorted(r + i * stride * itemsize for r in runs for i in range(size))
+        k += 1
+    offsets = {base * itemsize % SECTOR: 1}  # a block's starting offset modulo a sector -> how many blocks
+    for size, stride in outer[k:]:
         step = stride * itemsize % SECTOR
         period = SECTOR // math.gcd(SECTOR, step)
         spread: dict[int, int] = {}
@@ -200,8 +206,7 @@ def sector_bytes(itemsize: int, dims: list[tuple[int, int]], base: int = 0) -> i
                 at = (start + i * step) % SECTOR
                 spread[at] = spread.get(at, 0) + times * (size // period + (i < size % period))
         offsets = spread
-    return SECTOR * sum(times * _run_sectors(start, run * itemsize, count, pitch * itemsize)
-                        for start, times in offsets.items())  # fmt: skip
+    return SECTOR * sum(times * _union_sectors(start, runs, run * itemsize) for start, times in offsets.items())
 
 
 def window_path(layer: Layer, layout: str) -> bool:
