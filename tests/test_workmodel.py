@@ -72,19 +72,44 @@ LAUNCHED = SMALL + [
 ]
 
 
-@pytest.mark.parametrize("layer", LAUNCHED, ids=lambda l: l.name)
-def test_programs_and_config_are_the_launchers(layer):
-    x = torch.empty(layer.n, layer.c_in, *layer.hw)
+def _operands(layer: Layer, layout: str):
+    """Empty operands of ``layer`` in ``layout`` (channels innermost, or torch's default), its params and output."""
+    x = torch.empty(layer.n, *layer.hw, layer.c_in).movedim(-1, 1)
+    if layout == "nchw":
+        x = x.contiguous()
     w = torch.empty(layer.c_in, layer.c_out_g, *layer.kernel)
     b = torch.empty(layer.c_out)
     params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
     y = allocate_output(x, w, params)
+    return x, w, b, params, (y.contiguous() if layout == "nchw" else y)
+
+
+def _model(layer: Layer, layout: str, dtype: torch.dtype):
+    """The work model's config and work of ``layer`` with an input in ``layout``."""
+    if layout == "nchw":
+        config = workmodel.nchw_config(layer, dtype)
+        return config, workmodel.window_work(layer, config)
+    config = workmodel.launcher_config(layer, dtype)
+    return config, workmodel.work(layer, config)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("layer", LAUNCHED, ids=lambda l: l.name)
+def test_programs_and_config_are_the_launchers(layer, layout):
+    x, w, b, params, y = _operands(layer, layout)
     launch = plan(x, w, b, y, params)
-    config = workmodel.launcher_config(layer, x.dtype)
+    config, model = _model(layer, layout, x.dtype)
     assert {k: v for k, v in launch.args.items() if k.startswith("BLOCK")} == {
         k: v for k, v in config.items() if k.startswith("BLOCK")
     }
-    assert launch.grid == (workmodel.work(layer, config).programs,)
+    assert launch.grid == (model.programs,)
+    if launch.args.get("W_WINDOW"):  # the window variant's issued MACs, from the launch's own table and tiles
+        a = launch.args
+        table = [r for r in a["table_ptr"].tolist()[: a["W_TABLE"]]]
+        taps = sum(r[6] * r[7] for r in table)
+        columns = (a["TAPS_A"] + a["TAPS_B"]) * (a["BLOCK_N"] // a["TAPS_N"])
+        k_issued = -(-a["C_RED_G"] // a["BLOCK_K"]) * a["BLOCK_K"]
+        assert model.issued_macs == launch.grid[0] * a["BLOCK_M"] * columns * k_issued * taps
     moved = workmodel.traffic(layer, x.element_size())
     assert moved["fused"] == x.nbytes + w.nbytes + b.nbytes + y.nbytes
     assert moved["unfused"] - moved["fused"] == 4 * y.nbytes  # bias and activation passes each read and write y
@@ -225,21 +250,18 @@ def test_nd_work_matches_brute_force_and_the_phase_table(layer):
     assert model.useful_macs == layer.n * layer.c_in * layer.c_out_g * math.prod(layer.hw) * math.prod(layer.kernel)
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 @pytest.mark.parametrize("layer", SMALL_ND, ids=lambda l: l.name)
-def test_nd_programs_config_and_bytes_are_the_launchers(layer):
-    x = torch.empty(layer.n, layer.c_in, *layer.hw)
-    w = torch.empty(layer.c_in, layer.c_out_g, *layer.kernel)
-    b = torch.empty(layer.c_out)
-    params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
-    y = allocate_output(x, w, params)
+def test_nd_programs_config_and_bytes_are_the_launchers(layer, layout):
+    x, w, b, params, y = _operands(layer, layout)
     assert tuple(y.shape[2:]) == layer.output_hw
     launch = plan(x, w, b, y, params)
-    config = workmodel.launcher_config(layer, x.dtype)
+    config, model = _model(layer, layout, x.dtype)
     assert {k: v for k, v in launch.args.items() if k.startswith("BLOCK")} == {
         k: v for k, v in config.items() if k.startswith("BLOCK")
     }
-    if not workmodel.is_depthwise(layer):  # the GEMM grid leaves out phases without outputs; these layers have none
-        assert launch.grid == (workmodel.work(layer, config).programs,)
+    if not workmodel.is_depthwise(layer) or layout == "nchw":  # the phase path's grid leaves out phases without
+        assert launch.grid == (model.programs,)  # outputs; these layers have none
     moved = workmodel.traffic(layer, x.element_size())
     assert moved["fused"] == x.nbytes + w.nbytes + b.nbytes + y.nbytes
     assert moved["unfused"] - moved["fused"] == 4 * y.nbytes

@@ -103,6 +103,91 @@ def work(layer: Layer, config: dict) -> Work:
     return Work(useful, in_range, issued, programs, empty)
 
 
+def _ceil_pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def window_work(layer: Layer, config: dict) -> Work:
+    """:func:`work` for an NCHW input, which runs the GEMM kernel's window variant
+    (:mod:`triton_convt.launch.window`): one program per (row tile, window, column tile, group) runs every (D, H)
+    phase of its rows; its rows are ``BLOCK_M / WINDOW_W`` rows of the largest (D, H) phase times a window of input
+    columns (past the row's end, and the windows' overlap on rows wider than one, issued too); its columns are the
+    kernel's W taps in two products of a power of two blocks each, times ``BLOCK_N / next_pow2(kW)`` channels. The
+    layers the launcher runs otherwise (no window layout) are :func:`work`'s; the depthwise kernel's, which in NCHW
+    runs whole output rows (every W residue) per (D, H) phase, are :func:`depthwise_rows_work`'s."""
+    from ..launch import phase_table
+    from ..launch.window import plan_window
+
+    if is_depthwise(layer):
+        return depthwise_rows_work(layer, config)
+    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
+    strides3 = (1,) * (3 - layer.ndim) + tuple(layer.launch_stride)
+    kernel3 = (1,) * (3 - layer.ndim) + tuple(layer.kernel)
+    pad3 = (0,) * (3 - layer.ndim) + tuple(layer.padding)
+    dil3 = (1,) * (3 - layer.ndim) + tuple(layer.dilation)
+    iw = layer.hw[-1]
+    axis = phase_table.forward_axis(iw, spatial[2], kernel3[2], strides3[2], pad3[2], dil3[2])
+    rows = layer.n * math.prod(shapes.phase_count(o, s, 0) for o, s in zip(spatial[:2], strides3[:2]))
+    kw = kernel3[2]
+    taps_n = _ceil_pow2(kw)
+    window = plan_window(axis, iw, spatial[2], rows, config["BLOCK_M"])
+    if window is None or config["BLOCK_N"] < taps_n:
+        return work(layer, config)
+    channels = config["BLOCK_N"] // taps_n
+    taps_a = 1 << (kw.bit_length() - 1)
+    blocks = taps_a + (0 if kw == taps_a else _ceil_pow2(kw - taps_a))
+    m_tiles = math.ceil(rows / (config["BLOCK_M"] // window.block_w)) * window.tiles
+    n_tiles = math.ceil(layer.c_out_g / channels)
+    k_issued = math.ceil(layer.c_in_g / config["BLOCK_K"]) * config["BLOCK_K"]
+    taps_dh = sum(len(td) * len(th) for td, th in itertools.product(*axis_taps_dh(layer)))
+    programs = layer.groups * m_tiles * n_tiles
+    issued = programs * config["BLOCK_M"] * blocks * channels * k_issued * taps_dh
+    base = work(layer, config)
+    return Work(base.useful_macs, base.in_range_macs, issued, programs, 0)
+
+
+def depthwise_rows_work(layer: Layer, config: dict) -> Work:
+    """:func:`work` of the depthwise kernel in NCHW: blocks of (pixel, channel) elements of one (D, H) phase over
+    whole output rows, each element issuing its W residue's taps, the most any residue has (a static loop)."""
+    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
+    taps_dh = axis_taps_dh(layer)
+    per_axis = [[(shapes.phase_count(o, s, r), len(t)) for r, t in enumerate(taps)]
+                for o, s, taps in zip(spatial[:2], ((1,) * (3 - layer.ndim) + tuple(layer.launch_stride))[:2],
+                                      taps_dh)]  # fmt: skip
+    max_t_w = max(map(len, axis_taps(layer)[-1]))
+    block, ow = config["BLOCK"], spatial[2]
+    m_tiles = math.ceil(layer.n * per_axis[0][0][0] * per_axis[1][0][0] * ow * layer.c_out / block)
+    issued = empty = 0
+    for (qd, td), (qh, th) in itertools.product(*per_axis):
+        tiles = math.ceil(layer.n * qd * qh * ow * layer.c_out / block)
+        empty += m_tiles - tiles
+        issued += tiles * block * td * th * max_t_w
+    base = work(layer, config)
+    return Work(base.useful_macs, base.in_range_macs, issued, len(per_axis[0]) * len(per_axis[1]) * m_tiles, empty)
+
+
+def axis_taps_dh(layer: Layer) -> list[list[list[tuple[int, int]]]]:
+    """:func:`axis_taps` of the D and H axes (one residue of no tap along a unit axis), the window variant's loop."""
+    taps = axis_taps(layer)
+    return ([[[(0, 0)]]] * (3 - layer.ndim) + taps)[:2]
+
+
+def nchw_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
+    """The config the launcher picks for ``layer`` with an NCHW input and output: from the ``_nchw`` key, fitted to
+    the window variant's extents (input columns x rows, W taps x output channels, input channels), or for the
+    depthwise kernel to the elements of whole output rows of the largest (D, H) phase."""
+    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
+    rows = layer.n * math.prod(shapes.phase_count(o, s, 0)
+                               for o, s in zip(spatial[:2], ((1,) * (3 - layer.ndim) + tuple(layer.launch_stride))[:2]))
+    if is_depthwise(layer):
+        kernel, sizes = kernel_of(layer), {"BLOCK": rows * spatial[2] * layer.c_out}
+    else:
+        kernel = "conv_transpose2d_fwd_nchw"
+        sizes = {"BLOCK_M": rows * layer.hw[-1], "BLOCK_N": layer.c_out_g * _ceil_pow2(layer.kernel[-1]),
+                 "BLOCK_K": layer.c_in_g}  # fmt: skip
+    return configs.choose(kernel, dtype, sizes, configs.source(kernel, target))
+
+
 #: The finest GEMM tiles the tensor cores issue, per dtype class (the model counts whole tiles, so a config is held
 #: to these minimums; a test checks the shipped ones): 16 rows (mma.m16), 8 columns (mma n8 and wgmma n8, the
 #: narrowest: Triton pads a narrower tl.dot to it), and a K step of 16 for 16-bit operands, 8 for TF32, 4 for fp64
@@ -332,16 +417,19 @@ def layout_report(dtype: torch.dtype) -> str:
     lines = [
         f"Bytes of a fused call counting the output's partial sectors, {str(dtype).split('.')[1]} (a model, not a "
         "measurement)", "",
-        "| layer | kernel | minimum MB | channels_last MB | NCHW MB | NCHW / channels_last | NCHW, phase path MB |",
-        "|---|---|---|---|---|---|---|",
+        "| layer | kernel | minimum MB | channels_last MB | NCHW MB | NCHW / channels_last | NCHW, phase path MB "
+        "| issued/useful MACs (sm90 pick), channels_last / NCHW |",
+        "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for spec in layers.load():
         cl, nchw = (sector_traffic(spec.layer, itemsize, layout, spec.bias) for layout in LAYOUTS)
         depthwise = is_depthwise(spec.layer)
         phase_path = "" if depthwise else f"{sector_traffic(spec.layer, itemsize, 'nchw', spec.bias, False)['sectors'] / 1e6:.2f}"
+        macs = (work(spec.layer, launcher_config(spec.layer, dtype, "sm90")).ratio,
+                window_work(spec.layer, nchw_config(spec.layer, dtype, "sm90")).ratio)
         lines.append(f"| {spec.layer.name} | {'depthwise' if depthwise else 'GEMM'} | {cl['minimum'] / 1e6:.2f} "
                      f"| {cl['sectors'] / 1e6:.2f} | {nchw['sectors'] / 1e6:.2f} "
-                     f"| {nchw['sectors'] / cl['sectors']:.2f} | {phase_path} |")  # fmt: skip
+                     f"| {nchw['sectors'] / cl['sectors']:.2f} | {phase_path} | {macs[0]:.2f} / {macs[1]:.2f} |")  # fmt: skip
     return "\n".join(lines)
 
 
