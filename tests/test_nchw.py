@@ -44,6 +44,8 @@ CASES = {
     "groups-bias-partial-k": ((1, 10, 3, 5), (10, 3, 3, 3), dict(stride=2, padding=1, groups=2), config(32, 16, 8)),
     # A stride larger than the kernel: phases without taps write the bias only.
     "stride-past-the-kernel": ((1, 2, 3, 4), (2, 3, 2, 1), dict(stride=3), config(16, 8, 8)),
+    # One input column: the W axis runs with the kernel's span (4) as its stride, wider than the 2 output columns.
+    "one-column-input": ((2, 2, 3, 1), (2, 1, 3, 4), dict(stride=(2, 1), padding=(1, 1)), config(16, 8, 8)),
     # 1-D: HiFi-GAN's k16 s8 p4 (16 taps, two per output column) in windows of 32 every 24.
     "1d-k16s8p4-windows": ((1, 3, 50), (3, 2, 16), dict(stride=8, padding=4), config(32, 32, 8)),
     "1d-k4s2p1-odd-length": ((2, 3, 37), (3, 4, 4), dict(stride=2, padding=1), config(16, 16, 8)),

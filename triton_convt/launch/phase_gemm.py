@@ -240,6 +240,8 @@ def _window_constexprs(window: Window | None, table: PhaseTable, w5: torch.Tenso
     out_w = window.block_o
     if mode == 1 and window.tiles > 1 and (window.own // axis.xs) % axis.os:
         out_w = _ceil_pow2(window.width + axis.os - 1)
+    if mode == 1:
+        out_w = max(out_w, axis.os)  # whole groups of OS columns (a row narrower than the stride)
     # The epilogue's chunk of output columns: its picked products (rows x columns x taps x channels) no more than
     # CHUNK_ELEMENTS per thread, the registers a gather's result and index may take beside the product.
     chunk, least = out_w, axis.os if mode == 1 else 1
