@@ -515,8 +515,8 @@ def _tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 
     if W_WINDOW:
         if TAPS_B == 0:
             acc2 = acc  # not read
-        _window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
-                         q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc,
+        _window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows,
+                         q_rows_d, q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc,
                          stride_yd, stride_yh,
                          stride_yw, NDIM, XS_W, OS_D, OS_H, OS_W, DSTEP_W, KSTEP_W, HAS_BIAS, ACTIVATION,
                          NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_A, TAPS_B, TAPS_O, OUT_W, OUT_CHUNK,
@@ -569,7 +569,8 @@ def _gather_taps(acc, u, ok, TILE_ROWS: tl.constexpr, WINDOW_W: tl.constexpr, TA
 @triton.jit
 def _window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mask, pid_m, w_tile, a0, rows, q_rows_d,
                      q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc, stride_yd,
-                     stride_yh, stride_yw, NDIM: tl.constexpr, XS_W: tl.constexpr, OS_D: tl.constexpr, OS_H: tl.constexpr,
+                     stride_yh, stride_yw, NDIM: tl.constexpr, XS_W: tl.constexpr, OS_D: tl.constexpr,
+                     OS_H: tl.constexpr,
                      OS_W: tl.constexpr, DSTEP_W: tl.constexpr, KSTEP_W: tl.constexpr, HAS_BIAS: tl.constexpr,
                      ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, INDEX_DTYPE: tl.constexpr,
                      WINDOW_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_A: tl.constexpr, TAPS_B: tl.constexpr,

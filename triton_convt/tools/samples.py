@@ -113,8 +113,8 @@ def _nd_forward(x_shape: tuple, w_shape: tuple, stride: int, padding: int, outpu
 
 #: Forward launches of the same GEMM kernel on 1-D and 3-D problems (issue 15), for the static profile's report
 #: (``triton-convt-profile --picked`` and the report's profile build them with the launcher's pick, 16-bit, with
-#: channels innermost and in NCL / NCDHW; they are reported, not held to the 2-D builds' hot-loop gate). Each extent is a multiple of
-#: 16 and each phase has 256 rows or more, as the 2-D sample problem's, so that no tile is cut down.
+#: channels innermost and in NCL / NCDHW; they are reported, not held to the 2-D builds' hot-loop gate). Each extent
+#: is a multiple of 16 and each phase has 256 rows or more, as the 2-D sample problem's, so that no tile is cut down.
 ND_FORWARD_SAMPLES: dict[str, Callable[..., KernelPlan]] = {
     # HiFi-GAN's first upsampler (k16 s8 p4) at 256 channels: 2 taps per phase, 1024 outputs per sequence.
     "1d-k16s8": _nd_forward((2, 256, 128), (256, 256, 16), 8, 4, 0),

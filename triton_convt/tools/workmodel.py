@@ -424,7 +424,8 @@ def layout_report(dtype: torch.dtype) -> str:
     for spec in layers.load():
         cl, nchw = (sector_traffic(spec.layer, itemsize, layout, spec.bias) for layout in LAYOUTS)
         depthwise = is_depthwise(spec.layer)
-        phase_path = "" if depthwise else f"{sector_traffic(spec.layer, itemsize, 'nchw', spec.bias, False)['sectors'] / 1e6:.2f}"
+        phase_path = "" if depthwise else \
+            f"{sector_traffic(spec.layer, itemsize, 'nchw', spec.bias, False)['sectors'] / 1e6:.2f}"
         macs = (work(spec.layer, launcher_config(spec.layer, dtype, "sm90")).ratio,
                 window_work(spec.layer, nchw_config(spec.layer, dtype, "sm90")).ratio)
         lines.append(f"| {spec.layer.name} | {'depthwise' if depthwise else 'GEMM'} | {cl['minimum'] / 1e6:.2f} "
