@@ -177,3 +177,20 @@ def test_the_reference_gemm_compiles_to_one_pipelined_loop_of_one_k_step():
         else:  # wgmma with the next loads in flight: the tutorial's loop overlaps
             assert figures["hot_ldgsts"] >= 2 and figures["wgmma_wait"] >= 1
         assert hotloop.ratio(figures, figures) == 1.0
+
+
+def test_local_memory_counts_in_the_tensor_core_loops_only():
+    # A spill inside the MMA loop is paid per K step; one in an outer loop around it (the NCHW window variant's loop
+    # over phases) or outside every loop is not counted.
+    code = [
+        (0x00, "STL [R1], R2"),  # outside every loop
+        (0x10, "LDL R2, [R1]"),  # the outer loop from here
+        (0x20, "STL [R1+0x4], R3"),  # the MMA loop from here
+        (0x30, "HMMA.16816.F32 R8, R4, R6, R8"),
+        (0x40, "LDL R3, [R1+0x4]"),
+        (0x50, "@P0 BRA 0x20"),
+        (0x60, "STL [R1+0x8], R4"),  # the outer loop's epilogue
+        (0x70, "@P1 BRA 0x10"),
+        (0x80, "EXIT"),
+    ]
+    assert hotloop.local_memory_in_mma_loops(sass(code)) == 2

@@ -106,6 +106,17 @@ def mma_loops(code: list[tuple[int, str]]) -> list[tuple[int, int]]:
             if not any((s2, e2) != (s, e) and s <= s2 and e2 <= e for s2, e2 in holding)]  # fmt: skip
 
 
+def local_memory_in_mma_loops(sass: str) -> int:
+    """Loads and stores of local memory (spill traffic) inside the MMA loops of ``sass``: paid per K step, where
+    the time goes (an outer loop, such as the NCHW window variant's loop over phases, runs its body a few times)."""
+    total = 0
+    for code in instructions(sass):
+        spans = mma_loops(code)
+        total += sum(1 for addr, text in code if re.search(r"\b(?:STL|LDL)(?:\.\w+)*\s", text + " ")
+                     and any(start <= addr <= end for start, end in spans))  # fmt: skip
+    return total
+
+
 def hot_loop(sass: str) -> dict[str, int | None]:
     """The hot-loop figures of ``sass`` (keys :data:`KEYS`): the heaviest MMA loop's counts per iteration, and
     ``mma_loops``, how many MMA loops the code has; every figure ``None`` when it has none (no ``tl.dot``, or
