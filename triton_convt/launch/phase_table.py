@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..kernels.phase_gemm import TABLE_COLUMNS
+from ..kernels.phase_tile import TABLE_COLUMNS
 from . import shapes
 from .shapes import ConvParams
 
