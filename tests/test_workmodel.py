@@ -7,7 +7,7 @@ import torch
 
 from triton_convt.launch import configs
 from triton_convt.launch.conv_transpose_fwd import allocate_output, plan
-from triton_convt.tools import workmodel
+from triton_convt.tools import layoutmodel, workmodel
 from triton_convt.functional.conv_transpose import check_call
 from triton_convt.tools.layers import Layer
 
@@ -87,8 +87,8 @@ def _operands(layer: Layer, layout: str):
 def _model(layer: Layer, layout: str, dtype: torch.dtype):
     """The work model's config and work of ``layer`` with an input in ``layout``."""
     if layout == "nchw":
-        config = workmodel.nchw_config(layer, dtype)
-        return config, workmodel.window_work(layer, config)
+        config = layoutmodel.nchw_config(layer, dtype)
+        return config, layoutmodel.window_work(layer, config)
     config = workmodel.launcher_config(layer, dtype)
     return config, workmodel.work(layer, config)
 
@@ -284,7 +284,7 @@ def _sectors_brute_force(itemsize, dims, base=0):
     offsets = {base}
     for size, stride in dims:
         offsets = {o + i * stride for o in offsets for i in range(size)}
-    return workmodel.SECTOR * len({o * itemsize // workmodel.SECTOR for o in offsets})
+    return layoutmodel.SECTOR * len({o * itemsize // layoutmodel.SECTOR for o in offsets})
 
 
 @pytest.mark.parametrize("itemsize", [2, 4])
@@ -296,18 +296,18 @@ def _sectors_brute_force(itemsize, dims, base=0):
     ([(2, 3), (4, 1), (9, 20)], 2),  # the stride-1 dimension listed second
 ])  # fmt: skip
 def test_sector_bytes_counts_distinct_sectors(dims, base, itemsize):
-    assert workmodel.sector_bytes(itemsize, dims, base) == _sectors_brute_force(itemsize, dims, base)
+    assert layoutmodel.sector_bytes(itemsize, dims, base) == _sectors_brute_force(itemsize, dims, base)
 
 
 def test_a_phase_that_writes_every_other_output_counts_each_sector_it_touches():
     # An NCHW row of 32 fp16 outputs (two sectors) written by two phases of stride 2: each phase's 16 outputs touch
     # both sectors, so the phase path moves 4 sectors; the window variant, both phases at once, 2.
     layer = Layer("row", 1, 2, 1, (16,), (2,), stride=(2,))
-    assert workmodel.output_writes(layer, 2, "nchw", window=False) == 4 * workmodel.SECTOR
-    assert workmodel.output_writes(layer, 2, "nchw") == 2 * workmodel.SECTOR
+    assert layoutmodel.output_writes(layer, 2, "nchw", window=False) == 4 * layoutmodel.SECTOR
+    assert layoutmodel.output_writes(layer, 2, "nchw") == 2 * layoutmodel.SECTOR
     # channels_last with 16 channels: a pixel is a whole sector, whatever the phase.
     layer = Layer("pixels", 1, 2, 16, (16,), (2,), stride=(2,))
-    assert workmodel.output_writes(layer, 2, "channels_last") == 32 * workmodel.SECTOR
+    assert layoutmodel.output_writes(layer, 2, "channels_last") == 32 * layoutmodel.SECTOR
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
@@ -318,10 +318,10 @@ def test_nchw_moves_at_most_ten_percent_more_bytes_than_channels_last_on_the_lay
     itemsize = torch.empty((), dtype=dtype).element_size()
     worse = []
     for spec in workmodel.layers.load():
-        cl, nchw = (workmodel.sector_traffic(spec.layer, itemsize, layout, spec.bias)["sectors"]
-                    for layout in workmodel.LAYOUTS)  # fmt: skip
+        cl, nchw = (layoutmodel.sector_traffic(spec.layer, itemsize, layout, spec.bias)["sectors"]
+                    for layout in layoutmodel.LAYOUTS)  # fmt: skip
         assert nchw <= 1.1 * cl, spec.layer.name
         if not workmodel.is_depthwise(spec.layer):
-            phase_path = workmodel.sector_traffic(spec.layer, itemsize, "nchw", spec.bias, window=False)["sectors"]
+            phase_path = layoutmodel.sector_traffic(spec.layer, itemsize, "nchw", spec.bias, window=False)["sectors"]
             worse.append(phase_path / cl)
     assert max(worse) > 2 and sum(r > 1.1 for r in worse) > len(worse) // 2  # the partial sectors it removes
