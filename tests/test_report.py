@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from triton_convt.tools import checking, layers, nvmodel, workmodel
+from triton_convt.tools import checking, hotloop, layers, nvmodel, workmodel
 from triton_convt.tools.report import cli, cpu, gpu, render
 from triton_convt.tools.report import rows as vocab
 from triton_convt.tools.report.gpu import Impl
@@ -152,7 +152,10 @@ def test_cpu_report_end_to_end(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert len(data["rows"]) == len(rows) and data["peaks"]["H100 SXM"]["bandwidth"] == 3.35e12
     builds = data["static_profile"]["builds"]
-    assert builds and all(b["arch"] == 80 and b["kernel"] == vocab.FORWARD and "error" not in b for b in builds)
+    # The phase GEMM's keys the hot-loop rule holds: the forward in both layouts and the NCHW input gradient.
+    assert builds and all(b["arch"] == 80 and b["kernel"] in hotloop.GATED["kernels"] and "error" not in b
+                          for b in builds)  # fmt: skip
+    assert {b["kernel"] for b in builds} == set(hotloop.GATED["kernels"])
     assert (out / "profile" / "profile.md").exists()
     assert all((out / "profile" / b["cubin"]).read_bytes()[:4] == b"\x7fELF" for b in builds)  # named from profile/
     for png in ("roofline.png", "bytes.png", "checks.png"):
