@@ -68,9 +68,17 @@ def test_refuses_to_run_under_the_interpreter():
 
 _AMD_BUILD = """
 import json, torch
+from triton_convt.functional.conv_transpose import check_call
+from triton_convt.launch.conv_transpose_fwd import forward_plan
 from triton_convt.tools import aot, samples
+# An NCHW input on the phase path: a tile of 8 columns cannot hold the 16 W taps of one channel, so the window
+# variant leaves it to the phase path, which gathers the input element by element.
 config = {"BLOCK_M": 64, "BLOCK_N": 8, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3}
-plan = samples.forward_sample_plan(torch.float16, "nchw", config)
+x = samples._sample(2, 256, 16, 16, dtype=torch.float16)
+w = samples._sample(256, 256, 4, 16, dtype=torch.float16, layout="channels_last")
+params = check_call(x, w, None, 2, 1, 0, 1, 1)
+plan = forward_plan(x, w, None, samples._output(x, w, params, "nchw"), params, config=config)
+assert not plan.args["W_WINDOW"]
 print(json.dumps({"attrs": repr(aot.jit_specialization(plan, aot.gpu_target("gfx942"))[2]),
                   "record": aot.measure(plan, "gfx942")[0]}))
 """
@@ -80,9 +88,9 @@ print(json.dumps({"attrs": repr(aot.jit_specialization(plan, aot.gpu_target("gfx
                     reason="gfx942's compiled code is held on the Triton its configs were written for")
 def test_the_amd_reader_sees_spills_and_a_missing_matrix_core():
     # A tile only 8 columns wide (default.json's, for 3-channel RGB outputs on NVIDIA GPUs) is below gfx942's
-    # narrowest matrix-core tile (16) and falls back to FMA, and in NCHW it needs more scalar registers than gfx942
-    # has: the reader behind the gfx942 profile must report both, or its zero-spill, v_mfma-present checks prove
-    # nothing. This is why gfx942.json has no tile narrower than 16.
+    # narrowest matrix-core tile (16) and falls back to FMA, and an NCHW input on the phase path needs more scalar
+    # registers than gfx942 has: the reader behind the gfx942 profile must report both, or its zero-spill,
+    # v_mfma-present checks prove nothing. This is why gfx942.json has no tile narrower than 16.
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, "-c", _AMD_BUILD], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
