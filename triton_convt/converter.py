@@ -12,8 +12,11 @@ from .upsample_modules import FusedUpsample2D, UpsampleConv2d, is_diffusers_upsa
 def convert(model: nn.Module) -> nn.Module:
     """Replace, in place, what triton_convt computes in one launch:
 
-    * every ``nn.ConvTranspose1d``, ``nn.ConvTranspose2d`` and ``nn.ConvTranspose3d`` by triton_convt's module of
-      the same dimensionality (:mod:`triton_convt.modules`);
+    * every ``nn.ConvTranspose1d``, ``nn.ConvTranspose2d`` and ``nn.ConvTranspose3d`` becomes triton_convt's module
+      of the same dimensionality (:mod:`triton_convt.modules`), in place (``adopt``: the same object, so hooks and
+      references to it, FSDP2's included, stay valid), its weight re-laid with output channels innermost through
+      ``param.data`` (the same Parameter, shape and values: optimizers holding it keep working) so that every
+      forward is one launch;
     * inside a container that chains its children (:func:`chains_children`), an ``nn.Upsample`` by an integer
       ``scale_factor`` in mode ``"nearest"`` or ``"nearest-exact"`` immediately followed by an ``nn.Conv2d`` with
       stride 1 and zero padding mode, by :class:`UpsampleConv2d` in the conv's slot (the Upsample's becomes
@@ -28,7 +31,7 @@ def convert(model: nn.Module) -> nn.Module:
     reflect-padded convs. Returns ``model`` (or its replacement, if ``model`` itself is replaced).
     """
     if type(model) in FROM_TORCH:
-        return FROM_TORCH[type(model)].from_torch(model)
+        return FROM_TORCH[type(model)].adopt(model)
     if is_diffusers_upsample2d(model):
         return FusedUpsample2D(model)
     for parent in list(model.modules()):
@@ -38,7 +41,7 @@ def convert(model: nn.Module) -> nn.Module:
             layer = parent._modules[name]
             following = parent._modules[names[i + 1]] if chained and i + 1 < len(names) else None
             if type(layer) in FROM_TORCH:
-                layer = parent._modules[name] = FROM_TORCH[type(layer)].from_torch(layer)
+                layer = FROM_TORCH[type(layer)].adopt(layer)
             elif is_diffusers_upsample2d(layer):
                 parent._modules[name] = FusedUpsample2D(layer)
             elif following is not None and unfusable(layer, following) is None:

@@ -36,11 +36,13 @@ def _torch_result(x, weight, bias, params: ConvParams, activation: str, negative
     return activations.apply_torch(y, None if activation == "none" else activation, negative_slope)
 
 
-def _forward(x, weight, bias, params, activation, negative_slope, out=None) -> torch.Tensor:
+def _forward(x, weight, bias, params, activation, negative_slope, out=None, layout_from_weight=True) -> torch.Tensor:
+    if out is None:
+        out = conv_transpose_fwd.allocate_output(x, weight, params, layout_from_weight)
     if runs_triton(x.device):
         return conv_transpose_fwd.conv_transpose_forward(x, weight, bias, params, activation, negative_slope, out)
-    y = _torch_result(x, weight, bias, params, activation, negative_slope)
-    return y if out is None else out.copy_(y)
+    # torch's result follows its own rule (input or weight); copied into the layout the fake implementation gives.
+    return out.copy_(_torch_result(x, weight, bias, params, activation, negative_slope))
 
 
 def _torch_backward(grad, x, weight, bias, params, activation, slope):
@@ -51,6 +53,14 @@ def _torch_backward(grad, x, weight, bias, params, activation, slope):
     )
     grads = vjp(grad)
     return grads[0], grads[1], grads[2] if bias is not None else None
+
+
+def _laid_like(t: torch.Tensor | None, ref: torch.Tensor) -> torch.Tensor | None:
+    """``t`` with ``empty_like(ref)``'s strides (the fake implementation's), copied only if they differ."""
+    if t is None:
+        return t
+    like = torch.empty_like(ref)
+    return t if t.stride() == like.stride() else like.copy_(t)
 
 
 def _register(ndim: int) -> None:
@@ -71,15 +81,19 @@ def _register(ndim: int) -> None:
         dilation: list[int],
         activation: str,
         negative_slope: float,
+        layout_from_weight: bool = True,
     ) -> torch.Tensor:
-        """``act(conv_transpose{ndim}d(input, weight, bias))`` on batched input; activation "none" for none."""
+        """``act(conv_transpose{ndim}d(input, weight, bias))`` on batched input; activation "none" for none. The
+        output is channels_last when the input or, with ``layout_from_weight`` (torch's rule), the weight is; the
+        modules pass False (:func:`~triton_convt.launch.conv_transpose_fwd.allocate_output`)."""
         params = _params(weight, stride, padding, output_padding, groups, dilation)
-        return _forward(input, weight, bias, params, activation, negative_slope)
+        return _forward(input, weight, bias, params, activation, negative_slope, layout_from_weight=layout_from_weight)
 
     @forward_op.register_fake
-    def _(input, weight, bias, stride, padding, output_padding, groups, dilation, activation, negative_slope):
+    def _(input, weight, bias, stride, padding, output_padding, groups, dilation, activation, negative_slope,
+          layout_from_weight=True):  # fmt: skip
         params = _params(weight, stride, padding, output_padding, groups, dilation)
-        return conv_transpose_fwd.allocate_output(input, weight, params)
+        return conv_transpose_fwd.allocate_output(input, weight, params, layout_from_weight)
 
     @torch.library.custom_op(f"triton_convt::{name}_out", mutates_args=("out",))
     def out_op(
@@ -100,7 +114,7 @@ def _register(ndim: int) -> None:
         _forward(input, weight, bias, params, activation, negative_slope, out)
 
     def _setup_context(ctx, inputs, output):
-        input, weight, bias, stride, padding, output_padding, groups, dilation, activation, negative_slope = inputs
+        input, weight, bias, stride, padding, output_padding, groups, dilation, activation, negative_slope = inputs[:10]
         ctx.params = _params(weight, stride, padding, output_padding, groups, dilation)
         ctx.activation, ctx.negative_slope = activation, negative_slope
         # The output is saved only when the activation's derivative can be read from it; gelu, gelu_tanh and silu
@@ -125,7 +139,9 @@ def _register(ndim: int) -> None:
         negative_slope: float,
         needs: list[bool],
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gradients (input, weight, bias) of :func:`forward_op`; an unneeded one is an empty tensor.
+        """Gradients (input, weight, bias) of :func:`forward_op`; an unneeded one is an empty tensor. The weight's
+        gradient has the weight's strides (``empty_like``), so that AccumulateGrad and DDP's buckets, which expect a
+        parameter's own layout, take it without a copy.
 
         A custom op of its own so that the autograd formula stays traceable (fake tensors, ``torch.compile``):
         the Triton launches happen inside it. ``output`` is the forward's output when the activation's derivative
@@ -141,13 +157,14 @@ def _register(ndim: int) -> None:
             )
         else:
             grads = _torch_backward(grad, input, weight, bias, params, activation, negative_slope)
+            grads = (_laid_like(grads[0], input), _laid_like(grads[1], weight), grads[2])
         return tuple(g if n and g is not None else grad.new_empty(0) for g, n in zip(grads, needs))
 
     @backward_op.register_fake
     def _(grad, input, weight, bias, output, stride, padding, output_padding, groups, dilation, activation,
           negative_slope, needs):
         has = (True, True, bias is not None)
-        likes = (torch.empty_like(input), weight.new_empty(weight.shape), grad.new_empty(weight.shape[1] * groups))
+        likes = (torch.empty_like(input), torch.empty_like(weight), grad.new_empty(weight.shape[1] * groups))
         return tuple(like if n and h else grad.new_empty(0) for like, n, h in zip(likes, needs, has))
 
     def _backward(ctx, grad):
@@ -161,7 +178,7 @@ def _register(ndim: int) -> None:
         grads = [g if n else None for g, n in zip(grads, needs)]
         if bias is None:
             grads[2] = None
-        return (*grads, None, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None, None, None)  # the 8 non-tensor arguments
 
     forward_op.register_autograd(_backward, setup_context=_setup_context)
 
