@@ -202,6 +202,7 @@ ERRORS = [  # (name, x shape, w shape, kwargs, bias shape); the composition's ex
     ("scale-negative", X, W, {"scale_factor": (2, -1)}, None),
     ("scale-three", X, W, {"scale_factor": (2, 2, 2)}, None),
     ("scale-string", X, W, {"scale_factor": "2"}, None),
+    ("scale-none", X, W, {"scale_factor": None}, None),  # F.interpolate: ValueError (neither size nor scale)
     ("input-no-channels", (1, 0, 3, 3), (3, 0, 3, 3), {}, None),
     ("input-empty-rows", (1, 2, 0, 3), W, {}, None),
 ]

@@ -17,6 +17,8 @@ it as a buffer (``folded_weight``, in the kernel's layout, not in ``state_dict``
   (``weight.data.mul_(...)``) is not seen**: the module keeps computing with the fold of the old values. So is a copy
   (``copy.deepcopy``, ``torch.load``), which must be frozen again;
 * ``.to(...)``, ``.half()``, ``.cuda()`` (the module's ``_apply``) fold again, from the converted weight;
+* under ``torch.compile`` the weight's state is not checked (dynamo cannot trace a data-pointer comparison): the
+  compiled call reads the buffer as it is; the mode and grad checks hold there too;
 * :func:`unfreeze` drops the buffers: two launches per call again, and training works.
 
 :func:`freeze` also re-lays every module that owns its weight in the kernel's layout
@@ -155,12 +157,16 @@ class FoldFreezable:
                 "enabled: run it under torch.no_grad() or torch.inference_mode(), or call "
                 "triton_convt.unfreeze(model) to train it"
             )
-        now = WeightRecord.of(weight, frozen_args)
-        if now != self._frozen_record:
-            raise RuntimeError(
-                f"{name}'s weight changed since triton_convt.freeze ({', '.join(self._frozen_record.differences(now))}"
-                "): its folded weight is stale; call triton_convt.freeze(model) again, or triton_convt.unfreeze(model)"
-            )
+        # Not while torch.compile traces: dynamo cannot trace a data-pointer comparison (the mode and grad checks
+        # above it guards on).
+        if not torch.compiler.is_compiling():
+            now = WeightRecord.of(weight, frozen_args)
+            if now != self._frozen_record:
+                raise RuntimeError(
+                    f"{name}'s weight changed since triton_convt.freeze "
+                    f"({', '.join(self._frozen_record.differences(now))}): its folded weight is stale; call "
+                    "triton_convt.freeze(model) again, or triton_convt.unfreeze(model)"
+                )
         if args != frozen_args or (grad and (input.requires_grad or (bias is not None and bias.requires_grad))):
             return None
         return self._buffers[FOLDED]
