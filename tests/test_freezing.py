@@ -200,3 +200,13 @@ def test_inference_tensors_freeze_without_a_version_counter(count_launches):
         n, y = launches_of(lambda: module(x), count_launches)
     assert n == 1
     assert_close_to_reference(y, reference(x, module, (2, 3), "tanh"))
+
+
+def test_opcheck_of_the_prefolded_op():
+    module = freeze(upsample_conv().eval())
+    x = torch.randn(1, 4, 2, 2).to(memory_format=torch.channels_last)
+    args = (x, module.weight.detach(), module.folded_weight, module.bias.detach(), [2, 3], [1, 1, 0, 1], [1, 1], 2,
+            "tanh", 0.01)  # fmt: skip
+    assert torch.ops.triton_convt.upsample_conv2d_prefolded(*args).is_contiguous(memory_format=torch.channels_last)
+    # Schema and fake tensors (the strides); the other utilities trace the op again (seconds under the interpreter).
+    torch.library.opcheck(torch.ops.triton_convt.upsample_conv2d_prefolded.default, args, test_utils=("test_schema", "test_faketensor"))

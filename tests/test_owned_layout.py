@@ -277,3 +277,14 @@ def test_functional_calls_with_torchs_layout_still_copy_the_weight(count_launche
     assert triton_convt.conv_transpose2d(x, w_last, stride=2, layout_from_weight=False).is_contiguous()
     assert count_launches() == 4
     assert_close_to_reference(y, F.conv_transpose2d(x.double(), w.double(), stride=2))
+
+
+def test_opcheck_with_the_modules_layout_rule():
+    """The op's argument for the modules' rule: real and fake implementations agree on the output's strides (and the
+    weight gradient's, which has the weight's)."""
+    x = torch.randn(1, 4, 3, 2, requires_grad=True)
+    w = torch.randn(4, 3, 2, 2).to(memory_format=torch.channels_last).requires_grad_()
+    args = (x, w, None, [2, 2], [0, 0], [0, 0], 1, [1, 1], "relu", 0.01, False)
+    assert torch.ops.triton_convt.conv_transpose2d(*args).is_contiguous()
+    # Schema and fake tensors (the strides); the other utilities trace the op again (seconds under the interpreter).
+    torch.library.opcheck(torch.ops.triton_convt.conv_transpose2d.default, args, test_utils=("test_schema", "test_faketensor"))
