@@ -10,6 +10,10 @@ its strides by itself: in-place updates (optimizer steps, ``copy_``, ``load_stat
 and ``torch.save``/``torch.load`` (both keep strides), ``requires_grad_``. Where something outside the module lays
 the weight out anew (FSDP's flat parameters, a user's ``weight.data = t`` or ``weight = nn.Parameter(t)``), the call
 stays correct and costs a copy per call, until :func:`triton_convt.freeze` or the next ``.to(...)`` re-lays it.
+
+Optimizer state is the optimizer's: made after the re-lay it has the parameter's layout (``zeros_like``); made before
+it, it keeps torch's, which torch's fused optimizers on CUDA refuse (they require one layout for a parameter, its
+gradient and its state). The weight gradient always has the weight's strides (the backward allocates it so).
 """
 
 from __future__ import annotations
