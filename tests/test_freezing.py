@@ -9,6 +9,9 @@ from torch import nn
 
 import triton_convt
 from triton_convt import UpsampleConv2d, freeze, unfreeze
+from triton_convt.functional.upsample_conv import fold_params, upsample_conv2d_prefolded
+from triton_convt.launch.upsample_conv_fwd import fold_weight
+from triton_convt.ops.upsample_conv import _torch_fold
 from triton_convt.upsample_modules import FusedUpsample2D
 
 
@@ -209,4 +212,26 @@ def test_opcheck_of_the_prefolded_op():
             "tanh", 0.01)  # fmt: skip
     assert torch.ops.triton_convt.upsample_conv2d_prefolded(*args).is_contiguous(memory_format=torch.channels_last)
     # Schema and fake tensors (the strides); the other utilities trace the op again (seconds under the interpreter).
-    torch.library.opcheck(torch.ops.triton_convt.upsample_conv2d_prefolded.default, args, test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(torch.ops.triton_convt.upsample_conv2d_prefolded.default, args,
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("kernel, scale, padding, groups", [((3, 3), (2, 2), 1, 1), ((3, 2), (2, 3), "same", 2),
+                                                            ((4, 1), (3, 1), (2, 0), 4)])
+def test_torchs_fold_equals_the_kernels(kernel, scale, padding, groups):
+    """The fold a frozen module makes off the Triton path (CPU without the interpreter, meta tensors) is the
+    kernel's."""
+    w = torch.randn(8, 8 // groups, *kernel, dtype=torch.float64)
+    params = fold_params(w, scale, padding, 1, groups)
+    torchs, kernels = _torch_fold(w, params), fold_weight(w, params)
+    assert torchs.stride() == kernels.stride()
+    torch.testing.assert_close(torchs, kernels)
+    on_meta = freeze(UpsampleConv2d(8, 8, kernel, scale, padding, groups=groups, device="meta").eval())
+    assert on_meta.folded_weight.is_meta and on_meta.folded_weight.shape == kernels.shape
+
+
+def test_the_prefolded_call_refuses_autograd():
+    module = freeze(upsample_conv().eval())
+    with pytest.raises(RuntimeError, match="no autograd"):
+        upsample_conv2d_prefolded(torch.randn(1, 4, 2, 2), module.weight, module.folded_weight, module.bias, (2, 3),
+                                  "same", 1, 2)  # fmt: skip

@@ -287,4 +287,5 @@ def test_opcheck_with_the_modules_layout_rule():
     args = (x, w, None, [2, 2], [0, 0], [0, 0], 1, [1, 1], "relu", 0.01, False)
     assert torch.ops.triton_convt.conv_transpose2d(*args).is_contiguous()
     # Schema and fake tensors (the strides); the other utilities trace the op again (seconds under the interpreter).
-    torch.library.opcheck(torch.ops.triton_convt.conv_transpose2d.default, args, test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(torch.ops.triton_convt.conv_transpose2d.default, args,
+                          test_utils=("test_schema", "test_faketensor"))

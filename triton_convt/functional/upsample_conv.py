@@ -90,7 +90,8 @@ def upsample_conv2d_prefolded(
     negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE,
 ) -> torch.Tensor:
     """:func:`upsample_conv2d` with ``weight``'s folded weight ``folded`` made beforehand, in one launch: what a
-    module frozen by :func:`triton_convt.freeze` calls (no autograd, no ``out=``).
+    module frozen by :func:`triton_convt.freeze` calls (no ``out=``, and no autograd: RuntimeError when grad is
+    enabled and an operand requires it).
 
     ``folded`` must be the fold of ``weight`` for these arguments (:func:`triton_convt.ops.upsample_conv.fold`):
     its shape, dtype and device are checked (RuntimeError), its values are not, which is the frozen module's
@@ -99,6 +100,8 @@ def upsample_conv2d_prefolded(
     """
     x, params = _batched_call(input, weight, bias, scale_factor, padding, dilation, groups)
     kernel_activation = activations.check_activation(activation)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, weight, folded, bias)):
+        raise RuntimeError(f"{OP} with a folded weight has no autograd: call upsample_conv2d, which folds per call")
     fh, fw = params.folds()
     expected = (weight.shape[1] * params.groups, weight.shape[0] // params.groups, fh.folded, fw.folded)
     if not isinstance(folded, torch.Tensor) or tuple(folded.shape) != expected:
