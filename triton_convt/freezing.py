@@ -88,6 +88,7 @@ class WeightRecord:
 
     @classmethod
     def of(cls, weight: torch.Tensor, args: tuple) -> WeightRecord:
+        """The record of ``weight`` as it is now, with the fold's arguments ``args``."""
         try:
             version = weight._version
         except RuntimeError:  # "Inference tensors do not track version counter"

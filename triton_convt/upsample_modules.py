@@ -53,6 +53,7 @@ class UpsampleConv2d(FoldFreezable, nn.Conv2d):
         )  # fmt: skip
 
     def fold_source(self) -> tuple[torch.Tensor, tuple]:
+        """The weight and the fold's arguments as this module holds them (:class:`~.freezing.FoldFreezable`)."""
         return self.weight, (self.scale_factor, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
@@ -153,6 +154,8 @@ class FusedUpsample2D(FoldFreezable, nn.Module):
         return upsample_conv2d(hidden_states, conv.weight, conv.bias, *args)
 
     def fold_source(self) -> tuple[torch.Tensor, tuple] | None:
+        """The conv's weight and the x2 fold's arguments (:class:`~.freezing.FoldFreezable`); None when the conv is
+        not fusable (then computed as diffusers does, nothing to fold)."""
         conv = getattr(self, self.name)
         if conv_unfusable(conv):
             return None  # computed as diffusers does: nothing to fold
