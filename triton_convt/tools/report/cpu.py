@@ -34,27 +34,11 @@ from ..layers import LayerSpec
 from .gpu import _error_of
 from .rows import CHECK, FORWARD, FUSED, LAYOUTS, MODEL, UNFUSED, base_row, make_inputs, ours, progress
 
-#: Published peaks the roofline uses: dense tensor-core TFLOP/s (no sparsity) per dtype (fp32 is TF32, torch's
-#: default for convolutions), memory bandwidth in bytes/s, the config file the work model reads for the part, and
-#: the part's name among NVIDIA's GEMM model's predefined GPUs (:mod:`triton_convt.tools.nvmodel`).
-PEAKS = {
-    "H100 SXM": {
-        "tflops": {"bfloat16": 989.4, "float16": 989.4, "float32": 494.7},
-        "bandwidth": 3.35e12,
-        "target": "sm90",
-        "nvidia_gpu": "H100_SXM",
-        "source": "NVIDIA H100 Tensor Core GPU datasheet, H100 SXM5 80GB: BF16/FP16 989.4 and TF32 494.7 dense "
-        "tensor TFLOP/s (half the 'with sparsity' figures), HBM3 3.35 TB/s",
-    },
-    "A100 SXM": {
-        "tflops": {"bfloat16": 312.0, "float16": 312.0, "float32": 156.0},
-        "bandwidth": 2.039e12,
-        "target": "sm80",
-        "nvidia_gpu": "A100_SXM_80GB",
-        "source": "NVIDIA A100 Tensor Core GPU datasheet, A100 SXM4 80GB: BF16/FP16 312 and TF32 156 dense tensor "
-        "TFLOP/s, HBM2e 2,039 GB/s",
-    },
-}
+#: Published peaks the roofline uses (the work model's parts, :data:`triton_convt.tools.workmodel.PEAKS`): dense
+#: tensor-core TFLOP/s per dtype (fp32 is TF32, torch's default for convolutions), memory bandwidth in bytes/s, SM
+#: count and FLOPs per SM per clock (the issue term's clock), the config file the work model reads for the part,
+#: and the part's name among NVIDIA's GEMM model's predefined GPUs (:mod:`triton_convt.tools.nvmodel`).
+PEAKS = workmodel.PEAKS
 
 
 def check_rows(specs: Iterable[LayerSpec], dtypes: list[str], show_progress=True) -> list[dict]:
