@@ -267,9 +267,10 @@ def layer_builds(archs: list[int | str], dtypes: list[str] | None = None, names:
                     continue
                 target = configs.source(workmodel.kernel_of(spec.layer), arch_name(a))
                 config = workmodel.launcher_config(spec.layer, getattr(torch, name), target)
+                cls = configs.dtype_class(getattr(torch, name))
                 builds.append({"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": name, "precision": precision,
                                "layout": "channels_last", "layer": spec.name, "config": config,
-                               "dtype_class": configs.dtype_class(getattr(torch, name)), "targets": [target]})  # fmt: skip
+                               "dtype_class": cls, "targets": [target]})  # fmt: skip
     return builds
 
 
@@ -285,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="build only the forward kernel with the launcher's pick for the sample problem, and its "
                         "int64 index path")  # fmt: skip
     parser.add_argument("--layers", nargs="*", metavar="NAME",
-                        help="build only the forward kernel on these layers of the report's set (all without a name), "
-                        "full size, with each target file's untuned pick (the work model's issue term reads them)")  # fmt: skip
+                        help="build only the forward kernel on these layers of the report's set (all without a "
+                        "name), full size, with each target file's untuned pick (the work model's issue term reads "
+                        "them)")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile processes (default: cores)")
     parser.add_argument("--no-reference", action="store_true",
                         help="do not compile the reference GEMMs (no 'vs GEMM' ratio, and no gate)")  # fmt: skip

@@ -486,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-convt-workmodel", description="Print the work model of the report's layer set (model figures, not measurements).")
     parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32", "float64"))
     parser.add_argument("--no-sass", action="store_true",
-                        help="leave out the issue term (compiles nothing; the layers' builds take a minute or two)")  # fmt: skip
+                        help="leave out the issue term (compiles nothing; the layers' builds take a minute or "
+                        "two)")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile processes (default: cores)")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)

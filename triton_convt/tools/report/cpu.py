@@ -160,12 +160,15 @@ def start_static_profile(out: str, archs: list[int | str], dtypes: list[str], jo
 
 
 def cpu_environment() -> dict:
-    """What the CPU report's files record of the environment: the installed versions its figures depend on. Not the
-    machine (its core count, its architecture): the files must read the same wherever the report is rerun."""
-    return dict(device="cpu (no GPU: Triton interpreter checks, model, static profile)", torch=torch.__version__,
-                triton=triton.__version__, python=platform.python_version())  # fmt: skip
+    """What the CPU report's files record of the environment: the versions its figures depend on. Not the machine
+    (its core count, its architecture), nor what differs between installs of one version (torch's local label,
+    ``+cpu`` for the CPU wheel; Python's patch release): the files must read the same wherever the report is rerun
+    with the README's versions."""
+    return dict(device="cpu (no GPU: Triton interpreter checks, model, static profile)",
+                torch=torch.__version__.split("+")[0], triton=triton.__version__,
+                python=".".join(platform.python_version_tuple()[:2]))  # fmt: skip
 
 
 def machine() -> str:
-    """The machine the report ran on, for the console (never for the files)."""
-    return f"{platform.machine()}, {os.cpu_count()} cores"
+    """The machine and installs the report ran on, for the console (never for the files)."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"

@@ -259,7 +259,7 @@ def plot_checks(rows: list[dict], path: str) -> None:
     names = layer_names(checks)
     facets = list(dict.fromkeys((r["dtype"], r["layout"]) for r in checks))
     cell = {(r["dtype"], r["layout"], r["layer"]): r["ok"] for r in checks}
-    grid = [[float(cell[(d, l, n)]) if (d, l, n) in cell else math.nan for n in names] for d, l in facets]
+    grid = [[float(cell[(d, lay, n)]) if (d, lay, n) in cell else math.nan for n in names] for d, lay in facets]
     plt, fig, axes = _figure(1, width=max(12, 0.42 * len(names)), height=1.6 + 0.42 * len(facets))
     ax = axes[0]
     ax.imshow(grid, cmap=ListedColormap(["tab:red", "tab:green"]), vmin=0, vmax=1, aspect="auto")
@@ -268,7 +268,7 @@ def plot_checks(rows: list[dict], path: str) -> None:
             if not math.isnan(value):
                 ax.text(j, i, "ok" if value else "FAIL", ha="center", va="center", fontsize=6.5, color="white")
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right", rotation_mode="anchor", fontsize=7)
-    ax.set_yticks(range(len(facets)), [f"{d}, {l}" for d, l in facets], fontsize=7)
+    ax.set_yticks(range(len(facets)), [f"{d}, {lay}" for d, lay in facets], fontsize=7)
     tolerances = ", ".join(f"{d} {t:g}" for d, t in dict.fromkeys((r["dtype"], r["tolerance"]) for r in checks))
     passed = sum(1 for r in checks if r["ok"])
     ax.set_title(f"Interpreter checks (layers scaled down, CPU; correctness, not speed): {passed} of {len(checks)} "

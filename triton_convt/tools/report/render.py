@@ -134,12 +134,12 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
         lines += ["", f"## Modelled (roofline bound from published peaks; not measured), {dtype}", ""]
         lines += [f"- {part}: {PEAKS[part]['source']}" for part in parts if part in PEAKS]
         lines += ["", "Bound: the roofline of the operation, fused and as the unfused chain, from useful FLOPs. Kernel: "
-                  "this kernel's modelled time with the config the launcher picks for the part (triton-convt-workmodel): "
-                  "the largest of its bytes at the part's bandwidth, the MACs it issues (issued/useful) at the "
-                  "tensor-core peak, and the warp instructions it issues (issue: per program, the hot loop read from "
-                  "the SASS of the layer's own build times its iterations, plus the rest of the kernel once, over "
-                  "four warp instructions per SM per clock). A lower bound: latency, shared-memory and L2 bandwidth "
-                  "and the launch are left out."]  # fmt: skip
+                  "this kernel's modelled time with the config the launcher picks for the part "
+                  "(triton-convt-workmodel): the largest of its bytes at the part's bandwidth, the MACs it issues "
+                  "(issued/useful) at the tensor-core peak, and the warp instructions it issues (issue: per program, "
+                  "the hot loop read from the SASS of the layer's own build times its iterations, plus the rest of "
+                  "the kernel once, over four warp instructions per SM per clock). A lower bound: latency, "
+                  "shared-memory and L2 bandwidth and the launch are left out."]  # fmt: skip
         if any(r.get("nvidia_model_ms") for r in model):
             lines += ["", "NVIDIA model: NVIDIA's analytic GEMM model (nvidia-matmul-heuristics, run on the CPU: a "
                       "model figure, not a measurement) of the layer as tuned Triton GEMMs, one per stride phase "
@@ -206,7 +206,8 @@ NARROW_COLUMNS = (
     ("MMA/it", lambda r: r.get("hot_tensor_core") or ""),
     ("instr/it", lambda r: r.get("hot_instructions") or ""),
     ("instr (kernel)", lambda r: r.get("kernel_instructions", "")),
-    ("LDG scalar/vector", lambda r: f"{r['hot_scalar_loads']}/{r['hot_vector_loads']}" if r.get("hot_tensor_core") else ""),
+    ("LDG scalar/vector",
+     lambda r: f"{r['hot_scalar_loads']}/{r['hot_vector_loads']}" if r.get("hot_tensor_core") else ""),
     ("LDGSTS", lambda r: r.get("hot_ldgsts") if r.get("hot_tensor_core") else ""),
     ("wgmma wait", lambda r: "" if r.get("wgmma_wait") is None else r["wgmma_wait"]),
     ("vs GEMM", lambda r: f"{r['reference_ratio']:.2f}" if r.get("reference_ratio") is not None else ""),
@@ -244,10 +245,10 @@ def profile_lines(profile: dict) -> list[str]:
                   "columns; no scalar global loads and wgmma overlap on sm_90, held on all)."]  # fmt: skip
     narrow = [r for r in built if hotloop.narrow(r) and r["dtype_class"] == "16bit" and "error" not in r]
     if narrow:
-        lines += ["", f"Narrow builds: the report's layers whose 16-bit pick has at most {hotloop.NARROW_COLUMNS} columns, "
-                  "built at full size (their hot loop per iteration, the whole kernel's instructions, and the ratio "
-                  "to the tutorial GEMM at the same tile, which narrow tiles are not held to: the layer's modelled "
-                  "time above judges them).", "",
+        lines += ["", "Narrow builds: the report's layers whose 16-bit pick has at most "
+                  f"{hotloop.NARROW_COLUMNS} columns, built at full size (their hot loop per iteration, the whole "
+                  "kernel's instructions, and the ratio to the tutorial GEMM at the same tile, which narrow tiles are "
+                  "not held to: the layer's modelled time above judges them).", "",
                   "| " + " | ".join(h for h, _ in NARROW_COLUMNS) + " |", "|" + "---|" * len(NARROW_COLUMNS)]
         lines += ["| " + " | ".join(str(f(r)) for _, f in NARROW_COLUMNS) + " |" for r in narrow]
     return lines
