@@ -8,7 +8,7 @@ loads), for ``GPUTarget("cuda", 80|90, 32)`` or ``GPUTarget("hip", "gfx942", 64)
 :mod:`.cli`). :func:`measure` compiles one plan and reads what the build needs: for CUDA, registers, stack and
 local memory from the cubin (``cuobjdump``, shipped in the triton wheel), and shared memory, tensor-core
 instructions and vector or asynchronous global loads from the metadata and PTX, and the hot loop's figures per
-iteration from the SASS (:mod:`.hotloop`); for AMD, VGPR/AGPR/SGPR counts,
+iteration and the whole kernel's instruction count from the SASS (:mod:`.hotloop`); for AMD, VGPR/AGPR/SGPR counts,
 spill counts, scratch and occupancy from the kernel descriptor and metadata note of the ``.amdgcn`` assembly, and
 matrix-core (``v_mfma``) instructions and 128-bit loads from its code.
 
@@ -169,6 +169,7 @@ def measure(plan: KernelPlan, arch: int | str) -> tuple[dict, bytes]:
         "vector_global_loads": vector_global_loads(ptx),
         "async_copies": async_copies(ptx),
         **hotloop.hot_loop(code),  # the tensor-core loop, per iteration (hotloop.KEYS)
+        "kernel_instructions": hotloop.kernel_instructions(code),  # the whole kernel's, each once
     }
     return record, cubin
 

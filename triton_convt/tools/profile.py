@@ -16,7 +16,10 @@ prints the tables; every recorded figure is a property of the compiled code, so 
 writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
 dtype and layout, and its int64 index path, and on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16
-channels innermost, reported but not gated).
+channels innermost, reported but not gated). ``--layers [NAME ...]`` builds instead the forward kernel on layers of
+the report's set at their full size (:func:`layer_builds`: all of them without a name), with the config each
+target's file gives untuned: the builds whose hot loops the work model's issue term reads
+(:func:`.workmodel.issue_seconds`), the narrow layers' narrow tiles among them; reported, not gated.
 
 It exits with 1 when a build fails or a kernel key has no sample plan, so nothing shipped goes unchecked; the
 tests (``tests/test_profile.py``) assert the numbers. Must run without ``TRITON_INTERPRET``.
@@ -38,7 +41,7 @@ import torch
 import triton
 
 from ..launch import configs
-from . import aot, hotloop, reference_gemm, samples
+from . import aot, hotloop, layers, reference_gemm, samples
 from .cli import arch, arch_name, is_cuda, refuse_interpreter
 
 #: Columns both tables start with: (header, function of a record).
@@ -47,7 +50,7 @@ _BUILD = (
     ("kernel", lambda r: r["kernel"]),
     ("dtype", lambda r: r["dtype"] + ("" if r["precision"] == "ieee" else f" ({r['precision']})")),
     ("layout", lambda r: r["layout"] + (" (int64)" if r.get("index") == "int64" else "")
-     + (f" [{r['sample']}]" if r.get("sample") else "")),
+     + (f" [{r['sample']}]" if r.get("sample") else "") + (f" [layer {r['layer']}]" if r.get("layer") else "")),
     ("config", lambda r: config_name(r["config"]) if "config" in r else "?"),
     ("files", lambda r: ",".join(r["targets"])),
 )
@@ -154,7 +157,7 @@ def code_name(build: dict) -> str:
         f"{build['kernel']}-{arch_name(build['arch'])}-{build['dtype']}-{build['precision']}-{build['layout']}-"
         f"{config_name(build['config']) if 'config' in build else 'picked'}"
         f"{'-int64' if build.get('index') == 'int64' else ''}{'-' + build['sample'] if build.get('sample') else ''}"
-        f".{'cubin' if is_cuda(build['arch']) else 'amdgcn'}"
+        f"{'-layer-' + build['layer'] if build.get('layer') else ''}.{'cubin' if is_cuda(build['arch']) else 'amdgcn'}"
     )
 
 
@@ -163,7 +166,9 @@ def run_build(build: dict, out: str) -> dict:
     measurements (or the error, so that one failure does not hide the others)."""
     try:
         dtype = getattr(torch, build["dtype"])
-        if build.get("sample"):  # a 1-D or 3-D sample problem, with the launcher's own choice
+        if build.get("layer"):  # a layer of the report's set, with the config its target's file gives
+            plan = samples.layer_plan(layers.select([build["layer"]])[0], dtype, build["config"], build["precision"])
+        elif build.get("sample"):  # a 1-D or 3-D sample problem, with the launcher's own choice
             plan = samples.ND_FORWARD_SAMPLES[build["sample"]](dtype, build["layout"], None, build["precision"])
         elif build.get("picked"):  # the launcher's own choice (and the index width the build names)
             plan = samples.forward_sample_plan(dtype, build["layout"], None, build["precision"],
@@ -237,6 +242,38 @@ def nd_builds(archs: list[int | str], dtypes: list[str] | None = None) -> list[d
              "targets": ["launcher pick"]} for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
 
 
+#: The dtypes (and ``tl.dot`` precisions) the layer builds are compiled in: float16 stands for the 16-bit class
+#: (bfloat16 compiles to the same tiles, registers and hot loop), float32 runs TF32 as on a GPU by default.
+LAYER_DTYPES = (("float16", "ieee"), ("float32", "tf32"))
+
+
+def layer_builds(archs: list[int | str], dtypes: list[str] | None = None, names: list[str] | None = None) -> list[dict]:
+    """The forward kernel's builds on the GEMM layers of the report's set (``names``, all when None or empty; the
+    depthwise layers run another kernel), at full size, channels innermost, for the CUDA ``archs``, in
+    :data:`LAYER_DTYPES` (those ``dtypes`` allows), each with the config its target's file gives untuned
+    (:func:`.workmodel.launcher_config`: sm80.json for sm_80, sm90.json for sm_90). Their records carry ``layer``,
+    which keeps them out of the hot-loop gate: a layer's build is judged by the layer's modelled time."""
+    from . import workmodel  # the work model imports this module's builds for its issue term
+
+    builds = []
+    for spec in layers.select(names):
+        if workmodel.is_depthwise(spec.layer):
+            continue
+        for name, precision in LAYER_DTYPES:
+            if dtypes and name not in dtypes:
+                continue
+            for a in archs:
+                if not is_cuda(a):
+                    continue
+                target = configs.source(workmodel.kernel_of(spec.layer), arch_name(a))
+                config = workmodel.launcher_config(spec.layer, getattr(torch, name), target)
+                cls = configs.dtype_class(getattr(torch, name))
+                builds.append({"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": name, "precision": precision,
+                               "layout": "channels_last", "layer": spec.name, "config": config,
+                               "dtype_class": cls, "targets": [target]})  # fmt: skip
+    return builds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-convt-profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=arch, action="append", required=True, help="sm80, sm90 or gfx942 (repeatable)")
@@ -248,19 +285,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--picked", action="store_true",
                         help="build only the forward kernel with the launcher's pick for the sample problem, and its "
                         "int64 index path")  # fmt: skip
+    parser.add_argument("--layers", nargs="*", metavar="NAME",
+                        help="build only the forward kernel on these layers of the report's set (all without a "
+                        "name), full size, with each target file's untuned pick (the work model's issue term reads "
+                        "them)")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile processes (default: cores)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="do not compile the reference GEMMs (no 'vs GEMM' ratio, and no gate)")  # fmt: skip
     args = parser.parse_args(argv)
     refused = refuse_interpreter(parser.prog)
     if refused:
         return refused
     os.makedirs(args.out, exist_ok=True)
     start = time.monotonic()
-    if args.picked:
+    if args.layers is not None:
+        builds, missing = layer_builds(args.arch, args.dtype, args.layers), []
+    elif args.picked:
         builds, missing = picked_builds(args.arch, args.dtype, args.layout), []
     else:
         builds, missing = shipped_builds(args.arch, args.dtype)
         builds = [b for b in builds if not args.layout or b["layout"] in args.layout]
-    records = compile_builds(builds, args.out, args.jobs)
+    records = compile_builds(builds, args.out, args.jobs, references=not args.no_reference)
     with open(os.path.join(args.out, "profile.json"), "w") as f:
         json.dump({"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}, f, indent=1)
     table = markdown(records, missing)
@@ -271,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in records if "error" in r]
     for r in failed:
         print(f"\nbuild failed: {code_name(r)}\n{r['error']}", file=sys.stderr)
-    for violation in hotloop.gate(records):  # the CI rule (tests/test_profile.py), shown where the numbers are
+    for violation in [] if args.no_reference else hotloop.gate(records):  # the CI rule (tests/test_profile.py)
         print(f"hot-loop gate: {violation}", file=sys.stderr)
     if missing:
         print(f"no sample plan for kernel keys {missing}: register them in triton_convt.tools.samples.SAMPLE_PLANS",
@@ -279,13 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed or missing else 0
 
 
-def compile_builds(builds: list[dict], out: str, jobs: int) -> list[dict]:
-    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``; then the reference GEMM
-    of each distinct tile, warps, stages, arch, dtype and precision among the CUDA builds with a tensor-core loop,
-    compiled once each, and every such build's ratio to it (:func:`.reference_gemm.attach`)."""
+def compile_builds(builds: list[dict], out: str, jobs: int, references: bool = True) -> list[dict]:
+    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``; then (unless not
+    ``references``) the reference GEMM of each distinct tile, warps, stages, arch, dtype and precision among the CUDA
+    builds with a tensor-core loop, compiled once each, and every such build's ratio to it
+    (:func:`.reference_gemm.attach`)."""
     # fork: the workers inherit the imported modules instead of importing torch and triton again.
     with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
         records = list(pool.map(run_build, builds, [out] * len(builds)))
+        if not references:
+            return records
         keys = sorted({k for k in map(reference_gemm.key_of, records) if k is not None}, key=str)
         references = dict(zip(keys, pool.map(reference_gemm.compile_key, keys)))
     return reference_gemm.attach(records, references)

@@ -22,6 +22,7 @@ from ..launch.phase_gemm import repack_plan
 from ..launch.upsample_conv_bwd import unfold_plan
 from ..launch.upsample_conv_fwd import allocate_folded, fold_plan
 from ..launch.upsample_shapes import UpsampleConvParams
+from .layers import LayerSpec
 
 #: The dtypes and ``tl.dot`` input precisions each dtype class of the config files is compiled with. fp32 runs
 #: TF32 on a GPU by default (``torch.backends.cudnn.allow_tf32``) and the exact "ieee" path when it is switched off,
@@ -115,6 +116,34 @@ ND_FORWARD_SAMPLES: dict[str, Callable[..., KernelPlan]] = {
     # MONAI UNet's up layer (k3 s2 p1 op1): 1 to 8 taps per phase.
     "3d-k3s2": _nd_forward((2, 256, 8, 8, 8), (256, 256, 3, 3, 3), 2, 1, 1),
 }
+
+
+def _empty_channels_innermost(*shape: int, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised ``(N, C, *spatial)`` tensor with channels innermost (as :func:`_channels_innermost`): memory
+    that is reserved, never written or read (a compile needs the tensor's shape, strides and dtype only)."""
+    return torch.empty(shape[0], *shape[2:], shape[1], dtype=dtype).movedim(-1, 1)
+
+
+def layer_plan(spec: LayerSpec, dtype: torch.dtype, config: dict | None = None, precision: str = "ieee") -> KernelPlan:
+    """The forward GEMM launch of one layer of the report's set (:mod:`.layers`) at its full size, as a call with
+    channels-innermost operands runs it: input, weight and output channels innermost (the report's channels_last
+    layout; a weight in any other layout reaches the kernel in that order after its copy), the layer's bias and
+    activation. ``config`` None takes the launcher's untuned pick.
+
+    The static profile's layer builds and the work model's issue term (:mod:`.workmodel`) compile it, so that the
+    SASS they read has the layer's own column count, taps, channel blocks, epilogue and index width. The input and
+    output are allocated but never touched (:func:`_empty_channels_innermost`): a compile reads shapes, strides and
+    the weight's values (the launcher checks them for non-finite entries) only.
+    """
+    if spec.c_in // spec.groups == 1:
+        raise ValueError(f"{spec.name} has one input channel per group: the depthwise kernel runs it, not the GEMM")
+    x = _empty_channels_innermost(spec.n, spec.c_in, *spec.hw, dtype=dtype)
+    w = _channels_innermost(spec.c_in, spec.c_out // spec.groups, *spec.kernel, dtype=dtype)
+    b = _sample(spec.c_out, dtype=dtype) if spec.bias else None
+    params = check_call(x, w, b, *spec.conv_args)
+    y = allocate_output(x, w, params)
+    plan = forward_plan(x, w, b, y, params, activation=spec.activation or "none", config=config)
+    return _with_precision(plan, precision)
 
 
 def depthwise_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
