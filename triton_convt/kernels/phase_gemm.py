@@ -117,6 +117,7 @@ def phase_gemm_kernel(
     HAS_BIAS: tl.constexpr,
     ACTIVATION: tl.constexpr,
     NEGATIVE_SLOPE: tl.constexpr,
+    SHUFFLE: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     DOT_IN_FP32: tl.constexpr,
@@ -164,6 +165,9 @@ def phase_gemm_kernel(
         EVEN_K: ``C_RED_G`` is a multiple of BLOCK_K, so the reduction needs no channel mask.
         HAS_BIAS: add the bias in the epilogue.
         ACTIVATION, NEGATIVE_SLOPE: the fused activation (see :mod:`.epilogue`).
+        SHUFFLE: the upscale factor ``r`` of a pixel shuffle applied to the result (1: none): column ``co`` of row
+            ``(n, qh, qw)`` is written to channel ``co // r^2`` at ``(qh*OS_H + i, qw*OS_W + j)``, ``i, j`` the
+            digits of ``co % r^2`` in base ``r`` (the table gives ``OS = r``). conv2d + pixel_shuffle in one launch.
         ACC_DTYPE: accumulator dtype (fp32, or fp64 for fp64 tensors).
         DOT_PRECISION: ``tl.dot`` input precision ("tf32" or "ieee").
         DOT_IN_FP32: cast operands to fp32 before ``tl.dot`` (bf16 under the interpreter only).
@@ -319,7 +323,14 @@ def phase_gemm_kernel(
         b_ptrs += w_inc
 
     co = group * C_COL_G + offs_n
-    y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
+    if SHUFFLE == 1:
+        y_cols = co * stride_yc
+    else:
+        # Pixel shuffle: column co (bias index too) is sub-pixel (i, j) of output channel co // r^2, once per
+        # program on the column vector, never in the loop (co >= 0, so // and % are exact).
+        sub = co % (SHUFFLE * SHUFFLE)
+        y_cols = (co // (SHUFFLE * SHUFFLE)) * stride_yc + (sub // SHUFFLE) * stride_yh + (sub % SHUFFLE) * stride_yw
+    y_offsets = y_rows[:, None] + y_cols[None, :]
     store_mask = row_mask[:, None] & col_mask[None, :]
     epilogue_store(
         acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE

@@ -89,6 +89,8 @@ def gemm_plan(
     split_layouts: bool = False,
     activation: str = "none",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    shuffle: int = 1,
+    mask_out_of_range: bool | None = None,
     config: dict | None = None,
     index64: bool | None = None,
     rebuild=None,
@@ -101,6 +103,10 @@ def gemm_plan(
     channels. ``config`` overrides the choice from ``autotune_configs/`` (key ``kernel_key``); ``rebuild(config)``
     makes the plan of another config for the tuner; ``index64`` forces the index width. With ``split_layouts``,
     an input without channels innermost takes the candidates of its own key (:func:`config_key`).
+
+    ``shuffle`` > 1 writes the result pixel-shuffled (``y5`` has the shuffled shape and the table an output step of
+    ``shuffle``: conv2d + pixel_shuffle, :mod:`.conv_pixel_shuffle_fwd`). ``mask_out_of_range`` overrides
+    :func:`.weights.mask_products` (a conv multiplies its zero padding by the weight, as torch does).
     """
     n = x5.shape[0]
     c_in, c_out_g = w5.shape[:2]
@@ -130,8 +136,9 @@ def gemm_plan(
         EVEN_K=c_red % config["BLOCK_K"] == 0,
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
+        SHUFFLE=shuffle,
         **numeric_constexprs(operands, index64),
-        MASK_PRODUCTS=mask_products(w5),
+        MASK_PRODUCTS=mask_products(w5) if mask_out_of_range is None else mask_out_of_range,
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
     )  # fmt: skip
     grid = (len(table.rows) * groups * m_tiles * n_tiles,)
