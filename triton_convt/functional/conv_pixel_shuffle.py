@@ -85,7 +85,7 @@ def call(input, weight, bias, upscale_factor, stride, padding, dilation, groups,
     params = check_call(x, weight, bias, upscale_factor, stride, padding, dilation, groups)
     kernel_activation = activations.check_activation(activation)
     if out is not None:
-        shape = (weight.shape[0] // params.upscale**2, *params.output_hw(tuple(x.shape[2:])))
+        shape = (params.output_channels(x.shape[1], weight.shape[0]), *params.output_hw(tuple(x.shape[2:])))
         check_out(out, input, weight, bias, shape if unbatched else (x.shape[0], *shape), OP)
     (ph, pw) = params.padding
     args = (x, weight, bias, params.upscale, list(params.stride), [*ph, *pw], list(params.dilation), params.groups,

@@ -57,8 +57,7 @@ def unshuffled_gradient(dy: torch.Tensor, saved: torch.Tensor | None, weight: to
     """``dz = pixel_unshuffle(dy * act'(saved))`` (``saved`` None for no activation), in ``dy``'s memory format."""
     dz = torch.empty((dy.shape[0], weight.shape[0], *conv_hw), dtype=dy.dtype, device=dy.device,
                      memory_format=suggest_memory_format(dy))  # fmt: skip
-    if dz.numel():
-        unshuffle_plan(dy, saved, dz, upscale, activation, negative_slope).launch()
+    unshuffle_plan(dy, saved, dz, upscale, activation, negative_slope).launch()
     return dz
 
 
@@ -79,6 +78,9 @@ def conv2d_pixel_shuffle_backward(
     ``output`` is the forward's output when the activation's derivative is read from it, else None (then the
     pre-activation is recomputed with one forward launch; see :func:`.conv_transpose_bwd.needs_preactivation`).
     """
+    if dy.numel() == 0:  # an empty batch, or no input channels (then no output channel either): zero gradients
+        zeros = (torch.zeros_like(x), torch.zeros_like(weight), None if bias is None else torch.zeros_like(bias))
+        return tuple(z if n else None for z, n in zip(zeros, needs))
     saved = None
     if activation != "none":
         saved = output
@@ -90,24 +92,14 @@ def conv2d_pixel_shuffle_backward(
     dx = dw = db = None
     if needs[0]:
         dx = torch.empty_like(x)  # x's strides when x is dense, its suggested memory format otherwise
-        if dx.numel():
-            if dz.numel() and weight.numel():
-                conv_transpose_forward(dz, weight, None, tparams, out=dx)
-            else:  # no conv output, or no input channel per group: nothing reaches x
-                dx.zero_()
+        conv_transpose_forward(dz, weight, None, tparams, out=dx)
     if needs[1]:
         dw = torch.empty_like(weight)  # the weight's strides when it is dense, as torch's gradient has them
-        if dz.numel() and weight.numel():
-            plan, partial = conv_transpose_bwd.weight_grad_plan(dz, x, weight, tparams)
-            plan.launch()
-            dw.copy_(partial.sum(0))  # the splits added in a fixed order, then one cast
-        else:
-            dw.zero_()
+        plan, partial = conv_transpose_bwd.weight_grad_plan(dz, x, weight, tparams)
+        plan.launch()
+        dw.copy_(partial.sum(0))  # the splits added in a fixed order, then one cast
     if needs[2] and bias is not None:
-        if dz.numel() == 0:
-            db = torch.zeros(dz.shape[1], dtype=dy.dtype, device=dy.device)
-        else:
-            plan, partial = conv_transpose_bwd.bias_grad_plan(dz)
-            plan.launch()
-            db = partial.sum(0).to(dy.dtype)
+        plan, partial = conv_transpose_bwd.bias_grad_plan(dz)
+        plan.launch()
+        db = partial.sum(0).to(dy.dtype)
     return dx, dw, db

@@ -38,9 +38,9 @@ def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvShufflePa
     weights = (weight,) if weight_sets_layout else ()
     channels_last = torch.channels_last in {suggest_memory_format(t) for t in (x, *weights)}
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    r = params.upscale
-    return torch.empty((x.shape[0], weight.shape[0] // (r * r), *params.output_hw(tuple(x.shape[2:]))),
-                       dtype=x.dtype, device=x.device, memory_format=fmt)  # fmt: skip
+    channels = params.output_channels(x.shape[1], weight.shape[0])
+    return torch.empty((x.shape[0], channels, *params.output_hw(tuple(x.shape[2:]))), dtype=x.dtype,
+                       device=x.device, memory_format=fmt)  # fmt: skip
 
 
 def conv_params(params: ConvShuffleParams) -> ConvParams:

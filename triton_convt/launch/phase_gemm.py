@@ -116,7 +116,7 @@ def gemm_plan(
     rows = n * table.max_rows_per_image
     if config is None:
         config = configs.config_for(config_key(kernel_key, x5, split_layouts), x5.dtype, x5.device,
-                                    {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": c_red}, rebuild)  # fmt: skip
+                                    {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": max(c_red, 1)}, rebuild)  # fmt: skip
     m_tiles = triton.cdiv(rows, config["BLOCK_M"])
     n_tiles = triton.cdiv(c_col, config["BLOCK_N"])
     operands = (x5, w5, y5) if bias is None else (x5, w5, y5, bias)

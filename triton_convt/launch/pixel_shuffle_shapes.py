@@ -44,6 +44,12 @@ class ConvShuffleParams:
             for i, k, s, (lo, hi), d in zip(input_hw, self.kernel, self.stride, self.padding, self.dilation)
         )
 
+    def output_channels(self, in_channels: int, conv_channels: int) -> int:
+        """The output's channels: the conv's ``conv_channels`` over ``r*r``; none when the input has no channels
+        (torch's conv gives zero output channels then, whatever the weight: ``calc_output_size`` in
+        ``Convolution.cpp``)."""
+        return 0 if in_channels == 0 else conv_channels // self.upscale**2
+
     def output_hw(self, input_hw: tuple[int, ...]) -> tuple[int, int]:
         """The output's (H, W): the conv's, times the upscale factor."""
         return tuple(c * self.upscale for c in self.conv_hw(input_hw))
