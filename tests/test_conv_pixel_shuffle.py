@@ -103,6 +103,26 @@ def test_matches_torch_composition(case, count_launches):
             torch._prims_common.suggest_memory_format(x), torch._prims_common.suggest_memory_format(w)))
 
 
+@pytest.mark.parametrize("w_shape, r, groups, blocks", [
+    ((8, 2, 3, 3), 2, 1, True),  # the tile is stored as r*r runs of channels
+    ((32, 2, 3, 3), 4, 1, True),
+    ((9, 2, 3, 3), 3, 1, False),  # r*r = 9 is no power of two: column by column
+    ((12, 1, 3, 3), 2, 2, False),  # 6 conv channels per group: a group's columns mix sub-pixels
+])  # fmt: skip
+def test_both_shuffled_stores_are_taken(w_shape, r, groups, blocks):
+    """Which store the kernel takes (:func:`triton_convt.launch.phase_gemm.shuffle_blocks`); the case table checks
+    both against torch."""
+    from triton_convt.functional.conv_pixel_shuffle import check_call
+    from triton_convt.launch.conv_pixel_shuffle_fwd import allocate_output, forward_plan
+
+    x, w, b = _operands((1, 2, 3, 3), w_shape, True, "nchw", F32)
+    params = check_call(x, w, b, r, 1, 1, 1, groups)
+    plan = forward_plan(x, w, b, allocate_output(x, w, params), params)
+    assert plan.args["SHUFFLE"] == r and plan.args["SHUFFLE_BLOCKS"] == blocks
+    y = triton_convt.conv2d_pixel_shuffle(x, w, b, r, 1, 1, 1, groups)
+    assert_close_to_reference(y, reference(x, w, b, r, 1, 1, 1, groups))
+
+
 OPINFO = next(op for op in op_db if op.name == "nn.functional.conv2d")
 
 
@@ -338,20 +358,21 @@ def test_module_init_state_dict_and_weight_layout():
     assert list(mine.state_dict()) == list(conv.state_dict())
     for p, q in zip(mine.state_dict().values(), conv.state_dict().values()):
         assert torch.equal(p, q)  # nn.Conv2d's initialisation
-    fmt = mine.kernel_memory_format()
-    assert mine.weight.is_contiguous(memory_format=fmt) and not mine.weight.is_contiguous()
+    owned = mine.is_kernel_layout
+    assert owned(mine.weight) and mine.weight.stride(0) == 1 and not mine.weight.is_contiguous()
     other = nn.Conv2d(4, 8, (3, 2), padding="same", groups=2)
     param = mine.weight
     mine.load_state_dict(other.state_dict())
-    assert mine.weight is param and mine.weight.is_contiguous(memory_format=fmt)
+    assert mine.weight is param and owned(mine.weight)
     assert torch.equal(mine.weight, other.weight)
     mine.load_state_dict(conv.state_dict(), assign=True)  # the checkpoint's tensor, in torch's default layout
-    assert mine.weight.is_contiguous(memory_format=fmt) and torch.equal(mine.weight, conv.weight)
+    assert owned(mine.weight) and torch.equal(mine.weight, conv.weight)
     conv.load_state_dict(mine.state_dict())
     mine.double()
-    assert mine.weight.dtype == F64 and mine.weight.is_contiguous(memory_format=fmt)
-    mine.to(memory_format=torch.contiguous_format)
-    assert mine.weight.is_contiguous(memory_format=fmt)
+    assert mine.weight.dtype == F64 and owned(mine.weight)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        mine.to(memory_format=fmt)
+        assert owned(mine.weight)
     with pytest.raises(ValueError):
         triton_convt.PixelShuffleConv2d(4, 6, 3, 2)  # 6 channels do not shuffle by 2
 
@@ -382,7 +403,7 @@ def test_from_modules_shares_parameters_and_refuses_what_it_cannot_fuse():
     conv, shuffle = nn.Conv2d(2, 8, 3, padding=1), nn.PixelShuffle(2)
     weight = conv.weight
     fused = triton_convt.PixelShuffleConv2d.from_modules(conv, shuffle, activation="tanh")
-    assert fused.weight is weight and fused.bias is conv.bias and weight.is_contiguous(memory_format=torch.channels_last)
+    assert fused.weight is weight and fused.bias is conv.bias and fused.is_kernel_layout(weight)
     x = torch.randn(1, 2, 3, 3)
     with torch.no_grad():
         assert_close_to_reference(fused(x), reference(x, conv.weight, conv.bias, 2, 1, 1, activation="tanh"))
@@ -468,3 +489,44 @@ def test_torch_compile_fullgraph_matches_eager():
     torch.testing.assert_close(y_compiled, y_eager)
     for p_eager, p_compiled in zip(eager.parameters(), compiled_model.parameters()):
         torch.testing.assert_close(p_compiled.grad, p_eager.grad)
+
+
+# --- the layer set and the work model ------------------------------------------------------------------------------
+
+
+def test_every_layer_of_the_set_scaled_matches_torch():
+    from triton_convt.tools import layers
+
+    specs = layers.load_pixel_shuffles()
+    assert {s.upscale for s in specs} == {2, 3} and len(specs) >= 6
+    for spec in specs:
+        s = spec.scaled()
+        x = torch.randn(s.n, s.c_in, *s.hw)
+        w = torch.randn(s.c_out, s.c_in // s.groups, *s.kernel)
+        b = torch.randn(s.c_out) if s.bias else None
+        y = triton_convt.conv2d_pixel_shuffle(x, w, b, s.upscale, s.stride, s.padding, s.dilation, s.groups,
+                                              activation=s.activation)  # fmt: skip
+        assert y.shape[2:] == s.output_hw, spec.name
+        assert_close_to_reference(y, reference(x, w, b, s.upscale, s.stride, s.padding, s.dilation, s.groups,
+                                               s.activation))  # fmt: skip
+
+
+def test_work_model_counts_the_tensors_torch_makes():
+    """The model's bytes are the sizes of the tensors each implementation reads and writes, taken here from the
+    tensors torch makes at a layer's full shape on the meta device; its MACs from torch's conv output shape."""
+    from triton_convt.tools import layers, workmodel
+
+    for spec in layers.load_pixel_shuffles():
+        m = workmodel.pixel_shuffle_work(spec, torch.float16)
+        x = torch.empty(spec.n, spec.c_in, *spec.hw, device="meta", dtype=F16)
+        w = torch.empty(spec.c_out, spec.c_in // spec.groups, *spec.kernel, device="meta", dtype=F16)
+        b = torch.empty(spec.c_out, device="meta", dtype=F16) if spec.bias else None
+        z = F.conv2d(x, w, b, spec.stride, spec.padding, spec.dilation, spec.groups)
+        y = F.pixel_shuffle(z, spec.upscale)
+        size = lambda t: 0 if t is None else t.numel() * t.element_size()  # noqa: E731
+        moved = size(x) + size(w) + size(b)
+        assert m["fused_bytes"] == moved + size(y)
+        assert m["chain_bytes"] == moved + size(z) + size(z) + size(y) + (2 * size(y) if spec.activation else 0)
+        assert m["useful_macs"] == z.numel() * w[0].numel()
+        assert m["issued_macs"] >= m["useful_macs"]
+        assert spec.name in workmodel.pixel_shuffle_report(["default"], torch.float16)

@@ -10,6 +10,7 @@ from torch import nn
 
 from . import activations
 from .functional.conv_pixel_shuffle import call, pixel_shuffle_factor
+from .launch.conv_pixel_shuffle_fwd import is_kernel_layout, to_kernel_layout
 
 
 class PixelShuffleConv2d(nn.Conv2d):
@@ -18,8 +19,8 @@ class PixelShuffleConv2d(nn.Conv2d):
     A subclass of ``nn.Conv2d`` for its parameters: ``weight`` ``(out_channels, in_channels/groups, kH, kW)`` with
     ``out_channels = C*r*r`` as in the original conv, ``bias``, ``nn.Conv2d``'s initialisation and ``state_dict``
     keys, so a checkpoint of the pair's conv loads into it and back. The module owns its weight in the kernel's
-    layout (:meth:`kernel_memory_format`: input channels innermost, ``nn.Conv2d``'s channels_last), re-laid in place
-    (``weight.data``, the same Parameter) at construction, after ``.to()``/``.half()``/``.cuda()`` and after
+    layout (:meth:`is_kernel_layout`: output channels innermost), re-laid in place (``weight.data``, the same
+    Parameter) at construction, after ``.to()``/``.half()``/``.cuda()``/``.to(memory_format=...)`` and after
     ``load_state_dict`` (``assign=True`` included), so every call is one launch; the output's memory format is the
     one torch gives for the default-layout weight (channels_last when the input is). ``padding_mode`` other than
     ``"zeros"`` pads the input first with ``F.pad``, as ``nn.Conv2d`` does.
@@ -42,18 +43,19 @@ class PixelShuffleConv2d(nn.Conv2d):
         self.relay_weight()
 
     @staticmethod
-    def kernel_memory_format() -> torch.memory_format:
-        """The memory format in which the kernel reads this module's weight in place: input channels innermost
-        (``nn.Conv2d``'s channels_last); a weight in another layout costs a copy (one more launch) per call."""
-        return torch.channels_last
+    def is_kernel_layout(weight: torch.Tensor) -> bool:
+        """Whether ``weight`` is in the layout in which this module owns it, the one the kernel reads best: output
+        channels innermost (memory order ``[C_in/groups, kH, kW, out_channels]``), so that the GEMM's weight tiles
+        are dense along the output channels, as the transposed convolution's forward reads its channels_last
+        weight (:mod:`triton_convt.launch.conv_pixel_shuffle_fwd`). No torch memory format names this order."""
+        return is_kernel_layout(weight)
 
     def relay_weight(self) -> None:
-        """Bring the weight into :meth:`kernel_memory_format` in place (``weight.data``: the Parameter, its
-        ``requires_grad`` and an optimizer's reference to it are kept; values are unchanged)."""
-        fmt = self.kernel_memory_format()
-        if isinstance(self.weight, torch.Tensor) and not self.weight.is_contiguous(memory_format=fmt):
+        """Bring the weight into the kernel's layout (:meth:`is_kernel_layout`) in place (``weight.data``: the
+        Parameter, its ``requires_grad`` and an optimizer's reference to it are kept; values are unchanged)."""
+        if isinstance(self.weight, torch.Tensor) and not self.is_kernel_layout(self.weight):
             with torch.no_grad():
-                self.weight.data = self.weight.data.contiguous(memory_format=fmt)
+                self.weight.data = to_kernel_layout(self.weight.data)
 
     def _apply(self, fn, recurse=True):
         # .to(dtype/device), .half(), .cuda() keep a dense tensor's strides, but a function may not (a

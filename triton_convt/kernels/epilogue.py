@@ -52,6 +52,28 @@ def activation(x, ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr):
 
 
 @triton.jit
+def epilogue_values(
+    acc,
+    bias_ptr,
+    stride_b,
+    channels,
+    channel_mask,
+    HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr,
+    NEGATIVE_SLOPE: tl.constexpr,
+):
+    """Bias, then activation, on ``acc`` (in its dtype): the values :func:`epilogue_store` writes (arguments as
+    there), for a caller that rearranges the tile before its store (a pixel shuffle, :mod:`.phase_gemm`)."""
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + channels * stride_b, mask=channel_mask, other=0.0).to(acc.dtype)
+        if len(acc.shape) == 1:
+            acc += bias
+        else:
+            acc += bias[None, :]
+    return activation(acc, ACTIVATION, NEGATIVE_SLOPE)
+
+
+@triton.jit
 def epilogue_store(
     acc,
     bias_ptr,
@@ -81,11 +103,5 @@ def epilogue_store(
         HAS_BIAS: whether to add the bias.
         ACTIVATION, NEGATIVE_SLOPE: see :func:`activation`.
     """
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + channels * stride_b, mask=channel_mask, other=0.0).to(acc.dtype)
-        if len(acc.shape) == 1:
-            acc += bias
-        else:
-            acc += bias[None, :]
-    acc = activation(acc, ACTIVATION, NEGATIVE_SLOPE)
+    acc = epilogue_values(acc, bias_ptr, stride_b, channels, channel_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
     tl.store(y_ptr + y_offsets, acc.to(y_ptr.dtype.element_ty), mask=store_mask)

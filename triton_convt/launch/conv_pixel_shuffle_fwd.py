@@ -4,10 +4,12 @@ computes the conv and writes each conv channel straight to its shuffled pixels, 
 
 The conv is the phase GEMM's input-gradient form (one phase, input step = the conv's stride, every tap, reduction
 over the weight's dimension 1): ``nn.Conv2d``'s weight ``[C*r*r, C_in/g, kH, kW]`` read as a transposed
-convolution's ``[C_in, C_out/g, ...]`` lines up the groups. The kernel reads a weight with input channels innermost
-(``nn.Conv2d``'s channels_last, what :class:`triton_convt.PixelShuffleConv2d` owns) in place; any other weight is
-copied into that order first (:func:`.phase_gemm.gemm_weight`, one more launch, never cached). No ``r*r``-wide
-tensor is allocated.
+convolution's ``[C_in, C_out/g, ...]`` lines up the groups. The kernel reads in place a weight with output channels
+innermost (memory order ``[C_in/g, kH, kW, C*r*r]``: what :class:`triton_convt.PixelShuffleConv2d` owns; its
+``[BLOCK_K, BLOCK_N]`` tiles are then dense along N, as the transposed convolution's forward reads its
+channels_last weight) or with input channels innermost (``nn.Conv2d``'s channels_last, tiles dense along K); any
+other weight is copied into the first order (:func:`kernel_weight`, one more launch, never cached). No
+``r*r``-wide tensor is allocated.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from torch._prims_common import suggest_memory_format
 from ..activations import DEFAULT_NEGATIVE_SLOPE
 from . import phase_table
 from .kernel_plan import KernelPlan, spatial_3d
-from .phase_gemm import gemm_plan, gemm_weight
+from .phase_gemm import gemm_plan, reads_in_place, repack_plan
 from .pixel_shuffle_shapes import ConvShuffleParams
 from .shapes import ConvParams
 
-#: The config key of the launch: the forward's (``conv_transpose2d_fwd``, and ``_nchw`` for NCHW inputs). It is the
-#: same kernel with the same operand tiles, so the tiles tuned and gated for the forward serve it; the tuner keeps
-#: its winners apart (the tuning key holds the structural constexprs, ``SHUFFLE`` among them).
-CONFIG_KEY = "conv_transpose2d_fwd"
+#: The config key of the launch (``_nchw`` for inputs without channels innermost, as the forward's). Its candidates
+#: are the transposed convolution's forward tiles less those whose hot loop compiles more than 15% over the matmul
+#: tutorial's for this op (its loop's tap arithmetic compiles differently: sm_90's 128x64 tiles), held to the
+#: same hot-loop gate (``triton-convt-profile``).
+CONFIG_KEY = "conv2d_pixel_shuffle"
 
 
 def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvShuffleParams, *,
@@ -78,12 +81,29 @@ def forward_plan(
     )  # fmt: skip
 
 
+def is_kernel_layout(weight: torch.Tensor) -> bool:
+    """Whether ``weight`` (``[C_out, C_in/g, kH, kW]``) is in the kernel's own layout, output channels innermost
+    (memory order ``[C_in/g, kH, kW, C_out]``, dense)."""
+    return weight.permute(1, 2, 3, 0).is_contiguous()
+
+
+def to_kernel_layout(weight: torch.Tensor) -> torch.Tensor:
+    """A copy of ``weight`` in the kernel's layout (:func:`is_kernel_layout`), made by torch (for a module's own
+    weight, once, not per call)."""
+    return weight.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+
+
 def kernel_weight(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` as the kernel reads it: itself when the GEMM reads it in place (input or output channels
-    innermost; empty), else a copy with input channels innermost made by one launch."""
-    if weight.numel() == 0:
+    """``weight`` as the kernel reads it: itself when the GEMM reads it in place (output or input channels
+    innermost; empty), else a copy in the kernel's layout (output channels innermost) made by one launch of the
+    weight copy (:func:`.phase_gemm.repack_plan` of the transposed view, whose dimension 1 is then the conv's
+    output channels)."""
+    w5 = spatial_3d(weight)
+    if weight.numel() == 0 or reads_in_place(w5):
         return weight
-    return gemm_weight(spatial_3d(weight)).squeeze(2)
+    plan, packed = repack_plan(w5.transpose(0, 1))
+    plan.launch()
+    return packed.transpose(0, 1).squeeze(2)
 
 
 def conv2d_pixel_shuffle_forward(

@@ -136,13 +136,21 @@ def gemm_plan(
         EVEN_K=c_red % config["BLOCK_K"] == 0,
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
-        SHUFFLE=shuffle,
+        SHUFFLE=shuffle, SHUFFLE_BLOCKS=shuffle_blocks(shuffle, c_col, config["BLOCK_N"]),
         **numeric_constexprs(operands, index64),
         MASK_PRODUCTS=mask_products(w5) if mask_out_of_range is None else mask_out_of_range,
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
     )  # fmt: skip
     grid = (len(table.rows) * groups * m_tiles * n_tiles,)
     return KernelPlan(phase_gemm_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def shuffle_blocks(shuffle: int, columns: int, block_n: int) -> bool:
+    """Whether the pixel-shuffled store (``shuffle`` > 1) can take the tile as ``shuffle**2`` runs of channels
+    (the kernel's ``SHUFFLE_BLOCKS``): ``shuffle**2`` a power of two (a tile reshape) dividing the tile's width and
+    the group's ``columns``, so that no run crosses a group or a tile."""
+    sub = shuffle * shuffle
+    return shuffle > 1 and sub & (sub - 1) == 0 and block_n % sub == 0 and columns % sub == 0
 
 
 def _unit_axis(x5: torch.Tensor, y5: torch.Tensor, w5: torch.Tensor, dim: int) -> bool:
