@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from .dot import dot_acc
-from .epilogue import epilogue_store, epilogue_values
+from .epilogue import epilogue_store, epilogue_values, shuffled_store
 
 #: Columns of the phase table, one row per phase in launch order (:mod:`triton_convt.launch.phase_table`).
 TABLE_COLUMNS = tl.constexpr(16)
@@ -171,7 +171,7 @@ def phase_gemm_kernel(
             digits of ``co % r^2`` in base ``r`` (the table gives ``OS = r``). conv2d + pixel_shuffle in one launch.
         SHUFFLE_BLOCKS: every column tile is whole runs of ``r^2`` sub-pixels (``r^2`` a power of two dividing
             BLOCK_N and the group's columns): the tile is stored as ``r^2`` runs of consecutive channels; else
-            column by column.
+            column by column (:func:`.epilogue.shuffled_store`).
         ACC_DTYPE: accumulator dtype (fp32, or fp64 for fp64 tensors).
         DOT_PRECISION: ``tl.dot`` input precision ("tf32" or "ieee").
         DOT_IN_FP32: cast operands to fp32 before ``tl.dot`` (bf16 under the interpreter only).
@@ -327,31 +327,15 @@ def phase_gemm_kernel(
         b_ptrs += w_inc
 
     co = group * C_COL_G + offs_n
-    if SHUFFLE_BLOCKS:
-        # Pixel shuffle of a tile whose columns are whole runs of r^2 sub-pixels of BLOCK_N / r^2 channels: the
-        # values, rearranged to [rows, sub-pixel, channel], are stored as r^2 runs of consecutive channels of one
-        # output pixel each (contiguous in channels_last, like the forward's store) rather than element by element.
-        SUB: tl.constexpr = SHUFFLE * SHUFFLE
-        values = epilogue_values(acc, bias_ptr, stride_b, co, col_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
-        values = tl.permute(tl.reshape(values, (BLOCK_M, BLOCK_N // SUB, SUB)), (0, 2, 1))
-        sub = tl.arange(0, SUB)
-        chan = tl.arange(0, BLOCK_N // SUB).to(INDEX_DTYPE)
-        first = (group * C_COL_G + pid_n * BLOCK_N) // SUB  # the tile's first output channel (C_COL_G % SUB == 0)
-        y_offsets = (y_rows[:, None, None] + ((sub // SHUFFLE) * stride_yh + (sub % SHUFFLE) * stride_yw)[None, :, None]
-                     + ((first + chan) * stride_yc)[None, None, :])
-        store_mask = row_mask[:, None, None] & (chan < C_COL_G // SUB - pid_n * (BLOCK_N // SUB))[None, None, :]
-        tl.store(y_ptr + y_offsets, values.to(y_ptr.dtype.element_ty), mask=store_mask)
-    else:
-        if SHUFFLE == 1:
-            y_cols = co * stride_yc
-        else:
-            # Pixel shuffle, column by column: column co (the bias's index too) is sub-pixel (i, j) of output
-            # channel co // r^2, computed once per program, never in the loop (co >= 0: // and % are exact).
-            sub = co % (SHUFFLE * SHUFFLE)
-            y_cols = ((co // (SHUFFLE * SHUFFLE)) * stride_yc + (sub // SHUFFLE) * stride_yh
-                      + (sub % SHUFFLE) * stride_yw)
-        y_offsets = y_rows[:, None] + y_cols[None, :]
+    if SHUFFLE == 1:
+        y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
         store_mask = row_mask[:, None] & col_mask[None, :]
         epilogue_store(
             acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE
         )
+    else:  # conv2d + pixel_shuffle: column co (the bias's index too) goes to sub-pixel co % r^2 of channel co // r^2
+        values = epilogue_values(acc, bias_ptr, stride_b, co, col_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
+        first_channel = (group * C_COL_G + pid_n * BLOCK_N) // (SHUFFLE * SHUFFLE)  # exact when SHUFFLE_BLOCKS
+        channels = (C_COL_G - pid_n * BLOCK_N) // (SHUFFLE * SHUFFLE)
+        shuffled_store(values, y_ptr, y_rows, row_mask, co, col_mask, first_channel, channels, stride_yc, stride_yh,
+                       stride_yw, SHUFFLE, SHUFFLE_BLOCKS, BLOCK_M, BLOCK_N)  # fmt: skip
