@@ -530,3 +530,39 @@ def test_work_model_counts_the_tensors_torch_makes():
         assert m["useful_macs"] == z.numel() * w[0].numel()
         assert m["issued_macs"] >= m["useful_macs"]
         assert spec.name in workmodel.pixel_shuffle_report(["default"], torch.float16)
+
+
+def _shipped_tiles():
+    """Every distinct (BLOCK_M, BLOCK_N) of the op's shipped configs, any dtype class: what its epilogue depends on
+    (the K loop is the forward's, whose every tile the forward's config test runs). Run in float32: the
+    interpreter's float16 matmul is slow, and a tile's logic is the same in every dtype (the case table runs each)."""
+    from triton_convt.launch import configs
+
+    seen = {}
+    for target in configs.available_targets():
+        data = configs.load(target)
+        for key in ("conv2d_pixel_shuffle", "conv2d_pixel_shuffle_nchw"):
+            for cls in data.get(key, {}):
+                for c in configs.usable(target, key, cls):
+                    seen.setdefault((c["BLOCK_M"], c["BLOCK_N"]), c)
+    return sorted(seen.values(), key=lambda c: (c["BLOCK_M"], c["BLOCK_N"]))
+
+
+@pytest.mark.parametrize("config", _shipped_tiles(), ids=lambda c: f"{c['BLOCK_M']}x{c['BLOCK_N']}")
+def test_every_shipped_tile_is_correct_under_the_interpreter(config, count_launches):
+    # Output channels per group of one column tile and r*r more (whole runs of r*r, so the tile is stored as runs
+    # where it can be), two groups, 2 x 5 x 7 = 70 rows: rows and columns end partially; r = 2 and 3. A 1x2 kernel
+    # with a border tap: the interpreter's time goes into the dots, and the tap loop is the forward's.
+    from triton_convt.functional.conv_pixel_shuffle import check_call
+    from triton_convt.launch.conv_pixel_shuffle_fwd import allocate_output, forward_plan
+
+    for r in (2, 3):
+        c_out_g = config["BLOCK_N"] // (r * r) * (r * r) + r * r
+        x = torch.randn(2, 6, 5, 7).to(memory_format=torch.channels_last)
+        w = torch.randn(2 * c_out_g, 3, 1, 2)
+        b = torch.randn(2 * c_out_g)
+        params = check_call(x, w, b, r, 1, (0, 1), 1, 2)
+        y = allocate_output(x, w, params)
+        forward_plan(x, w, b, y, params, activation="relu", config=config).launch()
+        assert_close_to_reference(y, reference(x, w, b, r, 1, (0, 1), 1, 2, activation="relu"))
+    assert count_launches() == 2
