@@ -334,8 +334,9 @@ def test_opcheck():
     b = torch.randn(8, requires_grad=True)
     args = (x, w, b, 2, [1, 2], [0, 1, 1, 1], [1, 1], 2, "silu", 0.01)
     torch.library.opcheck(torch.ops.triton_convt.conv2d_pixel_shuffle.default, (*args, True))
-    torch.library.opcheck(torch.ops.triton_convt.conv2d_pixel_shuffle.default,
-                          (x.detach(), w.detach(), None, *args[3:], False), test_utils=("test_schema", "test_faketensor"))
+    no_grad = (x.detach(), w.detach(), None, *args[3:], False)  # the module's call: the output layout from x alone
+    torch.library.opcheck(torch.ops.triton_convt.conv2d_pixel_shuffle.default, no_grad,
+                          test_utils=("test_schema", "test_faketensor"))  # fmt: skip
     out = torch.empty(1, 2, 6, 4)
     torch.library.opcheck(torch.ops.triton_convt.conv2d_pixel_shuffle_out.default,
                           (x.detach(), w.detach(), b.detach(), *args[3:], out))  # fmt: skip

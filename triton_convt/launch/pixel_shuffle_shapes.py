@@ -62,7 +62,7 @@ class ConvShuffleParams:
         odd total, or a strided conv that leaves input rows unread); the launches are given the output itself."""
         conv = self.conv_hw(input_hw)
         pads = tuple(lo for lo, _ in self.padding)
-        op = tuple(i - ((c - 1) * s - 2 * p + d * (k - 1) + 1)
-                   for i, c, s, p, d, k in zip(input_hw, conv, self.stride, pads, self.dilation, self.kernel))  # fmt: skip
+        axes = zip(input_hw, conv, self.stride, pads, self.dilation, self.kernel)
+        op = tuple(i - ((c - 1) * s - 2 * p + d * (k - 1) + 1) for i, c, s, p, d, k in axes)
         return ConvParams(stride=self.stride, padding=pads, output_padding=op, dilation=self.dilation,
                           groups=self.groups, kernel=self.kernel)  # fmt: skip

@@ -253,8 +253,8 @@ class PixelShuffleSpec:
     @property
     def conv_hw(self) -> tuple[int, int]:
         """The conv's output size, before the shuffle (the ``r*r``-wide tensor the two-op chain materialises)."""
-        return tuple((i + 2 * p - d * (k - 1) - 1) // s + 1
-                     for i, k, s, p, d in zip(self.hw, self.kernel, self.stride, self.padding, self.dilation))  # fmt: skip
+        axes = zip(self.hw, self.kernel, self.stride, self.padding, self.dilation)
+        return tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in axes)
 
     @property
     def output_hw(self) -> tuple[int, int]:
