@@ -225,7 +225,7 @@ def check_call(x, weight, bias, scale_factor, padding, dilation, groups) -> Upsa
         raise RuntimeError(f"dilation should be greater than zero, but got {list(dilation)}")
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
-    _check_shapes(x, weight, bias, groups)
+    check_conv2d_shapes(x, weight, bias, groups)
     check_dtypes_devices(x, weight, bias, OP)
     params = UpsampleConvParams(scale=scale, padding=pads, dilation=dilation, groups=groups, kernel=kernel)
     out_hw = params.output_hw(tuple(x.shape[2:]))
@@ -239,7 +239,8 @@ def check_call(x, weight, bias, scale_factor, padding, dilation, groups) -> Upsa
     return params
 
 
-def _check_shapes(x, weight, bias, groups: int) -> None:
+def check_conv2d_shapes(x, weight, bias, groups: int) -> None:
+    """The shape checks of ``F.conv2d`` on 4-D ``x`` and its weight and bias, with torch's messages (RuntimeError)."""
     c_out, c_in_g, kh, kw = weight.shape
     if min(kh, kw) <= 0:
         raise RuntimeError(f"kernel size should be greater than zero, but got kernel_height: {kh} kernel_width: {kw}")

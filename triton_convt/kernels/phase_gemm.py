@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from .dot import dot_acc
-from .epilogue import epilogue_store
+from .epilogue import epilogue_store, epilogue_values, shuffled_store
 
 #: Columns of the phase table, one row per phase in launch order (:mod:`triton_convt.launch.phase_table`).
 TABLE_COLUMNS = tl.constexpr(16)
@@ -117,6 +117,8 @@ def phase_gemm_kernel(
     HAS_BIAS: tl.constexpr,
     ACTIVATION: tl.constexpr,
     NEGATIVE_SLOPE: tl.constexpr,
+    SHUFFLE: tl.constexpr,
+    SHUFFLE_BLOCKS: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     DOT_IN_FP32: tl.constexpr,
@@ -164,6 +166,12 @@ def phase_gemm_kernel(
         EVEN_K: ``C_RED_G`` is a multiple of BLOCK_K, so the reduction needs no channel mask.
         HAS_BIAS: add the bias in the epilogue.
         ACTIVATION, NEGATIVE_SLOPE: the fused activation (see :mod:`.epilogue`).
+        SHUFFLE: the upscale factor ``r`` of a pixel shuffle applied to the result (1: none): column ``co`` of row
+            ``(n, qh, qw)`` is written to channel ``co // r^2`` at ``(qh*OS_H + i, qw*OS_W + j)``, ``i, j`` the
+            digits of ``co % r^2`` in base ``r`` (the table gives ``OS = r``). conv2d + pixel_shuffle in one launch.
+        SHUFFLE_BLOCKS: every column tile is whole runs of ``r^2`` sub-pixels (``r^2`` a power of two dividing
+            BLOCK_N and the group's columns): the tile is stored as ``r^2`` runs of consecutive channels; else
+            column by column (:func:`.epilogue.shuffled_store`).
         ACC_DTYPE: accumulator dtype (fp32, or fp64 for fp64 tensors).
         DOT_PRECISION: ``tl.dot`` input precision ("tf32" or "ieee").
         DOT_IN_FP32: cast operands to fp32 before ``tl.dot`` (bf16 under the interpreter only).
@@ -319,8 +327,15 @@ def phase_gemm_kernel(
         b_ptrs += w_inc
 
     co = group * C_COL_G + offs_n
-    y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
-    store_mask = row_mask[:, None] & col_mask[None, :]
-    epilogue_store(
-        acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE
-    )
+    if SHUFFLE == 1:
+        y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
+        store_mask = row_mask[:, None] & col_mask[None, :]
+        epilogue_store(
+            acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE
+        )
+    else:  # conv2d + pixel_shuffle: column co (the bias's index too) goes to sub-pixel co % r^2 of channel co // r^2
+        values = epilogue_values(acc, bias_ptr, stride_b, co, col_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
+        first_channel = (group * C_COL_G + pid_n * BLOCK_N) // (SHUFFLE * SHUFFLE)  # exact when SHUFFLE_BLOCKS
+        channels = (C_COL_G - pid_n * BLOCK_N) // (SHUFFLE * SHUFFLE)
+        shuffled_store(values, y_ptr, y_rows, row_mask, co, col_mask, first_channel, channels, stride_yc, stride_yh,
+                       stride_yw, SHUFFLE, SHUFFLE_BLOCKS, BLOCK_M, BLOCK_N)  # fmt: skip

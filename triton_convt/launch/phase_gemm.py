@@ -89,6 +89,8 @@ def gemm_plan(
     split_layouts: bool = False,
     activation: str = "none",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    shuffle: int = 1,
+    mask_out_of_range: bool | None = None,
     config: dict | None = None,
     index64: bool | None = None,
     rebuild=None,
@@ -101,6 +103,10 @@ def gemm_plan(
     channels. ``config`` overrides the choice from ``autotune_configs/`` (key ``kernel_key``); ``rebuild(config)``
     makes the plan of another config for the tuner; ``index64`` forces the index width. With ``split_layouts``,
     an input without channels innermost takes the candidates of its own key (:func:`config_key`).
+
+    ``shuffle`` > 1 writes the result pixel-shuffled (``y5`` has the shuffled shape and the table an output step of
+    ``shuffle``: conv2d + pixel_shuffle, :mod:`.conv_pixel_shuffle_fwd`). ``mask_out_of_range`` overrides
+    :func:`.weights.mask_products` (a conv multiplies its zero padding by the weight, as torch does).
     """
     n = x5.shape[0]
     c_in, c_out_g = w5.shape[:2]
@@ -110,7 +116,7 @@ def gemm_plan(
     rows = n * table.max_rows_per_image
     if config is None:
         config = configs.config_for(config_key(kernel_key, x5, split_layouts), x5.dtype, x5.device,
-                                    {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": c_red}, rebuild)  # fmt: skip
+                                    {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": max(c_red, 1)}, rebuild)  # fmt: skip
     m_tiles = triton.cdiv(rows, config["BLOCK_M"])
     n_tiles = triton.cdiv(c_col, config["BLOCK_N"])
     operands = (x5, w5, y5) if bias is None else (x5, w5, y5, bias)
@@ -130,12 +136,21 @@ def gemm_plan(
         EVEN_K=c_red % config["BLOCK_K"] == 0,
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
+        SHUFFLE=shuffle, SHUFFLE_BLOCKS=shuffle_blocks(shuffle, c_col, config["BLOCK_N"]),
         **numeric_constexprs(operands, index64),
-        MASK_PRODUCTS=mask_products(w5),
+        MASK_PRODUCTS=mask_products(w5) if mask_out_of_range is None else mask_out_of_range,
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
     )  # fmt: skip
     grid = (len(table.rows) * groups * m_tiles * n_tiles,)
     return KernelPlan(phase_gemm_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def shuffle_blocks(shuffle: int, columns: int, block_n: int) -> bool:
+    """Whether the pixel-shuffled store (``shuffle`` > 1) can take the tile as ``shuffle**2`` runs of channels
+    (the kernel's ``SHUFFLE_BLOCKS``): ``shuffle**2`` a power of two (a tile reshape) dividing the tile's width and
+    the group's ``columns``, so that no run crosses a group or a tile."""
+    sub = shuffle * shuffle
+    return shuffle > 1 and sub & (sub - 1) == 0 and block_n % sub == 0 and columns % sub == 0
 
 
 def _unit_axis(x5: torch.Tensor, y5: torch.Tensor, w5: torch.Tensor, dim: int) -> bool:

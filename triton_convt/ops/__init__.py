@@ -4,7 +4,7 @@ Importing this package registers them. They take validated, normalised arguments
 API (:mod:`triton_convt.functional`), which checks and prepares every call.
 """
 
-from . import conv_transpose, upsample_conv
+from . import conv_pixel_shuffle, conv_transpose, upsample_conv
 from .dispatch import TorchFallbackWarning
 
-__all__ = ["TorchFallbackWarning", "conv_transpose", "upsample_conv"]
+__all__ = ["TorchFallbackWarning", "conv_pixel_shuffle", "conv_transpose", "upsample_conv"]

@@ -146,9 +146,10 @@ def ratio(build: dict, reference: dict) -> float | None:
 
 #: The CI rule's limit on :func:`ratio` (issue 13: within 15% of the tutorial GEMM's instructions per MMA).
 RATIO_LIMIT = 1.15
-#: What the rule holds: the forward GEMM kernel's 16-bit channels_last builds on the NVIDIA targets.
-GATED = {"kernel": "conv_transpose2d_fwd", "dtypes": ("float16", "bfloat16"), "layout": "channels_last",
-         "archs": (80, 90)}  # fmt: skip
+#: What the rule holds: the 16-bit channels_last builds of the phase GEMM's forward launches (the transposed
+#: convolution's, and conv2d + pixel_shuffle's) on the NVIDIA targets.
+GATED = {"kernels": ("conv_transpose2d_fwd", "conv2d_pixel_shuffle"), "dtypes": ("float16", "bfloat16"),
+         "layout": "channels_last", "archs": (80, 90)}  # fmt: skip
 
 
 #: The narrow tiles: forward configs of at most this many columns, which only layers with at most as many output
@@ -167,7 +168,7 @@ def narrow(record: dict) -> bool:
 def gated(record: dict) -> bool:
     """Whether :func:`gate` holds ``record`` to the rule: not a build on a 1-D or 3-D sample problem (``sample``) or
     on a layer of the report's set (``layer``): the rule is for the 2-D shipped configs on the sample problem."""
-    return (not record.get("sample") and not record.get("layer") and record.get("kernel") == GATED["kernel"]
+    return (not record.get("sample") and not record.get("layer") and record.get("kernel") in GATED["kernels"]
             and record.get("dtype") in GATED["dtypes"] and record.get("layout") == GATED["layout"]
             and record.get("arch") in GATED["archs"])  # fmt: skip
 

@@ -15,11 +15,11 @@ VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), ma
 prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
 writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
-dtype and layout, and its int64 index path, and on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16
-channels innermost, reported but not gated). ``--layers [NAME ...]`` builds instead the forward kernel on layers of
-the report's set at their full size (:func:`layer_builds`: all of them without a name), with the config each
-target's file gives untuned: the builds whose hot loops the work model's issue term reads
-(:func:`.workmodel.issue_seconds`), the narrow layers' narrow tiles among them; reported, not gated.
+dtype and layout, and its int64 index path, conv2d + pixel_shuffle's launch likewise, and the forward on the 1-D
+and 3-D sample problems (:func:`nd_builds`, fp16 channels innermost, reported but not gated). ``--layers [NAME ...]``
+builds instead the forward kernel on layers of the report's set at their full size (:func:`layer_builds`: all of
+them without a name), with the config each target's file gives untuned: the builds whose hot loops the work model's
+issue term reads (:func:`.workmodel.issue_seconds`), the narrow layers' narrow tiles among them; reported, not gated.
 
 It exits with 1 when a build fails or a kernel key has no sample plan, so nothing shipped goes unchecked; the
 tests (``tests/test_profile.py``) assert the numbers. Must run without ``TRITON_INTERPRET``.
@@ -171,8 +171,8 @@ def run_build(build: dict, out: str) -> dict:
         elif build.get("sample"):  # a 1-D or 3-D sample problem, with the launcher's own choice
             plan = samples.ND_FORWARD_SAMPLES[build["sample"]](dtype, build["layout"], None, build["precision"])
         elif build.get("picked"):  # the launcher's own choice (and the index width the build names)
-            plan = samples.forward_sample_plan(dtype, build["layout"], None, build["precision"],
-                                               index64=build["index"] == "int64")  # fmt: skip
+            make = samples.PICKED_PLANS[build["kernel"]]
+            plan = make(dtype, build["layout"], None, build["precision"], index64=build["index"] == "int64")
         else:
             plan = samples.SAMPLE_PLANS[build["kernel"]](dtype, build["layout"], build["config"], build["precision"])
         record, code = aot.measure(plan, build["arch"])
@@ -207,7 +207,8 @@ def picked_builds(
     archs: list[int | str], dtypes: list[str] | None = None, layouts: list[str] | None = None
 ) -> list[dict]:
     """The forward kernel's builds with the config the launcher picks for the sample problem, per dtype, fp32
-    precision and layout, plus the int64 index path (fp16, channels_last), for ``archs``."""
+    precision and layout, plus the int64 index path (fp16, channels_last), and likewise conv2d + pixel_shuffle's
+    launch on its sample problem (:data:`.samples.PICKED_PLANS`), for ``archs``."""
     builds = []
     for cls, variants in samples.DTYPE_VARIANTS.items():
         for dtype, precision in variants:
@@ -216,11 +217,12 @@ def picked_builds(
                 if (dtypes and name not in dtypes) or (layouts and layout not in layouts):
                     continue
                 indices = ("int32", "int64") if (name, layout) == ("float16", "channels_last") else ("int32",)
-                for index in indices:
-                    for a in archs:
-                        builds.append({"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": name,
-                                       "precision": precision, "layout": layout, "index": index, "picked": True,
-                                       "dtype_class": cls, "targets": ["launcher pick"]})  # fmt: skip
+                for kernel in samples.PICKED_PLANS:
+                    for index in indices if kernel == "conv_transpose2d_fwd" else ("int32",):
+                        for a in archs:
+                            builds.append({"arch": a, "kernel": kernel, "dtype": name, "precision": precision,
+                                           "layout": layout, "index": index, "picked": True, "dtype_class": cls,
+                                           "targets": ["launcher pick"]})  # fmt: skip
     if not layouts or "channels_last" in layouts:
         builds += nd_builds(archs, dtypes)
     return builds

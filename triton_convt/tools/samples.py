@@ -13,9 +13,13 @@ from typing import Callable
 
 import torch
 
+from ..functional.conv_pixel_shuffle import check_call as check_pixel_shuffle
 from ..functional.conv_transpose import check_call
 from ..launch import KernelPlan
 from ..launch import conv_transpose_bwd as backward
+from ..launch.conv_pixel_shuffle_bwd import unshuffle_plan
+from ..launch.conv_pixel_shuffle_fwd import allocate_output as pixel_shuffle_output
+from ..launch.conv_pixel_shuffle_fwd import forward_plan as pixel_shuffle_plan
 from ..launch.conv_transpose_fwd import allocate_output, depthwise_plan, forward_plan
 from ..launch.kernel_plan import spatial_3d
 from ..launch.phase_gemm import repack_plan
@@ -38,6 +42,7 @@ LAYOUTS = ("channels_last", "nchw")
 #: The input layouts each kernel key's configs serve (every key not listed serves both): the forward's candidates are
 #: kept apart for channels_last and NCHW inputs (:func:`triton_convt.launch.phase_gemm.config_key`).
 KEY_LAYOUTS = {"conv_transpose2d_fwd": ("channels_last",), "conv_transpose2d_fwd_nchw": ("nchw",),
+               "conv2d_pixel_shuffle": ("channels_last",), "conv2d_pixel_shuffle_nchw": ("nchw",),
                # It copies a weight in torch's default layout whatever the input's: one build says it all.
                "weight_repack": ("nchw",)}
 
@@ -146,6 +151,20 @@ def layer_plan(spec: LayerSpec, dtype: torch.dtype, config: dict | None = None, 
     return _with_precision(plan, precision)
 
 
+def pixel_shuffle_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee",
+                              index64: bool | None = None) -> KernelPlan:  # fmt: skip
+    """The conv2d + pixel_shuffle launch (the phase GEMM with ``SHUFFLE = 2``) on EDSR's x2 upsampler shrunk to CPU
+    size: a 3x3 conv from 256 to 4*256 channels, padding 1, then pixel shuffle by 2; the weight in the kernel's
+    layout (output channels innermost, as :class:`triton_convt.PixelShuffleConv2d` owns it), 512 rows, every
+    extent a multiple of 16 as in :func:`_sample_problem`."""
+    x = _sample(2, 256, 16, 16, dtype=dtype, layout=layout)
+    w = _sample(256, 3, 3, 1024, dtype=dtype).permute(3, 0, 1, 2)
+    b = _sample(1024, dtype=dtype)
+    params = check_pixel_shuffle(x, w, b, 2, 1, 1, 1, 1)
+    y = pixel_shuffle_output(x, w, params)
+    return _with_precision(pixel_shuffle_plan(x, w, b, y, params, config=config, index64=index64), precision)
+
+
 def depthwise_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
     """The depthwise launch on FCN's upsampling shape (k4 s2 p1, groups = channels = 128) at CPU size."""
     x = _sample(2, 128, 16, 16, dtype=dtype, layout=layout)
@@ -171,6 +190,17 @@ def weight_repack_sample_plan(dtype: torch.dtype, layout: str, config: dict | No
     """The launch that brings the sample problem's weight, in torch's default layout, into channels_last order."""
     w = _sample(256, 256, 4, 4, dtype=dtype)
     return repack_plan(spatial_3d(w), config=config)[0]
+
+
+def pixel_unshuffle_bwd_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None,
+                                    precision: str = "ieee") -> KernelPlan:  # fmt: skip
+    """The backward's unshuffle with gelu's derivative (the longest formula) on :func:`pixel_shuffle_sample_plan`'s
+    output gradient (``layout``): the ``[2, 1024, 16, 16]`` conv output gradient, in the same layout."""
+    plan = pixel_shuffle_sample_plan(dtype, layout)
+    dy = plan.args["y_ptr"].squeeze(2)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    dz = torch.empty((2, 1024, 16, 16), dtype=dtype, memory_format=fmt)
+    return unshuffle_plan(dy, dy, dz, 2, "gelu", 0.01, config=config)
 
 
 def channel_sum_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
@@ -207,14 +237,25 @@ def upsample_unfold_sample_plan(dtype: torch.dtype, layout: str, config: dict | 
 SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "conv_transpose2d_fwd": forward_sample_plan,
     "conv_transpose2d_fwd_nchw": forward_sample_plan,
+    "conv2d_pixel_shuffle": pixel_shuffle_sample_plan,
+    "conv2d_pixel_shuffle_nchw": pixel_shuffle_sample_plan,
     "conv_transpose2d_fwd_depthwise": depthwise_sample_plan,
     "conv_transpose2d_bwd_input": bwd_input_sample_plan,
     "conv_transpose2d_bwd_weight": bwd_weight_sample_plan,
     "channel_sum": channel_sum_sample_plan,
     "activation_bwd": activation_bwd_sample_plan,
     "weight_repack": weight_repack_sample_plan,
+    "pixel_unshuffle_bwd": pixel_unshuffle_bwd_sample_plan,
     "upsample_fold": upsample_fold_sample_plan,
     "upsample_unfold": upsample_unfold_sample_plan,
+}
+
+
+#: Kernel key -> ``(dtype, layout, config, precision, index64) -> KernelPlan``: the launches ``triton-convt-profile
+#: --picked`` builds with the launcher's own config.
+PICKED_PLANS: dict[str, Callable[..., KernelPlan]] = {
+    "conv_transpose2d_fwd": forward_sample_plan,
+    "conv2d_pixel_shuffle": pixel_shuffle_sample_plan,
 }
 
 

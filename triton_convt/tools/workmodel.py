@@ -38,7 +38,9 @@ The rule of issue 19 on H100 (:func:`meets_rule`): every 16-bit layer of the set
 
 :data:`LAYERS` is the report's layer set (decoder layers, from ``layers.json``); ``python -m
 triton_convt.tools.workmodel`` prints the model for it with the config the launcher would pick from each config
-file, and the modelled time on each part from the SASS of the layers' builds (compiled without a GPU).
+file, and the modelled time on each part from the SASS of the layers' builds (compiled without a GPU); then the
+nearest-upsample + conv layers (:func:`upsampler_work`) and the conv2d + pixel_shuffle layers
+(:func:`pixel_shuffle_work`) against the op chains torch runs.
 """
 
 from __future__ import annotations
@@ -482,6 +484,64 @@ def upsampler_report(dtype: torch.dtype) -> str:
     return "\n".join(lines)
 
 
+#: The config key the conv2d + pixel_shuffle launch takes its tiles from (channels_last inputs).
+PIXEL_SHUFFLE_KERNEL = "conv2d_pixel_shuffle"
+
+
+def pixel_shuffle_work(spec: layers.PixelShuffleSpec, dtype: torch.dtype, target: str = "default") -> dict[str, int]:
+    """MACs and bytes of a conv2d + pixel_shuffle layer, fused (:func:`triton_convt.conv2d_pixel_shuffle`) against the
+    chain torch runs (a model, plain arithmetic).
+
+    MACs: both compute the conv's useful MACs (:attr:`.layers.PixelShuffleSpec.macs`); the fused launch issues whole
+    tiles of the config the launcher picks from ``target``'s file (rows = the conv's output pixels, columns = its
+    output channels per group, K = input channels per group per tap, every tap issued, border taps masked).
+    Bytes: the chain's conv reads ``x``, ``w`` and ``b`` and writes the ``r*r``-wide conv output ``z``, the shuffle
+    reads ``z`` and writes ``y`` (as large), and an activation, when one follows, reads and writes ``y`` again; the
+    fused call reads ``x``, ``w`` and ``b`` once and writes ``y`` once (the weight in a layout the kernel reads in
+    place, as :class:`triton_convt.PixelShuffleConv2d` owns it; a default-layout weight adds one read and write of
+    ``w``).
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    c_in_g, c_out_g = spec.c_in // spec.groups, spec.c_out // spec.groups
+    rows = spec.n * math.prod(spec.conv_hw)
+    config = configs.choose(PIXEL_SHUFFLE_KERNEL, dtype, {"BLOCK_M": rows, "BLOCK_N": c_out_g, "BLOCK_K": c_in_g},
+                            configs.source(PIXEL_SHUFFLE_KERNEL, target))  # fmt: skip
+    tiles = {name: math.ceil(extent / config[name]) * config[name]
+             for name, extent in (("BLOCK_M", rows), ("BLOCK_N", c_out_g), ("BLOCK_K", c_in_g))}  # fmt: skip
+    issued = spec.groups * tiles["BLOCK_M"] * tiles["BLOCK_N"] * tiles["BLOCK_K"] * math.prod(spec.kernel)
+    x = spec.n * spec.c_in * math.prod(spec.hw) * itemsize
+    w = spec.c_out * c_in_g * math.prod(spec.kernel) * itemsize
+    b = spec.c_out * itemsize if spec.bias else 0
+    y = spec.n * spec.c_out * math.prod(spec.conv_hw) * itemsize  # = the conv output z: the shuffle moves, not adds
+    chain = (x + w + b + y) + (y + y) + ((y + y) if spec.activation else 0)
+    return dict(useful_macs=spec.macs, issued_macs=issued, chain_bytes=chain, fused_bytes=x + w + b + y,
+                chain_launches=2 + (spec.activation is not None), fused_launches=1, config=config)  # fmt: skip
+
+
+def pixel_shuffle_report(targets: list[str], dtype: torch.dtype) -> str:
+    """A markdown table of :func:`pixel_shuffle_work` for the report's conv2d + pixel_shuffle layers."""
+    lines = [
+        f"Conv2d + PixelShuffle, fused vs conv2d, pixel_shuffle (+ activation) as torch runs them, "
+        f"{str(dtype).split('.')[1]} (a model, not a measurement)", "",
+        "| layer | target | config (M x N x K, warps, stages) | GMACs | issued/useful MACs | chain MB | fused MB "
+        "| byte ratio | launches chain/fused |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for spec in layers.load_pixel_shuffles():
+        for target in targets:
+            m = pixel_shuffle_work(spec, dtype, target)
+            c = m["config"]
+            tile = f"{'x'.join(str(v) for k, v in c.items() if k.startswith('BLOCK'))}, {c['num_warps']}, " \
+                   f"{c['num_stages']}"
+            lines.append(
+                f"| {spec.name} | {target} | {tile} | {m['useful_macs'] / 1e9:.2f} "
+                f"| {m['issued_macs'] / m['useful_macs']:.3f} | {m['chain_bytes'] / 1e6:.1f} "
+                f"| {m['fused_bytes'] / 1e6:.1f} | {m['chain_bytes'] / m['fused_bytes']:.2f} "
+                f"| {m['chain_launches']}/{m['fused_launches']} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-convt-workmodel", description="Print the work model of the report's layer set (model figures, not measurements).")
     parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32", "float64"))
@@ -499,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report(configs.available_targets(), dtype, readings))
     print()
     print(upsampler_report(getattr(torch, args.dtype)))
+    print()
+    print(pixel_shuffle_report(configs.available_targets(), getattr(torch, args.dtype)))
     return 0
 
 
