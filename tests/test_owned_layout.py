@@ -289,3 +289,29 @@ def test_opcheck_with_the_modules_layout_rule():
     # Schema and fake tensors (the strides); the other utilities trace the op again (seconds under the interpreter).
     torch.library.opcheck(torch.ops.triton_convt.conv_transpose2d.default, args,
                           test_utils=("test_schema", "test_faketensor"))
+
+
+def test_pixel_shuffle_conv_owns_its_layout_through_the_shared_mechanism(count_launches):
+    """``PixelShuffleConv2d`` owns its weight with *output* channels innermost (its kernel's layout) through the same
+    mechanism as the transposed convolutions: construction, ``.to(memory_format=...)`` and ``freeze`` re-lay it in
+    place, and each call is then one launch with torch's result."""
+    from triton_convt import PixelShuffleConv2d
+    from triton_convt.launch.conv_pixel_shuffle_fwd import is_kernel_layout
+
+    conv, shuffle = nn.Conv2d(3, 8, 3, padding=1), nn.PixelShuffle(2)
+    ours = PixelShuffleConv2d.from_modules(conv, shuffle)
+    weight = ours.weight
+    assert weight is conv.weight and is_kernel_layout(weight)
+    x = torch.randn(1, 3, 3, 5)
+    with torch.no_grad():
+        want = F.pixel_shuffle(F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1), 2)
+    ours.to(memory_format=torch.contiguous_format)
+    assert ours.weight is weight and is_kernel_layout(ours.weight)
+    ours.weight.data = ours.weight.data.contiguous()  # torch re-lays it: correct, two launches
+    with torch.no_grad():
+        assert_close_to_reference(ours(x), want)
+    assert count_launches() == 2
+    triton_convt.freeze(ours.eval())
+    assert ours.weight is weight and is_kernel_layout(ours.weight)
+    with torch.no_grad():
+        assert_close_to_reference(one_call(ours, x, count_launches), want)

@@ -11,17 +11,19 @@ from torch import nn
 from . import activations
 from .functional.conv_pixel_shuffle import call, pixel_shuffle_factor
 from .launch.conv_pixel_shuffle_fwd import is_kernel_layout, to_kernel_layout
+from .owned_layout import OwnsKernelLayout
 
 
-class PixelShuffleConv2d(nn.Conv2d):
+class PixelShuffleConv2d(OwnsKernelLayout, nn.Conv2d):
     """``nn.Conv2d(in_channels, out_channels, ...)`` then ``nn.PixelShuffle(upscale_factor)`` (then ``activation``).
 
     A subclass of ``nn.Conv2d`` for its parameters: ``weight`` ``(out_channels, in_channels/groups, kH, kW)`` with
     ``out_channels = C*r*r`` as in the original conv, ``bias``, ``nn.Conv2d``'s initialisation and ``state_dict``
     keys, so a checkpoint of the pair's conv loads into it and back. The module owns its weight in the kernel's
-    layout (:meth:`is_kernel_layout`: output channels innermost), re-laid in place (``weight.data``, the same
-    Parameter) at construction, after ``.to()``/``.half()``/``.cuda()``/``.to(memory_format=...)`` and after
-    ``load_state_dict`` (``assign=True`` included), so every call is one launch; the output's memory format is the
+    layout (:meth:`is_kernel_layout`: output channels innermost) as the transposed convolutions do
+    (:class:`~triton_convt.owned_layout.OwnsKernelLayout`: re-laid in place, ``weight.data``, at construction, after
+    ``.to()``/``.half()``/``.to(memory_format=...)``, after ``load_state_dict(assign=True)`` and by
+    :func:`triton_convt.freeze`), so every call is one launch; the output's memory format is the
     one torch gives for the default-layout weight (channels_last when the input is). ``padding_mode`` other than
     ``"zeros"`` pads the input first with ``F.pad``, as ``nn.Conv2d`` does.
     """
@@ -40,34 +42,17 @@ class PixelShuffleConv2d(nn.Conv2d):
         self.upscale_factor = r
         self.activation = activation
         self.negative_slope = negative_slope
-        self.relay_weight()
+
+    #: The kernel's layout of this module's weight (:mod:`triton_convt.launch.conv_pixel_shuffle_fwd`).
+    to_kernel_layout = staticmethod(to_kernel_layout)
 
     @staticmethod
     def is_kernel_layout(weight: torch.Tensor) -> bool:
         """Whether ``weight`` is in the layout in which this module owns it, the one the kernel reads best: output
         channels innermost (memory order ``[C_in/groups, kH, kW, out_channels]``), so that the GEMM's weight tiles
-        are dense along the output channels, as the transposed convolution's forward reads its channels_last
-        weight (:mod:`triton_convt.launch.conv_pixel_shuffle_fwd`). No torch memory format names this order."""
+        are dense along the output channels, as the transposed convolution's forward reads its own weight. No torch
+        memory format names this order."""
         return is_kernel_layout(weight)
-
-    def relay_weight(self) -> None:
-        """Bring the weight into the kernel's layout (:meth:`is_kernel_layout`) in place (``weight.data``: the
-        Parameter, its ``requires_grad`` and an optimizer's reference to it are kept; values are unchanged)."""
-        if isinstance(self.weight, torch.Tensor) and not self.is_kernel_layout(self.weight):
-            with torch.no_grad():
-                self.weight.data = to_kernel_layout(self.weight.data)
-
-    def _apply(self, fn, recurse=True):
-        # .to(dtype/device), .half(), .cuda() keep a dense tensor's strides, but a function may not (a
-        # contiguous_format conversion): the weight is brought back into the kernel's layout.
-        super()._apply(fn, recurse)
-        self.relay_weight()
-        return self
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        # load_state_dict(assign=True) puts the checkpoint's tensor (torch's default layout) in place of the weight.
-        super()._load_from_state_dict(*args, **kwargs)
-        self.relay_weight()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         padding = self.padding
@@ -104,7 +89,7 @@ class PixelShuffleConv2d(nn.Conv2d):
         )  # fmt: skip
         new.weight = conv.weight
         new.bias = conv.bias
-        new.relay_weight()
+        new.own_layout()
         return new.train(conv.training)
 
 

@@ -23,6 +23,8 @@ from .kernel_plan import KernelPlan, spatial_3d
 from .phase_gemm import gemm_plan, reads_in_place, repack_plan
 from .pixel_shuffle_shapes import ConvShuffleParams
 from .shapes import ConvParams
+from .weights import has_kernel_layout
+from .weights import to_kernel_layout as _to_kernel_layout
 
 #: The config key of the launch (``_nchw`` for inputs without channels innermost, as the forward's). Its candidates
 #: are the transposed convolution's forward tiles less those whose hot loop compiles more than 15% over the matmul
@@ -81,16 +83,21 @@ def forward_plan(
     )  # fmt: skip
 
 
+#: The weight dimension the kernel's layout of a conv2d + pixel_shuffle weight ``[C_out, C_in/g, kH, kW]`` keeps
+#: innermost: the output channels (memory order ``[C_in/g, kH, kW, C_out]``), the GEMM's columns, so that its weight
+#: tiles are dense along them as the transposed convolution's are (:mod:`.weights`).
+INNERMOST = 0
+
+
 def is_kernel_layout(weight: torch.Tensor) -> bool:
-    """Whether ``weight`` (``[C_out, C_in/g, kH, kW]``) is in the kernel's own layout, output channels innermost
-    (memory order ``[C_in/g, kH, kW, C_out]``, dense)."""
-    return weight.permute(1, 2, 3, 0).is_contiguous()
+    """Whether ``weight`` (``[C_out, C_in/g, kH, kW]``) is in the kernel's own layout, output channels innermost."""
+    return has_kernel_layout(weight, INNERMOST)
 
 
 def to_kernel_layout(weight: torch.Tensor) -> torch.Tensor:
-    """A copy of ``weight`` in the kernel's layout (:func:`is_kernel_layout`), made by torch (for a module's own
+    """``weight`` in the kernel's layout (:func:`is_kernel_layout`), a torch copy when it is not (for a module's own
     weight, once, not per call)."""
-    return weight.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+    return _to_kernel_layout(weight, INNERMOST)
 
 
 def kernel_weight(weight: torch.Tensor) -> torch.Tensor:

@@ -36,10 +36,12 @@ def mask_products(weight: torch.Tensor) -> bool:
     return not bool(torch.isfinite(weight).all())
 
 
-def kernel_layout_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The dense strides of the kernel's layout for a weight of ``shape`` (2 dimensions or more): dimension 1
-    innermost, then the last dimension to the third, then dimension 0 (see the module docstring)."""
-    order = (0, *range(2, len(shape)), 1)  # outermost to innermost
+def kernel_layout_strides(shape: tuple[int, ...], innermost: int = 1) -> tuple[int, ...]:
+    """The dense strides of the kernel's layout for a weight of ``shape`` (2 dimensions or more): dimension
+    ``innermost`` (1 or 0) innermost, then the last dimension to the third, then the other of dimensions 0 and 1 (see
+    the module docstring). ``innermost=0`` is the layout of a convolution weight whose *output* channels the GEMM
+    reads as columns (conv2d + pixel_shuffle: memory order ``[C_in/g, kH, kW, C_out]``)."""
+    order = (1 - innermost, *range(2, len(shape)), innermost)  # outermost to innermost
     strides = [0] * len(shape)
     step = 1
     for d in reversed(order):
@@ -48,18 +50,18 @@ def kernel_layout_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(strides)
 
 
-def has_kernel_layout(t: torch.Tensor) -> bool:
-    """Whether ``t`` is dense in the kernel's layout. Dimensions of one element are left out of the comparison (their
-    stride means nothing, as in ``is_contiguous(memory_format=...)``), so a weight with one output channel per group
-    in torch's default layout already has it."""
-    expected = kernel_layout_strides(tuple(t.shape))
+def has_kernel_layout(t: torch.Tensor, innermost: int = 1) -> bool:
+    """Whether ``t`` is dense in the kernel's layout (:func:`kernel_layout_strides`). Dimensions of one element are left
+    out of the comparison (their stride means nothing, as in ``is_contiguous(memory_format=...)``), so a weight with
+    one output channel per group in torch's default layout already has it."""
+    expected = kernel_layout_strides(tuple(t.shape), innermost)
     return all(size == 1 or st == ex for size, st, ex in zip(t.shape, t.stride(), expected))
 
 
-def to_kernel_layout(t: torch.Tensor) -> torch.Tensor:
+def to_kernel_layout(t: torch.Tensor, innermost: int = 1) -> torch.Tensor:
     """``t`` itself when it has the kernel's layout, else a copy of it in that layout (same shape, dtype, device and
     values; strides only differ). Not a launch: torch's copy, made once by whoever keeps the result."""
-    if has_kernel_layout(t):
+    if has_kernel_layout(t, innermost):
         return t
-    return torch.empty_strided(t.shape, kernel_layout_strides(tuple(t.shape)), dtype=t.dtype,
+    return torch.empty_strided(t.shape, kernel_layout_strides(tuple(t.shape), innermost), dtype=t.dtype,
                                device=t.device).copy_(t)  # fmt: skip
