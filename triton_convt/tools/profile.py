@@ -10,10 +10,10 @@ tensor-core loop, tensor-core and all instructions, scalar and vector global loa
 number of tensor-core loops, sm_90's wgmma wait depth, and the ratio of non-tensor-core instructions per
 tensor-core instruction to Triton's matmul tutorial loop at the same tile, warps, stages and arch,
 :mod:`.reference_gemm`; each record names its cubin, key ``cubin``); for AMD, VGPRs (AGPRs among them), SGPRs,
-VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``) instructions and 128-bit loads. It writes
-``profile.json``, ``profile.md`` (one table per family) and the code (cubins, ``.amdgcn`` assembly) into DIR and
-prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
-writes the same files (the run time is printed only).
+VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``)
+instructions and 128-bit loads. It writes ``profile.json``, ``profile.md`` (one table per family) and the code
+(cubins, ``.amdgcn`` assembly) into DIR and prints the tables; every recorded figure is a property of the compiled
+code, so a rerun with the same compiler writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
 dtype and layout, and its int64 index path, and on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16
 channels innermost, reported but not gated).
@@ -33,6 +33,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import torch
 import triton
@@ -160,7 +161,8 @@ def code_name(build: dict) -> str:
 
 def run_build(build: dict, out: str) -> dict:
     """Compile one build, write its code (cubin or amdgcn) into ``out``, and return the build with its
-    measurements (or the error, so that one failure does not hide the others)."""
+    measurements (or the error, so that one failure does not hide the others); a CUDA build's SASS figures are
+    added by :func:`read_sass`."""
     try:
         dtype = getattr(torch, build["dtype"])
         if build.get("sample"):  # a 1-D or 3-D sample problem, with the launcher's own choice
@@ -170,7 +172,7 @@ def run_build(build: dict, out: str) -> dict:
                                                index64=build["index"] == "int64")  # fmt: skip
         else:
             plan = samples.SAMPLE_PLANS[build["kernel"]](dtype, build["layout"], build["config"], build["precision"])
-        record, code = aot.measure(plan, build["arch"])
+        record, code = aot.measure(plan, build["arch"], read_sass=False)  # read in batches: read_sass()
     except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
         return {**build, "error": traceback.format_exc(limit=3)}
     config = build.get("config") or samples.plan_config(plan)
@@ -234,7 +236,8 @@ def nd_builds(archs: list[int | str], dtypes: list[str] | None = None) -> list[d
         return []
     return [{"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": ND_DTYPE, "precision": "ieee",
              "layout": "channels_last", "index": "int32", "picked": True, "sample": sample, "dtype_class": "16bit",
-             "targets": ["launcher pick"]} for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
+             "targets": ["launcher pick"]}
+            for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         builds = [b for b in builds if not args.layout or b["layout"] in args.layout]
     records = compile_builds(builds, args.out, args.jobs)
     with open(os.path.join(args.out, "profile.json"), "w") as f:
-        json.dump({"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}, f, indent=1)
+        data = {"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}
+        json.dump(data, f, indent=1)
     table = markdown(records, missing)
     with open(os.path.join(args.out, "profile.md"), "w") as f:
         f.write(table + "\n")
@@ -279,15 +283,49 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed or missing else 0
 
 
+def _sass_figures(paths: list[str]) -> list[dict]:
+    """:func:`.aot.sass_figures` of the cubins at ``paths``, read in one batch (:func:`.aot.sass_many`); if the
+    batch fails, each cubin alone, a failure becoming that build's ``error``."""
+    cubins = [Path(path).read_bytes() for path in paths]
+    try:
+        texts = aot.sass_many(cubins)
+    except Exception:  # noqa: BLE001 - retried one by one below, to name the build that fails
+        texts = None
+    if texts is not None:
+        return [aot.sass_figures(code) for code in texts]
+    figures = []
+    for cubin in cubins:
+        try:
+            figures.append(aot.sass_figures(aot.sass(cubin)))
+        except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
+            figures.append({"error": traceback.format_exc(limit=3)})
+    return figures
+
+
+def read_sass(records: list[dict], out: str, pool, jobs: int) -> list[dict]:
+    """``records`` with each CUDA build's SASS figures (:func:`.aot.sass_figures`), its cubin in ``out`` read in
+    ``jobs`` batches on ``pool``: a disassembler run costs more to start than a cached build takes to compile."""
+    todo = [i for i, r in enumerate(records) if is_cuda(r["arch"]) and "error" not in r]
+    batches = [todo[j::jobs] for j in range(jobs) if todo[j::jobs]]
+    paths = [[os.path.join(out, records[i]["cubin"]) for i in batch] for batch in batches]
+    done = list(records)
+    for batch, figures in zip(batches, pool.map(_sass_figures, paths)):
+        for i, extra in zip(batch, figures):
+            done[i] = {**done[i], **extra}
+    return done
+
+
 def compile_builds(builds: list[dict], out: str, jobs: int) -> list[dict]:
-    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``; then the reference GEMM
-    of each distinct tile, warps, stages, arch, dtype and precision among the CUDA builds with a tensor-core loop,
-    compiled once each, and every such build's ratio to it (:func:`.reference_gemm.attach`)."""
+    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``, and their SASS read in
+    batches (:func:`read_sass`); then the reference GEMM of each distinct tile, warps, stages, arch, dtype and
+    precision among the CUDA builds with a tensor-core loop, compiled once each, and every such build's ratio to it
+    (:func:`.reference_gemm.attach`)."""
+    jobs = max(1, jobs)
     # fork: the workers inherit the imported modules instead of importing torch and triton again.
-    with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
-        records = list(pool.map(run_build, builds, [out] * len(builds)))
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        records = read_sass(list(pool.map(run_build, builds, [out] * len(builds))), out, pool, jobs)
         keys = sorted({k for k in map(reference_gemm.key_of, records) if k is not None}, key=str)
-        references = dict(zip(keys, pool.map(reference_gemm.compile_key, keys)))
+        references = reference_gemm.read_keys(dict(zip(keys, pool.map(reference_gemm.compile_key, keys))))
     return reference_gemm.attach(records, references)
 
 
