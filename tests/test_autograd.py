@@ -9,10 +9,10 @@ from helpers import assert_close_to_reference
 from torch import nn
 
 import triton_convt
-from triton_convt.launch import configs
-from triton_convt.launch import conv_transpose_bwd as backward
 from triton_convt.activations import ACTIVATIONS
 from triton_convt.functional.conv_transpose import check_call
+from triton_convt.launch import configs
+from triton_convt.launch import conv_transpose_bwd as backward
 
 # name: (input shape, weight shape, keyword arguments); small, because gradcheck evaluates the op many times.
 GRAD_CASES = {

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from helpers import assert_close_to_reference
 
+from triton_convt.functional.conv_transpose import check_call
 from triton_convt.launch import configs
 from triton_convt.launch import conv_transpose_bwd as backward
-from triton_convt.functional.conv_transpose import check_call
 
 DTYPE = {"16bit": torch.float16, "fp32": torch.float32, "fp64": torch.float64}
 KERNELS = ["conv_transpose2d_bwd_input", "conv_transpose2d_bwd_weight", "channel_sum", "activation_bwd"]

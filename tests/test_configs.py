@@ -11,13 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 import triton
+from helpers import assert_close_to_reference
 
 from triton_convt import launch
+from triton_convt.functional.conv_transpose import check_call
 from triton_convt.launch import configs
 from triton_convt.launch.conv_transpose_fwd import allocate_output, forward_plan
-from triton_convt.functional.conv_transpose import check_call
-
-from helpers import assert_close_to_reference
 
 #: Config choice and tuning logic run with the GPU stood in for, on CPU tensors; --device cuda skips it.
 pytestmark = pytest.mark.interpreter_only

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from helpers import assert_close_to_reference
 
 import triton_convt
-from triton_convt.launch import configs, conv_transpose_fwd
 from triton_convt.functional.conv_transpose import check_call
+from triton_convt.launch import configs, conv_transpose_fwd
 
 # name: (input shape, channel multiplier, kernel, keyword arguments)
 CASES = {
@@ -23,7 +23,9 @@ CASES = {
 def test_depthwise_kernel_runs_and_matches_torch(name, layout, count_launches, monkeypatch):
     shape, mult, kernel, kwargs = CASES[name]
     chosen = []
-    monkeypatch.setattr(conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k))
+    monkeypatch.setattr(
+        conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k)
+    )
     x = torch.randn(shape)
     if layout == "channels_last":
         x = x.to(memory_format=torch.channels_last)
@@ -60,6 +62,8 @@ def test_every_shipped_depthwise_config_is_correct(dtype, config, count_launches
 
 def test_grouped_layers_with_several_input_channels_keep_the_gemm_kernel(monkeypatch):
     chosen = []
-    monkeypatch.setattr(conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k))
+    monkeypatch.setattr(
+        conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k)
+    )
     triton_convt.conv_transpose2d(torch.randn(1, 4, 3, 3), torch.randn(4, 1, 3, 3), groups=2)
     assert chosen == []

@@ -124,7 +124,9 @@ def test_opcheck(ndim):
                           (x.detach(), w.detach(), b.detach(), *args[3:], out))
 
 
-@pytest.mark.parametrize("name, make, shape", [("vocoder", vocoder, (2, 8, 3)), ("decoder3d", decoder3d, (2, 6, 1, 2, 1))])
+@pytest.mark.parametrize(
+    "name, make, shape", [("vocoder", vocoder, (2, 8, 3)), ("decoder3d", decoder3d, (2, 6, 1, 2, 1))]
+)
 def test_torch_compile_fullgraph_matches_eager(name, make, shape, count_launches):
     torch.manual_seed(3)
     eager = convert(make())

@@ -382,11 +382,14 @@ class Upsample2D(nn.Module):
                  kernel_size=None, padding=1, bias=True, interpolate=True):  # fmt: skip
         super().__init__()
         self.channels, self.out_channels = channels, out_channels or channels
-        self.use_conv, self.use_conv_transpose, self.name, self.interpolate = use_conv, use_conv_transpose, name, interpolate
+        self.use_conv, self.use_conv_transpose = use_conv, use_conv_transpose
+        self.name, self.interpolate = name, interpolate
         self.norm = None
         conv = None
         if use_conv_transpose:
-            conv = nn.ConvTranspose2d(channels, self.out_channels, kernel_size or 4, stride=2, padding=padding, bias=bias)
+            conv = nn.ConvTranspose2d(
+                channels, self.out_channels, kernel_size or 4, stride=2, padding=padding, bias=bias
+            )
         elif use_conv:
             conv = nn.Conv2d(self.channels, self.out_channels, kernel_size=kernel_size or 3, padding=padding, bias=bias)
         if name == "conv":

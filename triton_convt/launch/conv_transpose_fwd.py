@@ -22,7 +22,6 @@ from . import configs, phase_table, shapes
 from .kernel_plan import KernelPlan, numeric_constexprs, spatial_3d, strides
 from .phase_gemm import gemm_plan, gemm_weight
 from .shapes import ConvParams
-from .weights import mask_products
 
 
 def axis_constexprs(params: ConvParams) -> dict[str, int]:
@@ -60,7 +59,9 @@ def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams) -
     one_d = x.dim() == 3
     views = (x.unsqueeze(2), weight.unsqueeze(2)) if one_d else (x, weight)
     last = torch.channels_last if views[0].dim() == 4 else torch.channels_last_3d
-    fmt = last if last in (suggest_memory_format(views[0]), suggest_memory_format(views[1])) else torch.contiguous_format
+    fmt = (
+        last if last in (suggest_memory_format(views[0]), suggest_memory_format(views[1])) else torch.contiguous_format
+    )
     sizes = params.output_hw(tuple(x.shape[2:]))
     y = torch.empty((x.shape[0], weight.shape[1] * params.groups, *((1,) if one_d else ()), *sizes), dtype=x.dtype,
                     device=x.device, memory_format=fmt)  # fmt: skip
@@ -149,8 +150,14 @@ def depthwise_plan(
     return KernelPlan(conv_transpose_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
-def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor, params: ConvParams,
-         **options: Any) -> KernelPlan:
+def plan(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    y: torch.Tensor,
+    params: ConvParams,
+    **options: Any,
+) -> KernelPlan:
     """The forward launch that computes ``y``: :func:`depthwise_plan` for one input channel per group (FCN's
     upsampling: a reduction of one channel per tap, which tl.dot tiles of 16 would pad 16x), else
     :func:`forward_plan`. ``options`` are theirs."""

@@ -114,7 +114,9 @@ def register(family: OpFamily) -> None:
         compute(*split(args[:-1]), out=args[-1])
 
     out_op.__signature__ = _signature(_INPUTS, family, (("out", Tensor),), None)
-    out_op.__doc__ = f"``triton_convt::{name}`` written into ``out`` (validated: right shape, dtype, device, no overlap)."
+    out_op.__doc__ = (
+        f"``triton_convt::{name}`` written into ``out`` (validated: right shape, dtype, device, no overlap)."
+    )
     torch.library.custom_op(f"triton_convt::{name}_out", out_op, mutates_args=("out",))
 
     def backward_op(grad, *args):

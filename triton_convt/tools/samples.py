@@ -9,7 +9,7 @@ variant, so uninitialised memory would make the build a matter of chance).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
