@@ -2,8 +2,9 @@
 
 ``triton-convt-profile --arch sm90 --arch sm80 --arch gfx942 --out DIR`` builds, for each config of each kernel key
 of each file in ``autotune_configs/`` meant for the target (``smXY.json`` for sm_XY, ``gfx942.json`` for gfx942;
-``default.json`` and device-named files for every target), each dtype of its class and both memory layouts, the
-launch of :data:`.samples.SAMPLE_PLANS` with that config, and records, for CUDA, registers, spill bytes (stack +
+``default.json`` and device-named files for every target), each dtype of its class and both memory layouts (fp32's
+two ``tl.dot`` precisions only for the kernels with a ``tl.dot``: :func:`.samples.dtype_variants`), the launch of
+:data:`.samples.SAMPLE_PLANS` with that config, and records, for CUDA, registers, spill bytes (stack +
 local), local-memory instructions, shared memory (and the pruning estimate), tensor-core instructions, 128-bit
 global loads and async copies, and the hot loop read from the SASS (:mod:`.hotloop`: per iteration of the
 tensor-core loop, tensor-core and all instructions, scalar and vector global loads, cp.async and TMA loads, the
@@ -16,7 +17,8 @@ instructions and 128-bit loads. It writes ``profile.json``, ``profile.md`` (one 
 code, so a rerun with the same compiler writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
 dtype and layout, and its int64 index path, and on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16
-channels innermost, reported but not gated).
+channels innermost, reported but not gated). ``--one-per-kernel`` builds one shipped config per kernel and arch
+(:func:`one_per_kernel`): the test suite's quick check that every kernel compiles for every target.
 
 It exits with 1 when a build fails or a kernel key has no sample plan, so nothing shipped goes unchecked; the
 tests (``tests/test_profile.py``) assert the numbers. Must run without ``TRITON_INTERPRET``.
@@ -136,7 +138,7 @@ def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> t
                 continue
             for cls in data[kernel]:
                 for config in configs.usable(target, kernel, cls):
-                    for dtype, precision in samples.DTYPE_VARIANTS[cls]:
+                    for dtype, precision in samples.dtype_variants(kernel, cls):
                         name = str(dtype).split(".")[1]
                         if dtypes and name not in dtypes:
                             continue
@@ -147,6 +149,24 @@ def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> t
                                 key = json.dumps(build, sort_keys=True)
                                 builds.setdefault(key, {**build, "targets": []})["targets"].append(target)
     return list(builds.values()), sorted(missing)
+
+
+def one_per_kernel(builds: list[dict]) -> list[dict]:
+    """One of ``builds`` (:func:`shipped_builds`) per kernel and arch: a config of the file the launcher reads for
+    that arch (:func:`configs.source`), in float16 and the kernel's first layout (channels_last where it serves it)
+    where ``builds`` has one, else the first. The test suite's quick tier compiles these, so that every kernel is
+    compiled for every target on every run; its full tier compiles every build."""
+
+    def rank(b: dict) -> tuple[bool, bool, bool]:
+        own_file = configs.source(b["kernel"], arch_name(b["arch"])) in b["targets"]
+        return (not own_file, b["dtype"] != "float16", b["layout"] != samples.layouts_of(b["kernel"])[0])
+
+    chosen: dict[tuple, dict] = {}
+    for b in builds:
+        key = (b["arch"], b["kernel"])
+        if key not in chosen or rank(b) < rank(chosen[key]):
+            chosen[key] = b
+    return [b for b in builds if chosen[(b["arch"], b["kernel"])] is b]
 
 
 def code_name(build: dict) -> str:
@@ -251,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--picked", action="store_true",
                         help="build only the forward kernel with the launcher's pick for the sample problem, and its "
                         "int64 index path")  # fmt: skip
+    parser.add_argument("--one-per-kernel", action="store_true",
+                        help="build one shipped config per kernel and arch (float16, the file the launcher reads): "
+                        "every kernel compiled for every target, quickly")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile processes (default: cores)")
     args = parser.parse_args(argv)
     refused = refuse_interpreter(parser.prog)
@@ -263,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         builds, missing = shipped_builds(args.arch, args.dtype)
         builds = [b for b in builds if not args.layout or b["layout"] in args.layout]
+        if args.one_per_kernel:
+            builds = one_per_kernel(builds)
     records = compile_builds(builds, args.out, args.jobs)
     with open(os.path.join(args.out, "profile.json"), "w") as f:
         data = {"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}

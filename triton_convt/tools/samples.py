@@ -9,6 +9,7 @@ variant, so uninitialised memory would make the build a matter of chance).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import torch
@@ -187,6 +188,28 @@ SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "upsample_fold": upsample_fold_sample_plan,
     "upsample_unfold": upsample_unfold_sample_plan,
 }
+
+
+@functools.cache
+def uses_dot(kernel: str) -> bool:
+    """Whether ``kernel``'s launch multiplies with ``tl.dot`` (its plan takes a ``DOT_PRECISION``); the elementwise
+    and reduction kernels do not."""
+    # Built on one thread: the profile forks its compile processes after asking, and a process forked from one that
+    # had run a parallel torch op waits forever on the intra-op threads it did not inherit.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return "DOT_PRECISION" in SAMPLE_PLANS[kernel](torch.float32, layouts_of(kernel)[0]).args
+    finally:
+        torch.set_num_threads(threads)
+
+
+def dtype_variants(kernel: str, cls: str) -> tuple[tuple[torch.dtype, str], ...]:
+    """The ``(dtype, precision)`` builds of ``kernel`` for dtype class ``cls``: :data:`DTYPE_VARIANTS`, except that
+    a kernel without ``tl.dot`` compiles one code for both fp32 precisions, so it is built once (as "ieee")."""
+    if uses_dot(kernel):
+        return DTYPE_VARIANTS[cls]
+    return tuple(dict.fromkeys((dtype, "ieee") for dtype, _ in DTYPE_VARIANTS[cls]))
 
 
 def forward_variants() -> list[tuple[dict, KernelPlan]]:
