@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close_to_reference
+from helpers import assert_close_to_reference, tiered, tile_volume
 
 import triton_convt
 from triton_convt.functional.conv_transpose import check_call
@@ -46,7 +46,9 @@ def _shipped():
     return [(d, c) for cls, cands in data.items() for c in cands for d in dtypes[cls]]
 
 
-@pytest.mark.parametrize("dtype, config", _shipped(), ids=lambda v: str(v).replace(" ", ""))
+# Quick tier: the smallest block of each dtype; -m full: every other one.
+@pytest.mark.parametrize("dtype, config", tiered(_shipped(), key=lambda d, c: d, rank=lambda d, c: tile_volume(c)),
+                         ids=lambda v: str(v).replace(" ", ""))  # fmt: skip
 def test_every_shipped_depthwise_config_is_correct(dtype, config, count_launches):
     # Each phase has 2 x 9 x 7 rows of 40 channels (multiplier 2): 5040 elements, so blocks of every shipped
     # size end partially.

@@ -23,7 +23,9 @@ def _double(value):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("ndim", [1, 3])
+# Quick tier: 1-D; -m full: 3-D too (40 s of interpreter: torch's samples are not small volumes). The 3-D op's
+# edge cases, activations, layouts and errors below run in the quick tier.
+@pytest.mark.parametrize("ndim", [1, pytest.param(3, marks=pytest.mark.full)])
 def test_opinfo_samples(ndim, dtype, device, count_launches):
     opinfo = next(op for op in op_db if op.name == f"nn.functional.conv_transpose{ndim}d")
     samples = list(opinfo.sample_inputs(device, dtype))

@@ -93,8 +93,13 @@ def test_convert_keeps_outputs(name, make, shape, folded, count_launches):
     assert_close_to_reference(y, expected)
 
 
-@pytest.mark.parametrize("ndim, activation, groups", [(1, "gelu", 2), (1, "sigmoid", 4), (3, "silu", 1),
-                                                      (3, "leaky_relu", 4)])
+# Quick tier: one per dimensionality; -m full: the other activations and groups.
+@pytest.mark.parametrize("ndim, activation, groups", [
+    (1, "gelu", 2),
+    pytest.param(1, "sigmoid", 4, marks=pytest.mark.full),
+    (3, "silu", 1),
+    pytest.param(3, "leaky_relu", 4, marks=pytest.mark.full),
+])
 def test_gradcheck(ndim, activation, groups, count_launches):
     shape = (2, 4, 3) if ndim == 1 else (1, 4, 2, 2, 1)
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
@@ -110,7 +115,8 @@ def test_gradcheck(ndim, activation, groups, count_launches):
     assert count_launches() > 0
 
 
-@pytest.mark.parametrize("ndim", [1, 3])
+# Quick tier: 1-D (the op families register through one function, ops/family.py); -m full: 3-D too.
+@pytest.mark.parametrize("ndim", [1, pytest.param(3, marks=pytest.mark.full)])
 def test_opcheck(ndim):
     x = torch.randn(1, 4, *(3, 2, 2)[:ndim] if ndim == 3 else (3,), requires_grad=True)
     w = torch.randn(4, 2, *(2,) * ndim, requires_grad=True)
@@ -124,9 +130,11 @@ def test_opcheck(ndim):
                           (x.detach(), w.detach(), b.detach(), *args[3:], out))
 
 
-@pytest.mark.parametrize(
-    "name, make, shape", [("vocoder", vocoder, (2, 8, 3)), ("decoder3d", decoder3d, (2, 6, 1, 2, 1))]
-)
+# Quick tier: the 1-D vocoder (the 2-D decoder compiles in test_autograd); -m full: the 3-D decoder too.
+@pytest.mark.parametrize("name, make, shape", [
+    ("vocoder", vocoder, (2, 8, 3)),
+    pytest.param("decoder3d", decoder3d, (2, 6, 1, 2, 1), marks=pytest.mark.full),
+])
 def test_torch_compile_fullgraph_matches_eager(name, make, shape, count_launches):
     torch.manual_seed(3)
     eager = convert(make())
