@@ -85,3 +85,20 @@ def tile_volume(config: dict) -> int:
         if name.startswith("BLOCK"):
             volume *= size
     return volume
+
+
+def assert_compiled_matches_eager(model, x: torch.Tensor) -> None:
+    """``torch.compile(model, fullgraph=True)`` (a copy of ``model``, a converted network) gives ``model``'s output
+    on ``x`` and, after ``backward()`` of the mean square, its parameters' gradients: the ops' fake implementations
+    and autograd formula trace without a graph break."""
+    import copy
+
+    compiled_model = copy.deepcopy(model)
+    compiled = torch.compile(compiled_model, fullgraph=True)
+    y_eager = model(x)
+    y_eager.square().mean().backward()
+    y_compiled = compiled(x)
+    y_compiled.square().mean().backward()
+    torch.testing.assert_close(y_compiled, y_eager)
+    for p_eager, p_compiled in zip(model.parameters(), compiled_model.parameters()):
+        torch.testing.assert_close(p_compiled.grad, p_eager.grad)

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close_to_reference
+from helpers import assert_close_to_reference, assert_compiled_matches_eager
 from torch import nn
 
 import triton_convt
@@ -212,16 +212,7 @@ def small_decoder():
 def test_torch_compile_fullgraph_matches_eager(count_launches):
     torch.manual_seed(3)
     eager = triton_convt.convert(small_decoder())
-    compiled_model = copy.deepcopy(eager)
-    compiled = torch.compile(compiled_model, fullgraph=True)
-    x = torch.randn(2, 8, 3, 3)
-    y_eager = eager(x)
-    y_eager.square().mean().backward()
-    y_compiled = compiled(x)
-    y_compiled.square().mean().backward()
-    torch.testing.assert_close(y_compiled, y_eager)
-    for p_eager, p_compiled in zip(eager.parameters(), compiled_model.parameters()):
-        torch.testing.assert_close(p_compiled.grad, p_eager.grad)
+    assert_compiled_matches_eager(eager, torch.randn(2, 8, 3, 3))
     assert count_launches() > 0
 
 

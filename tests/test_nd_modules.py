@@ -1,11 +1,10 @@
 """ConvTranspose1d/3d and autograd for 1-D and 3-D: torch's module database, initialisation and state_dict, convert
 on a small vocoder and a small 3-D decoder, gradcheck in fp64, opcheck and torch.compile(fullgraph=True)."""
 
-import copy
 
 import pytest
 import torch
-from helpers import assert_close_to_reference
+from helpers import assert_close_to_reference, assert_compiled_matches_eager
 from torch import nn
 from torch.testing._internal.common_modules import module_db
 
@@ -138,16 +137,7 @@ def test_opcheck(ndim):
 def test_torch_compile_fullgraph_matches_eager(name, make, shape, count_launches):
     torch.manual_seed(3)
     eager = convert(make())
-    compiled_model = copy.deepcopy(eager)
-    compiled = torch.compile(compiled_model, fullgraph=True)
-    x = torch.randn(shape)
-    y_eager = eager(x)
-    y_eager.square().mean().backward()
-    y_compiled = compiled(x)
-    y_compiled.square().mean().backward()
-    torch.testing.assert_close(y_compiled, y_eager)
-    for p_eager, p_compiled in zip(eager.parameters(), compiled_model.parameters()):
-        torch.testing.assert_close(p_compiled.grad, p_eager.grad)
+    assert_compiled_matches_eager(eager, torch.randn(shape))
     assert count_launches() > 0
 
 
