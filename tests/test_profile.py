@@ -32,18 +32,29 @@ pytestmark = pytest.mark.interpreter_only
 GFX942_HELD = triton.__version__ == configs.load("gfx942")["triton"]
 
 
+#: The profile runs of this process, by which builds: each is compiled once, whichever tests ask for it (a test that
+#: names its profile with indirect parametrization gets a fixture instance of its own, not a second run).
+_RUNS: dict[str, tuple] = {}
+
+
 @pytest.fixture(scope="module", params=["one-per-kernel", pytest.param("shipped", marks=pytest.mark.full)])
 def profile(request, tmp_path_factory):
     """``(out, done, data)`` of a profile run: its directory, the finished process and profile.json; the param says
     which builds (``one-per-kernel``: ``--one-per-kernel``; ``shipped``: every shipped config)."""
-    out = tmp_path_factory.mktemp(f"profile-{request.param}")
+    if request.param not in _RUNS:
+        _RUNS[request.param] = _run_profile(request.param, tmp_path_factory)
+    return _RUNS[request.param]
+
+
+def _run_profile(which: str, tmp_path_factory) -> tuple:
+    out = tmp_path_factory.mktemp(f"profile-{which}")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     # bfloat16 compiles to the same tiles, registers and spills as float16 (the profile command builds both; the
     # suite's time budget does not): float16 stands for the 16-bit class here.
     archs = ["sm90", "sm80"] + (["gfx942"] if GFX942_HELD else [])
     cmd = [sys.executable, "-m", "triton_convt.tools.profile", *(a for arch in archs for a in ("--arch", arch)),
            "--out", str(out), "--dtype", "float16", "--dtype", "float32", "--dtype", "float64"]  # fmt: skip
-    if request.param == "one-per-kernel":
+    if which == "one-per-kernel":
         cmd.append("--one-per-kernel")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert os.path.exists(out / "profile.json"), done.stderr[-3000:]
