@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from triton_convt.tools import checking, layers, nvmodel, workmodel
 from triton_convt.tools.report import cli, cpu, gpu, render
@@ -71,7 +70,9 @@ def test_layer_set_has_the_issues_1d_and_3d_decoders():
     nnunet = [s for s in by_name.values() if s.name.startswith("nnunet3d")]
     assert [(s.c_in, s.c_out) for s in nnunet] == [(320, 320), (320, 256), (256, 128), (128, 64), (64, 32)]
     assert nnunet[0].hw == (4, 4, 4) and nnunet[-1].output_hw == (128, 128, 128)
-    assert all(s.kernel == s.stride == (2, 2, 2) and a.output_hw == b.hw for a, b in zip(nnunet, nnunet[1:]) for s in (a, b))
+    assert all(
+        s.kernel == s.stride == (2, 2, 2) and a.output_hw == b.hw for a, b in zip(nnunet, nnunet[1:]) for s in (a, b)
+    )
     monai = by_name["monai-unet3d-up-k3s2op1"]
     assert (monai.kernel, monai.stride, monai.padding, monai.output_padding) == ((3,) * 3, (2,) * 3, (1,) * 3, (1,) * 3)
     assert monai.output_hw == tuple(2 * v for v in monai.hw)
@@ -105,7 +106,14 @@ def test_invalid_entry_is_refused_with_its_name():
     with pytest.raises(ValueError, match="'bad'"):
         layers.parse({"name": "bad", "source": "x", "input": [1, 3, 4, 4], "c_out": 4, "kernel": [2, 2], "groups": 2})
     with pytest.raises(ValueError, match="'bad-act'"):
-        entry = {"name": "bad-act", "source": "x", "input": [1, 4, 4, 4], "c_out": 4, "kernel": 2, "activation": "swish"}
+        entry = {
+            "name": "bad-act",
+            "source": "x",
+            "input": [1, 4, 4, 4],
+            "c_out": 4,
+            "kernel": 2,
+            "activation": "swish",
+        }
         layers.parse(entry)
 
 
@@ -249,7 +257,9 @@ def test_cudnn_benchmark_is_set_for_each_implementation_and_restored():
     impls = gpu.implementations(spec, x, w, b, ["cudnn", "cudnn_benchmark"])
     for impl in impls:
         fn = impl.fn
-        impl.fn = lambda fn=fn, name=impl.name: seen.setdefault(name, torch.backends.cudnn.benchmark) is not None and fn()
+        impl.fn = lambda fn=fn, name=impl.name: (
+            seen.setdefault(name, torch.backends.cudnn.benchmark) is not None and fn()
+        )
     before = torch.backends.cudnn.benchmark
     timer = lambda fn: (1.0, 1.0, 1.0)  # noqa: E731
     gpu.measure_case(spec, x, w, b, impls, timer, "fake")
@@ -258,8 +268,9 @@ def test_cudnn_benchmark_is_set_for_each_implementation_and_restored():
 
 def test_fp32_tolerance_follows_tf32_only_on_cuda():
     cudnn = torch.backends.cudnn
-    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
-                     allow_tf32=True):
+    with cudnn.flags(
+        enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=True
+    ):
         assert checking.tolerance(torch.float32, "cuda") == checking.TF32_TOLERANCE
         assert checking.tolerance(torch.float32, "cpu") == checking.TOLERANCE[torch.float32]
 
@@ -268,6 +279,7 @@ def test_gpu_loop_rows_render_from_csv(tmp_path):
     # The GPU loop on CPU tensors with a fake timer (triton_convt 2x faster than cuDNN on one layer, 0.5x on the
     # other), written like a GPU run, then rendered again from its CSV alone.
     specs = [s.scaled() for s in layers.select(["sam-up2-gelu", "unet-up1-k2s2"])]
+
     def timer(fn):
         ours = "activation" in fn.__code__.co_names  # the triton_convt implementation's lambda passes activation=
         return (1.0, 0.9, 1.1) if not ours else ((0.5, 0.4, 0.6) if timer.layer == 0 else (2.0, 1.9, 2.1))

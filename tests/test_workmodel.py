@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
+from triton_convt.functional.conv_transpose import check_call
 from triton_convt.launch import configs
 from triton_convt.launch.conv_transpose_fwd import allocate_output, plan
 from triton_convt.tools import hotloop, layers, workmodel
-from triton_convt.functional.conv_transpose import check_call
 from triton_convt.tools.layers import Layer
 
 #: The work model and the untuned (CPU) config choice are plain Python checked on the CPU; --device cuda skips it.
@@ -47,7 +47,9 @@ def brute_force(layer, config):
         if pid_m * bm >= rows[rh][rw]:
             empty += 1
             continue
-        taps = sum((rh + ph - a * dh) % sh == 0 for a in range(kh)) * sum((rw + pw - b * dw) % sw == 0 for b in range(kw))
+        taps = sum((rh + ph - a * dh) % sh == 0 for a in range(kh)) * sum(
+            (rw + pw - b * dw) % sw == 0 for b in range(kw)
+        )
         issued += bm * bn * math.ceil(layer.c_in_g / bk) * bk * taps
         iterations += math.ceil(layer.c_in_g / bk) * taps  # the kernel's loop: every channel block of every tap
     return in_range, issued, empty, iterations
@@ -168,8 +170,9 @@ SMALL_ND = [
     Layer("1d-k16-s8-p4", 2, 8, 6, (5,), (16,), stride=(8,), padding=(4,)),
     Layer("1d-k10-s5-g2", 1, 6, 4, (7,), (10,), stride=(5,), groups=2),
     Layer("3d-k2-s2", 2, 8, 6, (2, 3, 2), (2, 2, 2), stride=(2, 2, 2)),
-    Layer("3d-k3-s2-p1-op1", 1, 4, 6, (3, 2, 3), (3, 3, 3), stride=(2, 2, 2), padding=(1, 1, 1),
-          output_padding=(1, 1, 1)),  # fmt: skip
+    Layer(
+        "3d-k3-s2-p1-op1", 1, 4, 6, (3, 2, 3), (3, 3, 3), stride=(2, 2, 2), padding=(1, 1, 1), output_padding=(1, 1, 1)
+    ),  # fmt: skip
     Layer("3d-k3-s2-d2-empty-phases", 1, 3, 5, (3, 3, 2), (3, 3, 3), stride=(2, 2, 2), dilation=(2, 2, 2)),
     Layer("3d-depthwise", 1, 4, 8, (2, 3, 2), (2, 2, 2), stride=(2, 2, 2), groups=4),
 ]
@@ -199,7 +202,9 @@ def brute_force_nd(layer, config):
     bm = config["BLOCK"] if depthwise else config["BLOCK_M"]
     n_tiles = 1 if depthwise else math.ceil(layer.c_out_g / config["BLOCK_N"])
     per_row, groups = (layer.c_out, 1) if depthwise else (1, layer.groups)
-    per_tap = 1 if depthwise else bm * config["BLOCK_N"] * math.ceil(layer.c_in_g / config["BLOCK_K"]) * config["BLOCK_K"]
+    per_tap = (
+        1 if depthwise else bm * config["BLOCK_N"] * math.ceil(layer.c_in_g / config["BLOCK_K"]) * config["BLOCK_K"]
+    )
     m_tiles = math.ceil(layer.n * table.max_rows_per_image * per_row / bm)
     k_blocks = 1 if depthwise else math.ceil(layer.c_in_g / config["BLOCK_K"])
     issued = empty = iterations = 0
@@ -252,7 +257,8 @@ def test_nd_nvidia_gemms_are_the_phase_tables():
         gemms = nvmodel.phase_gemms(layer)
         # Every phase's GEMM: M its output pixels, K its taps times the input channels per group.
         assert sum(m for m, *_ in gemms) == layer.n * math.prod(layer.output_hw) - sum(
-            layer.n * math.prod(rows) for rows, taps in workmodel.phases(layer) if not math.prod(map(len, taps)))
+            layer.n * math.prod(rows) for rows, taps in workmodel.phases(layer) if not math.prod(map(len, taps))
+        )
         assert sum(m * k for m, _, k, _ in gemms) * layer.c_out_g * layer.groups == workmodel.work(
             layer, {"BLOCK_M": 1, "BLOCK_N": 1, "BLOCK_K": 1, "BLOCK": 1}).issued_macs  # fmt: skip
 

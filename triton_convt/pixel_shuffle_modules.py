@@ -60,7 +60,7 @@ class PixelShuffleConv2d(OwnsKernelLayout, nn.Conv2d):
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = 0
         return call(input, self.weight, self.bias, self.upscale_factor, self.stride, padding, self.dilation,
-                    self.groups, self.activation, self.negative_slope, None, weight_sets_layout=False)  # fmt: skip
+                    self.groups, self.activation, self.negative_slope, None, layout_from_weight=False)  # fmt: skip
 
     def extra_repr(self) -> str:
         text = f"upscale_factor={self.upscale_factor}, " + super().extra_repr()

@@ -66,12 +66,12 @@ def conv2d_pixel_shuffle(
         channels_last when the input or the weight is, as torch's composition gives it.
     """
     return call(input, weight, bias, upscale_factor, stride, padding, dilation, groups, activation, negative_slope,
-                out, weight_sets_layout=True)
+                out, layout_from_weight=True)
 
 
 def call(input, weight, bias, upscale_factor, stride, padding, dilation, groups, activation, negative_slope, out, *,
-         weight_sets_layout: bool) -> torch.Tensor:  # fmt: skip
-    """:func:`conv2d_pixel_shuffle`, with ``weight_sets_layout`` False for a module that keeps its weight in the
+         layout_from_weight: bool) -> torch.Tensor:  # fmt: skip
+    """:func:`conv2d_pixel_shuffle`, with ``layout_from_weight`` False for a module that keeps its weight in the
     kernel's layout (:class:`triton_convt.PixelShuffleConv2d`): the output's memory format then follows the input
     alone, as torch's does with the default-layout weight the user sees."""
     if not isinstance(input, torch.Tensor):
@@ -93,7 +93,7 @@ def call(input, weight, bias, upscale_factor, stride, padding, dilation, groups,
     if out is not None:
         torch.ops.triton_convt.conv2d_pixel_shuffle_out(*args, out.unsqueeze(0) if unbatched else out)
         return out
-    y = torch.ops.triton_convt.conv2d_pixel_shuffle(*args, weight_sets_layout)
+    y = torch.ops.triton_convt.conv2d_pixel_shuffle(*args, layout_from_weight)
     return y.squeeze(0) if unbatched else y
 
 

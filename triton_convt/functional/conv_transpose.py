@@ -56,7 +56,8 @@ def conv_transpose2d(
             the reachable range raises ValueError.
         activation: None, "relu", "leaky_relu", "gelu" (erf), "gelu_tanh", "silu", "sigmoid" or "tanh", applied
             after the bias in the kernel's epilogue (in fp32, fp64 for fp64 tensors) before the one cast and store:
-            the result equals ``act(F.conv_transpose2d(...))`` within the dtype's tolerance, in the launch that computes the output.
+            the result equals ``act(F.conv_transpose2d(...))`` within the dtype's tolerance, in the launch that
+            computes the output.
         negative_slope: leaky_relu's slope for negative inputs. Each distinct slope compiles its own kernel.
         out: optional tensor to write the result into, with the output's shape, dtype and device and any strides
             (a channel slice of a concat buffer, say); nothing outside it is written. It must not share memory

@@ -34,13 +34,13 @@ CONFIG_KEY = "conv2d_pixel_shuffle"
 
 
 def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvShuffleParams, *,
-                    weight_sets_layout: bool = True) -> torch.Tensor:  # fmt: skip
+                    layout_from_weight: bool = True) -> torch.Tensor:  # fmt: skip
     """The output ``(N, C_out/r^2, r*H_conv, r*W_conv)`` in the memory format torch's ``pixel_shuffle(conv2d(...))``
     gives: channels_last when the conv's output is, i.e. when the input or the weight is (``pixel_shuffle`` keeps
-    its input's suggested format). ``weight_sets_layout`` False leaves the weight out of that rule: a module that
+    its input's suggested format). ``layout_from_weight`` False leaves the weight out of that rule: a module that
     owns its weight in the kernel's layout (channels_last) gives the output torch gives with a default-layout
     weight."""
-    weights = (weight,) if weight_sets_layout else ()
+    weights = (weight,) if layout_from_weight else ()
     channels_last = torch.channels_last in {suggest_memory_format(t) for t in (x, *weights)}
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     channels = params.output_channels(x.shape[1], weight.shape[0])
@@ -122,12 +122,12 @@ def conv2d_pixel_shuffle_forward(
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     out: torch.Tensor | None = None,
     *,
-    weight_sets_layout: bool = True,
+    layout_from_weight: bool = True,
 ) -> torch.Tensor:
     """``act(pixel_shuffle(conv2d(x, weight, bias), r))`` on 4-D ``x`` (into ``out`` if given, already validated):
     one launch when the weight is read in place, two when it must be copied into that layout first, none when the
     output is empty."""
-    y = allocate_output(x, weight, params, weight_sets_layout=weight_sets_layout) if out is None else out
+    y = allocate_output(x, weight, params, layout_from_weight=layout_from_weight) if out is None else out
     if y.numel():
         forward_plan(x, kernel_weight(weight), bias, y, params, activation=activation,
                      negative_slope=negative_slope).launch()  # fmt: skip

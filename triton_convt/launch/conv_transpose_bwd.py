@@ -1,4 +1,5 @@
-"""Launch planning of the transposed convolution's backward: the activation's derivative, then the input, weight and bias gradients.
+"""Launch planning of the transposed convolution's backward: the activation's derivative, then the input, weight
+and bias gradients.
 
 Configs come from ``autotune_configs/`` as the forward kernel's do (:func:`.configs.config_for`: tuned
 once per problem bucket on a GPU, the deterministic choice otherwise). Every gradient element is written by exactly

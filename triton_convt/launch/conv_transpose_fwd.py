@@ -22,7 +22,6 @@ from . import configs, phase_table, shapes
 from .kernel_plan import KernelPlan, numeric_constexprs, spatial_3d, strides
 from .phase_gemm import gemm_plan, gemm_weight
 from .shapes import ConvParams
-from .weights import mask_products
 
 
 def axis_constexprs(params: ConvParams) -> dict[str, int]:
@@ -155,8 +154,14 @@ def depthwise_plan(
     return KernelPlan(conv_transpose_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
-def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor, params: ConvParams,
-         **options: Any) -> KernelPlan:
+def plan(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    y: torch.Tensor,
+    params: ConvParams,
+    **options: Any,
+) -> KernelPlan:
     """The forward launch that computes ``y``: :func:`depthwise_plan` for one input channel per group (FCN's
     upsampling: a reduction of one channel per tap, which tl.dot tiles of 16 would pad 16x), else
     :func:`forward_plan`. ``options`` are theirs."""

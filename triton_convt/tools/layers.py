@@ -24,6 +24,7 @@ from importlib import resources
 from ..activations import check_activation
 from ..launch import shapes
 
+
 @dataclass(frozen=True)
 class Layer:
     """One transposed-convolution problem with 1 to 3 spatial axes. ``hw`` is the input's spatial size and every

@@ -2,24 +2,27 @@
 
 ``triton-convt-profile --arch sm90 --arch sm80 --arch gfx942 --out DIR`` builds, for each config of each kernel key
 of each file in ``autotune_configs/`` meant for the target (``smXY.json`` for sm_XY, ``gfx942.json`` for gfx942;
-``default.json`` and device-named files for every target), each dtype of its class and both memory layouts, the
-launch of :data:`.samples.SAMPLE_PLANS` with that config, and records, for CUDA, registers, spill bytes (stack +
+``default.json`` and device-named files for every target), each dtype of its class and both memory layouts (fp32's
+two ``tl.dot`` precisions only for the kernels with a ``tl.dot``: :func:`.samples.dtype_variants`), the launch of
+:data:`.samples.SAMPLE_PLANS` with that config, and records, for CUDA, registers, spill bytes (stack +
 local), local-memory instructions, shared memory (and the pruning estimate), tensor-core instructions, 128-bit
 global loads and async copies, and the hot loop read from the SASS (:mod:`.hotloop`: per iteration of the
 tensor-core loop, tensor-core and all instructions, scalar and vector global loads, cp.async and TMA loads, the
 number of tensor-core loops, sm_90's wgmma wait depth, and the ratio of non-tensor-core instructions per
 tensor-core instruction to Triton's matmul tutorial loop at the same tile, warps, stages and arch,
 :mod:`.reference_gemm`; each record names its cubin, key ``cubin``); for AMD, VGPRs (AGPRs among them), SGPRs,
-VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``) instructions and 128-bit loads. It writes
-``profile.json``, ``profile.md`` (one table per family) and the code (cubins, ``.amdgcn`` assembly) into DIR and
-prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
-writes the same files (the run time is printed only).
+VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``)
+instructions and 128-bit loads. It writes ``profile.json``, ``profile.md`` (one table per family) and the code
+(cubins, ``.amdgcn`` assembly) into DIR and prints the tables; every recorded figure is a property of the compiled
+code, so a rerun with the same compiler writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
 dtype and layout, and its int64 index path, conv2d + pixel_shuffle's launch likewise, and the forward on the 1-D
 and 3-D sample problems (:func:`nd_builds`, fp16 channels innermost, reported but not gated). ``--layers [NAME ...]``
 builds instead the forward kernel on layers of the report's set at their full size (:func:`layer_builds`: all of
 them without a name), with the config each target's file gives untuned: the builds whose hot loops the work model's
 issue term reads (:func:`.workmodel.issue_seconds`), the narrow layers' narrow tiles among them; reported, not gated.
+``--one-per-kernel`` builds one shipped config per kernel and arch (:func:`one_per_kernel`): the test suite's quick
+check that every kernel compiles for every target.
 
 It exits with 1 when a build fails or a kernel key has no sample plan, so nothing shipped goes unchecked; the
 tests (``tests/test_profile.py``) assert the numbers. Must run without ``TRITON_INTERPRET``.
@@ -36,6 +39,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import torch
 import triton
@@ -138,7 +142,7 @@ def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> t
                 continue
             for cls in data[kernel]:
                 for config in configs.usable(target, kernel, cls):
-                    for dtype, precision in samples.DTYPE_VARIANTS[cls]:
+                    for dtype, precision in samples.dtype_variants(kernel, cls):
                         name = str(dtype).split(".")[1]
                         if dtypes and name not in dtypes:
                             continue
@@ -149,6 +153,24 @@ def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> t
                                 key = json.dumps(build, sort_keys=True)
                                 builds.setdefault(key, {**build, "targets": []})["targets"].append(target)
     return list(builds.values()), sorted(missing)
+
+
+def one_per_kernel(builds: list[dict]) -> list[dict]:
+    """One of ``builds`` (:func:`shipped_builds`) per kernel and arch: a config of the file the launcher reads for
+    that arch (:func:`configs.source`), in float16 and the kernel's first layout (channels_last where it serves it)
+    where ``builds`` has one, else the first. The test suite's quick tier compiles these, so that every kernel is
+    compiled for every target on every run; its full tier compiles every build."""
+
+    def rank(b: dict) -> tuple[bool, bool, bool]:
+        own_file = configs.source(b["kernel"], arch_name(b["arch"])) in b["targets"]
+        return (not own_file, b["dtype"] != "float16", b["layout"] != samples.layouts_of(b["kernel"])[0])
+
+    chosen: dict[tuple, dict] = {}
+    for b in builds:
+        key = (b["arch"], b["kernel"])
+        if key not in chosen or rank(b) < rank(chosen[key]):
+            chosen[key] = b
+    return [b for b in builds if chosen[(b["arch"], b["kernel"])] is b]
 
 
 def code_name(build: dict) -> str:
@@ -163,7 +185,8 @@ def code_name(build: dict) -> str:
 
 def run_build(build: dict, out: str) -> dict:
     """Compile one build, write its code (cubin or amdgcn) into ``out``, and return the build with its
-    measurements (or the error, so that one failure does not hide the others)."""
+    measurements (or the error, so that one failure does not hide the others); a CUDA build's SASS figures are
+    added by :func:`read_sass`."""
     try:
         dtype = getattr(torch, build["dtype"])
         if build.get("layer"):  # a layer of the report's set, with the config its target's file gives
@@ -175,7 +198,7 @@ def run_build(build: dict, out: str) -> dict:
             plan = make(dtype, build["layout"], None, build["precision"], index64=build["index"] == "int64")
         else:
             plan = samples.SAMPLE_PLANS[build["kernel"]](dtype, build["layout"], build["config"], build["precision"])
-        record, code = aot.measure(plan, build["arch"])
+        record, code = aot.measure(plan, build["arch"], read_sass=False)  # read in batches: read_sass()
     except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
         return {**build, "error": traceback.format_exc(limit=3)}
     config = build.get("config") or samples.plan_config(plan)
@@ -241,7 +264,8 @@ def nd_builds(archs: list[int | str], dtypes: list[str] | None = None) -> list[d
         return []
     return [{"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": ND_DTYPE, "precision": "ieee",
              "layout": "channels_last", "index": "int32", "picked": True, "sample": sample, "dtype_class": "16bit",
-             "targets": ["launcher pick"]} for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
+             "targets": ["launcher pick"]}
+            for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
 
 
 #: The dtypes (and ``tl.dot`` precisions) the layer builds are compiled in: float16 stands for the 16-bit class
@@ -291,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="build only the forward kernel on these layers of the report's set (all without a "
                         "name), full size, with each target file's untuned pick (the work model's issue term reads "
                         "them)")  # fmt: skip
+    parser.add_argument("--one-per-kernel", action="store_true",
+                        help="build one shipped config per kernel and arch (float16, the file the launcher reads): "
+                        "every kernel compiled for every target, quickly")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile processes (default: cores)")
     parser.add_argument("--no-reference", action="store_true",
                         help="do not compile the reference GEMMs (no 'vs GEMM' ratio, and no gate)")  # fmt: skip
@@ -307,9 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         builds, missing = shipped_builds(args.arch, args.dtype)
         builds = [b for b in builds if not args.layout or b["layout"] in args.layout]
+        if args.one_per_kernel:
+            builds = one_per_kernel(builds)
     records = compile_builds(builds, args.out, args.jobs, references=not args.no_reference)
     with open(os.path.join(args.out, "profile.json"), "w") as f:
-        json.dump({"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}, f, indent=1)
+        data = {"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}
+        json.dump(data, f, indent=1)
     table = markdown(records, missing)
     with open(os.path.join(args.out, "profile.md"), "w") as f:
         f.write(table + "\n")
@@ -326,18 +356,51 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed or missing else 0
 
 
+def _sass_figures(paths: list[str]) -> list[dict]:
+    """:func:`.aot.sass_figures` of the cubins at ``paths``, read in one batch (:func:`.aot.sass_many`); if the
+    batch fails, each cubin alone, a failure becoming that build's ``error``."""
+    cubins = [Path(path).read_bytes() for path in paths]
+    try:
+        texts = aot.sass_many(cubins)
+    except Exception:  # noqa: BLE001 - retried one by one below, to name the build that fails
+        texts = None
+    if texts is not None:
+        return [aot.sass_figures(code) for code in texts]
+    figures = []
+    for cubin in cubins:
+        try:
+            figures.append(aot.sass_figures(aot.sass(cubin)))
+        except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
+            figures.append({"error": traceback.format_exc(limit=3)})
+    return figures
+
+
+def read_sass(records: list[dict], out: str, pool, jobs: int) -> list[dict]:
+    """``records`` with each CUDA build's SASS figures (:func:`.aot.sass_figures`), its cubin in ``out`` read in
+    ``jobs`` batches on ``pool``: a disassembler run costs more to start than a cached build takes to compile."""
+    todo = [i for i, r in enumerate(records) if is_cuda(r["arch"]) and "error" not in r]
+    batches = [todo[j::jobs] for j in range(jobs) if todo[j::jobs]]
+    paths = [[os.path.join(out, records[i]["cubin"]) for i in batch] for batch in batches]
+    done = list(records)
+    for batch, figures in zip(batches, pool.map(_sass_figures, paths)):
+        for i, extra in zip(batch, figures):
+            done[i] = {**done[i], **extra}
+    return done
+
+
 def compile_builds(builds: list[dict], out: str, jobs: int, references: bool = True) -> list[dict]:
-    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``; then (unless not
-    ``references``) the reference GEMM of each distinct tile, warps, stages, arch, dtype and precision among the CUDA
-    builds with a tensor-core loop, compiled once each, and every such build's ratio to it
-    (:func:`.reference_gemm.attach`)."""
+    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``, and their SASS read in
+    batches (:func:`read_sass`); then (unless not ``references``) the reference GEMM of each distinct tile, warps,
+    stages, arch, dtype and precision among the CUDA builds with a tensor-core loop, compiled once each, and every
+    such build's ratio to it (:func:`.reference_gemm.attach`)."""
+    jobs = max(1, jobs)
     # fork: the workers inherit the imported modules instead of importing torch and triton again.
-    with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
-        records = list(pool.map(run_build, builds, [out] * len(builds)))
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        records = read_sass(list(pool.map(run_build, builds, [out] * len(builds))), out, pool, jobs)
         if not references:
             return records
         keys = sorted({k for k in map(reference_gemm.key_of, records) if k is not None}, key=str)
-        references = dict(zip(keys, pool.map(reference_gemm.compile_key, keys)))
+        references = reference_gemm.read_keys(dict(zip(keys, pool.map(reference_gemm.compile_key, keys))))
     return reference_gemm.attach(records, references)
 
 

@@ -9,7 +9,8 @@ variant, so uninitialised memory would make the build a matter of chance).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import functools
+from collections.abc import Callable
 
 import torch
 
@@ -257,6 +258,28 @@ PICKED_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "conv_transpose2d_fwd": forward_sample_plan,
     "conv2d_pixel_shuffle": pixel_shuffle_sample_plan,
 }
+
+
+@functools.cache
+def uses_dot(kernel: str) -> bool:
+    """Whether ``kernel``'s launch multiplies with ``tl.dot`` (its plan takes a ``DOT_PRECISION``); the elementwise
+    and reduction kernels do not."""
+    # Built on one thread: the profile forks its compile processes after asking, and a process forked from one that
+    # had run a parallel torch op waits forever on the intra-op threads it did not inherit.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return "DOT_PRECISION" in SAMPLE_PLANS[kernel](torch.float32, layouts_of(kernel)[0]).args
+    finally:
+        torch.set_num_threads(threads)
+
+
+def dtype_variants(kernel: str, cls: str) -> tuple[tuple[torch.dtype, str], ...]:
+    """The ``(dtype, precision)`` builds of ``kernel`` for dtype class ``cls``: :data:`DTYPE_VARIANTS`, except that
+    a kernel without ``tl.dot`` compiles one code for both fp32 precisions, so it is built once (as "ieee")."""
+    if uses_dot(kernel):
+        return DTYPE_VARIANTS[cls]
+    return tuple(dict.fromkeys((dtype, "ieee") for dtype, _ in DTYPE_VARIANTS[cls]))
 
 
 def forward_variants() -> list[tuple[dict, KernelPlan]]:

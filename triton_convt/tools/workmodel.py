@@ -62,7 +62,6 @@ from ..launch.upsample_shapes import UpsampleConvParams
 from . import layers
 from .layers import Layer
 
-
 #: The report's layer set: upsampling layers of real decoders at their usual sizes, read from
 #: ``triton_convt/tools/layers.json`` (:mod:`.layers`, the one source of truth), geometry only.
 LAYERS = tuple(spec.layer for spec in layers.load())
@@ -430,8 +429,8 @@ def report(targets: list[str], dtype: torch.dtype, readings: dict | None = None)
                          f"{t.seconds * 1e6:.1f}, {t.bound}", f"{t.over_memory:.2f}", rule]  # fmt: skip
             lines.append(
                 f"| {layer.name} | {target} | {tile} | {wk.programs} ({wk.empty_programs}) | {wk.ratio:.3f} "
-                f"| {floor(layer, dtype, target):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
-                f"| {moved['unfused'] / 1e6:.1f} | " + " | ".join(cells) + " |"
+                f"| {floor(layer, dtype, target):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} "
+                f"| {moved['fused'] / 1e6:.1f} | {moved['unfused'] / 1e6:.1f} | " + " | ".join(cells) + " |"
             )
     return "\n".join(lines)
 
@@ -543,7 +542,10 @@ def pixel_shuffle_report(targets: list[str], dtype: torch.dtype) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="triton-convt-workmodel", description="Print the work model of the report's layer set (model figures, not measurements).")
+    parser = argparse.ArgumentParser(
+        prog="triton-convt-workmodel",
+        description="Print the work model of the report's layer set (model figures, not measurements).",
+    )
     parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32", "float64"))
     parser.add_argument("--no-sass", action="store_true",
                         help="leave out the issue term (compiles nothing; the layers' builds take a minute or "

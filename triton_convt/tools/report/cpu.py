@@ -22,7 +22,7 @@ import os
 import platform
 import subprocess
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import triton
@@ -59,7 +59,7 @@ def check_rows(specs: Iterable[LayerSpec], dtypes: list[str], show_progress=True
         ref = checking.reference(x, w, b, spec.conv_args, spec.activation)
         before = launch.launch_count()
         conv = ours(spec)
-        error = _error_of(lambda: conv(x, w, b, *spec.conv_args, activation=spec.activation), ref, row)
+        error = _error_of(lambda: conv(x, w, b, *spec.conv_args, activation=spec.activation), ref, row)  # noqa: B023 - called at once
         tol = checking.tolerance(x.dtype, x.device)
         launched = launch.launch_count() - before
         row.update(max_rel_error=error, tolerance=tol, ok=error <= tol and launched == expected_launches(w, spec))
@@ -171,4 +171,5 @@ def cpu_environment() -> dict:
 
 def machine() -> str:
     """The machine and installs the report ran on, for the console (never for the files)."""
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+    python = platform.python_version()
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {python}, torch {torch.__version__}"

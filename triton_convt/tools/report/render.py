@@ -105,7 +105,7 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
     if measured:
         wrong = [r for r in measured if not r["ok"]]
         lines += ["", "## Measured on the GPU (triton.testing.do_bench, median of its runs)", "",
-                  f"{len(measured) - len(wrong)} of {len(measured)} outputs correct against torch in fp64."]  # fmt: skip
+                  f"{len(measured) - len(wrong)} of {len(measured)} outputs correct against torch in fp64."]
         lines += [f"- WRONG: {r['layer']} {r['dtype']} {r['layout']} {r['impl']}: error {r['max_rel_error']:.2e} "
                   f"{r.get('error', '')}" for r in wrong]  # fmt: skip
         lines += ["", "Geometric-mean speedup of triton_convt over cuDNN + eager epilogue (cudnn.benchmark off):", ""]
@@ -116,7 +116,7 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
             if r.get("median_ms"):
                 speedups = [r.get(k, float("nan")) for k in ("speedup_vs_cudnn", "speedup_vs_best_torch")]
                 lines.append(f"| {r['layer']} | {r['dtype']} | {r['layout']} | {r['impl']} | {r['median_ms']:.4f} "
-                             f"| {r['tflops']:.1f} | {r['gbps']:.0f} | {speedups[0]:.2f} | {speedups[1]:.2f} |")  # fmt: skip
+                             f"| {r['tflops']:.1f} | {r['gbps']:.0f} | {speedups[0]:.2f} | {speedups[1]:.2f} |")
     checks = [r for r in rows if r["kind"] == CHECK]
     if checks:
         failed = [r for r in checks if not r["ok"]]
@@ -133,8 +133,8 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
         dtype = model[0]["dtype"]
         lines += ["", f"## Modelled (roofline bound from published peaks; not measured), {dtype}", ""]
         lines += [f"- {part}: {PEAKS[part]['source']}" for part in parts if part in PEAKS]
-        lines += ["", "Bound: the roofline of the operation, fused and as the unfused chain, from useful FLOPs. Kernel: "
-                  "this kernel's modelled time with the config the launcher picks for the part "
+        lines += ["", "Bound: the roofline of the operation, fused and as the unfused chain, from useful FLOPs. "
+                  "Kernel: this kernel's modelled time with the config the launcher picks for the part "
                   "(triton-convt-workmodel): the largest of its bytes at the part's bandwidth, the MACs it issues "
                   "(issued/useful) at the tensor-core peak, and the warp instructions it issues (issue: per program, "
                   "the hot loop read from the SASS of the layer's own build times its iterations, plus the rest of "
