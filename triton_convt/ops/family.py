@@ -111,9 +111,15 @@ def register(family: OpFamily) -> None:
         # torch's result follows torch's own rule; copied into the layout the fake implementation gives.
         return out.copy_(family.torch_result(x, weight, bias, params, activation, negative_slope))
 
+    required = len(_INPUTS) + nargs + 2  # the arguments before the options, which may be left to their defaults
+
+    def options_of(args) -> tuple[tuple, bool]:
+        """The forward op's arguments without its options, and ``layout_from_weight`` (True when not passed)."""
+        return args[:required], args[required] if len(args) > required else True
+
     def forward_op(*args):
-        layout_from_weight = args[-1] if options else True
-        return compute(*split(args[: len(args) - len(options)]), layout_from_weight=layout_from_weight)
+        args, layout_from_weight = options_of(args)
+        return compute(*split(args), layout_from_weight=layout_from_weight)
 
     forward_op.__signature__ = _signature(_INPUTS, family, options, Tensor)
     if options:  # a default, so that callers and schemas that do not name it keep torch's rule
@@ -124,8 +130,8 @@ def register(family: OpFamily) -> None:
     forward_op = torch.library.custom_op(f"triton_convt::{name}", forward_op, mutates_args=())
 
     def forward_fake(*args):
-        layout_from_weight = args[-1] if options else True
-        x, weight, _, params, _, _ = split(args[: len(args) - len(options)])
+        args, layout_from_weight = options_of(args)
+        x, weight, _, params, _, _ = split(args)
         return allocate(x, weight, params, layout_from_weight)
 
     forward_op.register_fake(forward_fake)

@@ -25,7 +25,9 @@ import re
 import struct
 import subprocess
 import tempfile
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 import triton
 from triton._C.libtriton import native_specialize_impl
@@ -311,3 +313,35 @@ def spilled(record: dict) -> bool:
     """Whether a profile record of either family shows spilling (stack, local or scratch memory, spill counts)."""
     keys = ("spill_bytes", "local_memory_instructions", "vgpr_spills", "sgpr_spills", "scratch_bytes")
     return any(record.get(key) for key in keys)
+
+
+def _sass_figures_of_files(paths: list[str]) -> list[dict]:
+    """:func:`.sass_figures` of the cubins at ``paths``, read in one batch (:func:`.sass_many`); if the
+    batch fails, each cubin alone, a failure becoming that build's ``error``."""
+    cubins = [Path(path).read_bytes() for path in paths]
+    try:
+        texts = sass_many(cubins)
+    except Exception:  # noqa: BLE001 - retried one by one below, to name the build that fails
+        texts = None
+    if texts is not None:
+        return [sass_figures(code) for code in texts]
+    figures = []
+    for cubin in cubins:
+        try:
+            figures.append(sass_figures(sass(cubin)))
+        except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
+            figures.append({"error": traceback.format_exc(limit=3)})
+    return figures
+
+
+def read_sass(records: list[dict], out: str, pool, jobs: int) -> list[dict]:
+    """``records`` with each CUDA build's SASS figures (:func:`.sass_figures`), its cubin in ``out`` read in
+    ``jobs`` batches on ``pool``: a disassembler run costs more to start than a cached build takes to compile."""
+    todo = [i for i, r in enumerate(records) if is_cuda(r["arch"]) and "error" not in r]
+    batches = [todo[j::jobs] for j in range(jobs) if todo[j::jobs]]
+    paths = [[os.path.join(out, records[i]["cubin"]) for i in batch] for batch in batches]
+    done = list(records)
+    for batch, figures in zip(batches, pool.map(_sass_figures_of_files, paths)):
+        for i, extra in zip(batch, figures):
+            done[i] = {**done[i], **extra}
+    return done

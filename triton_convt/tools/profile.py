@@ -39,13 +39,12 @@ import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import torch
 import triton
 
 from ..launch import configs
-from . import aot, hotloop, layers, reference_gemm, samples
+from . import aot, hotloop, layers, reference_gemm, samples, workcount
 from .cli import arch, arch_name, is_cuda, refuse_interpreter
 
 #: Columns both tables start with: (header, function of a record).
@@ -186,7 +185,7 @@ def code_name(build: dict) -> str:
 def run_build(build: dict, out: str) -> dict:
     """Compile one build, write its code (cubin or amdgcn) into ``out``, and return the build with its
     measurements (or the error, so that one failure does not hide the others); a CUDA build's SASS figures are
-    added by :func:`read_sass`."""
+    added by :func:`.aot.read_sass`."""
     try:
         dtype = getattr(torch, build["dtype"])
         if build.get("layer"):  # a layer of the report's set, with the config its target's file gives
@@ -277,13 +276,12 @@ def layer_builds(archs: list[int | str], dtypes: list[str] | None = None, names:
     """The forward kernel's builds on the GEMM layers of the report's set (``names``, all when None or empty; the
     depthwise layers run another kernel), at full size, channels innermost, for the CUDA ``archs``, in
     :data:`LAYER_DTYPES` (those ``dtypes`` allows), each with the config its target's file gives untuned
-    (:func:`.workmodel.launcher_config`: sm80.json for sm_80, sm90.json for sm_90). Their records carry ``layer``,
+    (:func:`.workcount.launcher_config`: sm80.json for sm_80, sm90.json for sm_90). Their records carry ``layer``,
     which keeps them out of the hot-loop gate: a layer's build is judged by the layer's modelled time."""
-    from . import workmodel  # the work model imports this module's builds for its issue term
 
     builds = []
     for spec in layers.select(names):
-        if workmodel.is_depthwise(spec.layer):
+        if workcount.is_depthwise(spec.layer):
             continue
         for name, precision in LAYER_DTYPES:
             if dtypes and name not in dtypes:
@@ -291,8 +289,8 @@ def layer_builds(archs: list[int | str], dtypes: list[str] | None = None, names:
             for a in archs:
                 if not is_cuda(a):
                     continue
-                target = configs.source(workmodel.kernel_of(spec.layer), arch_name(a))
-                config = workmodel.launcher_config(spec.layer, getattr(torch, name), target)
+                target = configs.source(workcount.kernel_of(spec.layer), arch_name(a))
+                config = workcount.launcher_config(spec.layer, getattr(torch, name), target)
                 cls = configs.dtype_class(getattr(torch, name))
                 builds.append({"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": name, "precision": precision,
                                "layout": "channels_last", "layer": spec.name, "config": config,
@@ -356,47 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed or missing else 0
 
 
-def _sass_figures(paths: list[str]) -> list[dict]:
-    """:func:`.aot.sass_figures` of the cubins at ``paths``, read in one batch (:func:`.aot.sass_many`); if the
-    batch fails, each cubin alone, a failure becoming that build's ``error``."""
-    cubins = [Path(path).read_bytes() for path in paths]
-    try:
-        texts = aot.sass_many(cubins)
-    except Exception:  # noqa: BLE001 - retried one by one below, to name the build that fails
-        texts = None
-    if texts is not None:
-        return [aot.sass_figures(code) for code in texts]
-    figures = []
-    for cubin in cubins:
-        try:
-            figures.append(aot.sass_figures(aot.sass(cubin)))
-        except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
-            figures.append({"error": traceback.format_exc(limit=3)})
-    return figures
-
-
-def read_sass(records: list[dict], out: str, pool, jobs: int) -> list[dict]:
-    """``records`` with each CUDA build's SASS figures (:func:`.aot.sass_figures`), its cubin in ``out`` read in
-    ``jobs`` batches on ``pool``: a disassembler run costs more to start than a cached build takes to compile."""
-    todo = [i for i, r in enumerate(records) if is_cuda(r["arch"]) and "error" not in r]
-    batches = [todo[j::jobs] for j in range(jobs) if todo[j::jobs]]
-    paths = [[os.path.join(out, records[i]["cubin"]) for i in batch] for batch in batches]
-    done = list(records)
-    for batch, figures in zip(batches, pool.map(_sass_figures, paths)):
-        for i, extra in zip(batch, figures):
-            done[i] = {**done[i], **extra}
-    return done
-
-
 def compile_builds(builds: list[dict], out: str, jobs: int, references: bool = True) -> list[dict]:
     """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``, and their SASS read in
-    batches (:func:`read_sass`); then (unless not ``references``) the reference GEMM of each distinct tile, warps,
+    batches (:func:`.aot.read_sass`); then (unless not ``references``) the reference GEMM of each distinct tile, warps,
     stages, arch, dtype and precision among the CUDA builds with a tensor-core loop, compiled once each, and every
     such build's ratio to it (:func:`.reference_gemm.attach`)."""
     jobs = max(1, jobs)
     # fork: the workers inherit the imported modules instead of importing torch and triton again.
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        records = read_sass(list(pool.map(run_build, builds, [out] * len(builds))), out, pool, jobs)
+        records = aot.read_sass(list(pool.map(run_build, builds, [out] * len(builds))), out, pool, jobs)
         if not references:
             return records
         keys = sorted({k for k in map(reference_gemm.key_of, records) if k is not None}, key=str)
