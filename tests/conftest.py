@@ -6,6 +6,11 @@ By default (``python -m pytest``) the Triton kernels run through the interpreter
 (``helpers.py``), and the tests that only make sense under the interpreter (``@pytest.mark.interpreter_only``) are
 skipped. Without a CUDA device, ``--device cuda`` stops at once with an error naming CUDA: it never passes silently.
 
+Two tiers: the tests marked ``full`` (the full matrix: every shipped config x dtype x layout x arch, the hot-loop
+gate, deep fuzzing) run with ``-m full``; ``python -m pytest`` leaves them out (``addopts`` in pyproject.toml) and
+still covers every public function, kernel, dtype and layout, the errors, autograd and one AOT build per kernel and
+arch. CI runs both (``.ci/run``).
+
 TRITON_INTERPRET must be set (or unset) before triton_convt, which defines the kernels, is imported: it is done in
 ``pytest_configure``, before any test module is collected. TRITON_DEFAULT_FP_FUSION is set explicitly because
 triton warns when it is not.
@@ -26,6 +31,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "interpreter_only: needs the Triton interpreter (skipped with --device cuda)")
     config.addinivalue_line("markers", "cuda_only: checks CUDA-only behaviour (runs with --device cuda)")
+    config.addinivalue_line("markers", "full: the full matrix, left out of the quick tier (run with -m full)")
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     if config.getoption("--device") == "cuda":
         if not torch.cuda.is_available():

@@ -61,3 +61,45 @@ def forward_launches(weight: torch.Tensor, groups: int = 1) -> int:
         return 1
     in_place = any(weight.stride(d) == 1 or weight.shape[d] == 1 for d in (0, 1))
     return 1 if in_place else 2
+
+
+def tiered(cases: list[tuple], key, rank=None) -> list:
+    """``cases`` as pytest params: for each ``key(*case)``, the case of least ``rank(*case)`` (the first one when no
+    rank is given) runs in the quick tier and the others are marked ``full`` (``python -m pytest -m full``). For
+    tests over every shipped config: the quick tier keeps one per dtype or kernel, the full tier the others."""
+    import pytest
+
+    chosen = {}
+    for i, case in enumerate(cases):
+        k, r = key(*case), (rank(*case) if rank else 0, i)
+        if k not in chosen or r < chosen[k][0]:
+            chosen[k] = (r, i)
+    quick = {i for _, i in chosen.values()}
+    return [pytest.param(*case, marks=() if i in quick else (pytest.mark.full,)) for i, case in enumerate(cases)]
+
+
+def tile_volume(config: dict) -> int:
+    """The product of a config's ``BLOCK*`` sizes: the tests over shipped configs size their problems by it."""
+    volume = 1
+    for name, size in config.items():
+        if name.startswith("BLOCK"):
+            volume *= size
+    return volume
+
+
+def assert_compiled_matches_eager(model, x: torch.Tensor):
+    """``torch.compile(model, fullgraph=True)`` (a copy of ``model``, a converted network) gives ``model``'s output
+    on ``x`` and, after ``backward()`` of the mean square, its parameters' gradients: the ops' fake implementations
+    and autograd formula trace without a graph break. Returns the compiled model (already compiled for ``x``)."""
+    import copy
+
+    compiled_model = copy.deepcopy(model)
+    compiled = torch.compile(compiled_model, fullgraph=True)
+    y_eager = model(x)
+    y_eager.square().mean().backward()
+    y_compiled = compiled(x)
+    y_compiled.square().mean().backward()
+    torch.testing.assert_close(y_compiled, y_eager)
+    for p_eager, p_compiled in zip(model.parameters(), compiled_model.parameters()):
+        torch.testing.assert_close(p_compiled.grad, p_eager.grad)
+    return compiled

@@ -8,11 +8,11 @@ partially and small tiles do not mean many programs.
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close_to_reference
+from helpers import assert_close_to_reference, tiered, tile_volume
 
+from triton_convt.functional.conv_transpose import check_call
 from triton_convt.launch import configs
 from triton_convt.launch import conv_transpose_bwd as backward
-from triton_convt.functional.conv_transpose import check_call
 
 DTYPE = {"16bit": torch.float16, "fp32": torch.float32, "fp64": torch.float64}
 KERNELS = ["conv_transpose2d_bwd_input", "conv_transpose2d_bwd_input_nchw", "conv_transpose2d_bwd_weight",
@@ -52,7 +52,10 @@ def _reference(x, w, dz):
     return torch.autograd.grad(y, (xd, wd), dz.double())
 
 
-@pytest.mark.parametrize("kernel, dtype, config", _shipped(), ids=lambda v: str(v).replace(" ", ""))
+# Quick tier: each kernel's smallest tile; -m full: every other one.
+@pytest.mark.parametrize("kernel, dtype, config", tiered(_shipped(), key=lambda k, d, c: k,
+                                                         rank=lambda k, d, c: tile_volume(c)),
+                         ids=lambda v: str(v).replace(" ", ""))  # fmt: skip
 def test_every_shipped_backward_config_is_correct(kernel, dtype, config, count_launches):
     if kernel.startswith("conv_transpose2d_bwd_input"):  # M input pixels, N input channels, K output channels
         # The NCHW key's configs run in NCHW, on the window variant, whose tiles hold BLOCK_N / 4 channels of a k3

@@ -6,12 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import triton
+from helpers import assert_close_to_reference, forward_launches
 
 import triton_convt
 from triton_convt import compat
 from triton_convt.launch import configs
-
-from helpers import assert_close_to_reference, forward_launches
 
 FWD = "conv_transpose2d_fwd"
 #: 6 input channels: the fp64 forward's smallest K tile that fits is 8 where triton compiles it (3.8 on).

@@ -11,13 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 import triton
+from helpers import assert_close_to_reference, tiered, tile_volume
 
 from triton_convt import launch
+from triton_convt.functional.conv_transpose import check_call
 from triton_convt.launch import configs
 from triton_convt.launch.conv_transpose_fwd import allocate_output, forward_plan
-from triton_convt.functional.conv_transpose import check_call
-
-from helpers import assert_close_to_reference
 
 #: Config choice and tuning logic run with the GPU stood in for, on CPU tensors; --device cuda skips it.
 pytestmark = pytest.mark.interpreter_only
@@ -321,7 +320,10 @@ def _shipped_forward_configs():
     return list(seen.values())
 
 
-@pytest.mark.parametrize("key, dtype, config", _shipped_forward_configs(), ids=lambda v: str(v).replace(" ", ""))
+# Quick tier: the smallest tile of each key (layout) and dtype; -m full: every other one.
+@pytest.mark.parametrize("key, dtype, config", tiered(_shipped_forward_configs(), key=lambda k, d, c: (k, d),
+                                                      rank=lambda k, d, c: tile_volume(c)),
+                         ids=lambda v: str(v).replace(" ", ""))  # fmt: skip
 def test_every_shipped_config_is_correct_under_the_interpreter(key, dtype, config, count_launches):
     # Every extent is cut by every tile: 2 x 5 x 7 = 70 rows per phase (tiles of 32 and 64), and input and output
     # channels per group (two groups) of one and a half tiles, so row, column and channel tiles all end partially,

@@ -3,11 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close_to_reference
+from helpers import assert_close_to_reference, tiered, tile_volume
 
 import triton_convt
-from triton_convt.launch import configs, conv_transpose_fwd
 from triton_convt.functional.conv_transpose import check_call
+from triton_convt.launch import configs, conv_transpose_fwd
 
 # name: (input shape, channel multiplier, kernel, keyword arguments)
 CASES = {
@@ -23,7 +23,9 @@ CASES = {
 def test_depthwise_kernel_runs_and_matches_torch(name, layout, count_launches, monkeypatch):
     shape, mult, kernel, kwargs = CASES[name]
     chosen = []
-    monkeypatch.setattr(conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k))
+    monkeypatch.setattr(
+        conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k)
+    )
     x = torch.randn(shape)
     if layout == "channels_last":
         x = x.to(memory_format=torch.channels_last)
@@ -44,7 +46,9 @@ def _shipped():
     return [(d, c) for cls, cands in data.items() for c in cands for d in dtypes[cls]]
 
 
-@pytest.mark.parametrize("dtype, config", _shipped(), ids=lambda v: str(v).replace(" ", ""))
+# Quick tier: the smallest block of each dtype; -m full: every other one.
+@pytest.mark.parametrize("dtype, config", tiered(_shipped(), key=lambda d, c: d, rank=lambda d, c: tile_volume(c)),
+                         ids=lambda v: str(v).replace(" ", ""))  # fmt: skip
 def test_every_shipped_depthwise_config_is_correct(dtype, config, count_launches):
     # Each phase has 2 x 9 x 7 rows of 40 channels (multiplier 2): 5040 elements, so blocks of every shipped
     # size end partially.
@@ -60,6 +64,8 @@ def test_every_shipped_depthwise_config_is_correct(dtype, config, count_launches
 
 def test_grouped_layers_with_several_input_channels_keep_the_gemm_kernel(monkeypatch):
     chosen = []
-    monkeypatch.setattr(conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k))
+    monkeypatch.setattr(
+        conv_transpose_fwd, "depthwise_plan", lambda *a, **k: chosen.append(1) or _depthwise_plan(*a, **k)
+    )
     triton_convt.conv_transpose2d(torch.randn(1, 4, 3, 3), torch.randn(4, 1, 3, 3), groups=2)
     assert chosen == []

@@ -5,11 +5,10 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_close_to_reference, forward_launches
 
 import triton_convt
 from triton_convt.launch import conv_transpose_fwd
-
-from helpers import assert_close_to_reference, forward_launches
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
@@ -50,7 +49,8 @@ CASES = {
     "dilation2-s2-empty-phases": Case(1, 3, (4, 4), 4, (3, 3), dict(stride=2, dilation=2)),
     "dilation3-s2": Case(1, 3, (4, 4), 4, (3, 3), dict(stride=2, dilation=3, padding=1)),
     # (d/gcd)^-1 mod (s/gcd) is 2 along H and 2 along W: taps do not start at the residue itself.
-    "dilation2-s3-and-dilation3-s5": Case(1, 3, (3, 3), 2, (5, 4), dict(stride=(3, 5), dilation=(2, 3), padding=(1, 2))),
+    "dilation2-s3-and-dilation3-s5": Case(1, 3, (3, 3), 2, (5, 4),
+                                          dict(stride=(3, 5), dilation=(2, 3), padding=(1, 2))),
     "dilation-exceeds-stride-op2": Case(1, 3, (4, 4), 2, (3, 3), dict(stride=1, dilation=3, output_padding=2)),
     "opinfo-groups2-d4-s3x2": Case(2, 2, (4, 4), 4, (4, 5), dict(
         stride=(3, 2), padding=(1, 2), output_padding=(2, 3), groups=2, dilation=(4, 4))),
@@ -82,7 +82,9 @@ def reference(x, w, b, **kwargs):
 
 def check(x, w, b, count_launches, **kwargs):
     y = triton_convt.conv_transpose2d(x, w, b, **kwargs)
-    assert count_launches() == forward_launches(w, kwargs.get('groups', 1)), "the Triton kernel did not run (or ran more than once)"
+    assert count_launches() == forward_launches(w, kwargs.get("groups", 1)), (
+        "the Triton kernel did not run (or ran more than once)"
+    )
     assert y.dtype == x.dtype
     assert_close_to_reference(y, reference(x, w, b, **kwargs))
     return y
@@ -114,8 +116,13 @@ def test_channels_last_read_in_place_and_kept(dtype, count_launches):
 
 @pytest.mark.parametrize(
     "layout",
-    ["weight-channels-last", "input-sliced-channels", "input-transposed-hw", "input-every-other-column",
-     "weight-permuted"],
+    [
+        "weight-channels-last",
+        "input-sliced-channels",
+        "input-transposed-hw",
+        "input-every-other-column",
+        "weight-permuted",
+    ],
 )
 def test_strided_views(layout, count_launches):
     """Views are read through their strides; the output layout follows torch's rule."""
@@ -191,8 +198,9 @@ def test_int64_index_path_gives_the_same_result():
 
     case = CASES["opinfo-groups2-d4-s3x2"]
     x, w, b = case.tensors()
-    params = check_call(x, w, b, **{k: case.kwargs[k] for k in ("stride", "padding", "output_padding", "groups",
-                                                                   "dilation")})
+    params = check_call(
+        x, w, b, **{k: case.kwargs[k] for k in ("stride", "padding", "output_padding", "groups", "dilation")}
+    )
     y32 = conv_transpose_fwd.allocate_output(x, w, params)
     y64 = conv_transpose_fwd.allocate_output(x, w, params)
     plan32 = conv_transpose_fwd.forward_plan(x, w, b, y32, params)
@@ -210,4 +218,4 @@ def test_deterministic(count_launches):
     first = triton_convt.conv_transpose2d(x, w, b, **case.kwargs)
     second = triton_convt.conv_transpose2d(x, w, b, **case.kwargs)
     assert torch.equal(first, second)
-    assert count_launches() == 2 * forward_launches(w, case.kwargs.get('groups', 1))
+    assert count_launches() == 2 * forward_launches(w, case.kwargs.get("groups", 1))

@@ -1,25 +1,29 @@
 """Property-based fuzzing of the forward op against torch in fp64 over random valid configurations.
 
-200 examples in CI, derandomized (the same examples every run) and with no example database written into the
-repository. ``TRITON_CONVT_FUZZ_EXAMPLES=2000 python -m pytest -q tests/test_fuzz.py`` runs more. A failure shrinks
+The quick tier runs the explicit edge cases below and a few random examples; the full tier (``-m full``) 200
+random examples. Both are derandomized (the same examples every run) and write no example database.
+``TRITON_CONVT_FUZZ_EXAMPLES=2000 python -m pytest -q -m full tests/test_fuzz.py`` runs more. A failure shrinks
 toward small sizes, stride/dilation 1, no padding, float32, NCHW, no activation, and prints the case field by
 field and as the call that reproduces it.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import pytest
 import torch
 import torch.nn.functional as F
 from helpers import SENTINEL, assert_close_to_reference, forward_launches
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 import triton_convt
 from triton_convt import launch
 from triton_convt.activations import ACTIVATIONS
 
+#: Random examples of the full tier, and of the quick one (which also runs the explicit edge cases).
 EXAMPLES = int(os.environ.get("TRITON_CONVT_FUZZ_EXAMPLES", "200"))
+QUICK_EXAMPLES = 10
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 #: How the operands and the output are laid out; the first is what a failure shrinks to.
@@ -107,15 +111,59 @@ def operands(case: Case):
     return x, w, b
 
 
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+#: Hypothesis's settings for both tiers: derandomized, no example database, no deadline (the interpreter's time per
+#: example varies with the programs it runs).
+SETTINGS = dict(derandomize=True, database=None, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+
+
+def _case(**fields) -> Case:
+    """A k3 s2 case on a 3x3 input, 2 -> 3 channels, fp32 NCHW with bias, with ``fields`` changed."""
+    base = Case(batch=1, c_in_g=2, c_out_g=3, groups=1, hw=(3, 3), kernel=(3, 3), stride=(2, 2), padding=(0, 0),
+                output_padding=(0, 0), dilation=(1, 1), dtype="float32", layout="nchw", activation=None,
+                bias=True)  # fmt: skip
+    return replace(base, **fields)
+
+
+#: The edges random examples reach only now and then, run in the quick tier every time: each dtype, layout and
+#: activation at least once, an empty and an unbatched input, empty phases (stride above the dilated kernel's
+#: reach), the largest output padding, padding that leaves an output of length 1, and channel counts that cut the
+#: kernels' channel tiles.
+EDGES = [
+    _case(batch=0, groups=2, layout="out-view-in-buffer", activation="relu"),
+    _case(batch=None, c_in_g=3, c_out_g=2, groups=3, dtype="float64", layout="weight-channels-last",
+          activation="sigmoid"),
+    _case(hw=(4, 3), kernel=(1, 2), stride=(3, 3), dilation=(3, 1), output_padding=(2, 2), dtype="bfloat16",
+          layout="input-strided-view", activation="gelu_tanh"),
+    _case(batch=2, hw=(2, 5), kernel=(2, 4), stride=(1, 2), padding=(1, 6), dilation=(2, 1), output_padding=(1, 1),
+          dtype="float16", layout="channels_last", activation="leaky_relu", bias=False),
+    _case(c_in_g=20, c_out_g=19, groups=2, hw=(3, 2), kernel=(4, 4), padding=(1, 2), dtype="float16",
+          layout="out-view-in-buffer", activation="silu"),
+    _case(c_in_g=17, c_out_g=20, hw=(5, 5), kernel=(3, 2), stride=(3, 1), dilation=(2, 3), dtype="float32",
+          layout="channels_last", activation="tanh"),
+    _case(batch=3, c_in_g=1, c_out_g=1, groups=3, hw=(1, 1), kernel=(1, 1), stride=(1, 1), dtype="bfloat16",
+          activation="gelu"),
+]  # fmt: skip
+
+
+@settings(max_examples=QUICK_EXAMPLES, **SETTINGS)
 @given(case=cases())
 def test_forward_matches_torch(case):
+    _check(case)
+
+
+for _edge in EDGES:
+    test_forward_matches_torch = example(case=_edge)(test_forward_matches_torch)
+
+
+@pytest.mark.full
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(case=cases())
+def test_forward_matches_torch_at_depth(case):
+    _check(case)
+
+
+def _check(case: Case):
     note(f"as a call: {case!r}")
     x, w, b = operands(case)
     expected = F.conv_transpose2d(x.double(), w.double(), None if b is None else b.double(), **case.kwargs())

@@ -11,9 +11,9 @@ from helpers import SENTINEL, assert_close_to_reference, assert_matches_nonfinit
 from test_errors import INVALID
 
 import triton_convt
-from triton_convt.launch import conv_transpose_fwd, kernel_plan
 from triton_convt.activations import ACTIVATIONS
 from triton_convt.functional.conv_transpose import check_call
+from triton_convt.launch import conv_transpose_fwd, kernel_plan
 
 # The interpreter runs tiles on numpy, which warns at every 0 * inf or inf - inf these tests produce on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")

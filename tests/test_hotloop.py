@@ -55,6 +55,9 @@ def test_one_loop_counted_per_iteration():
     assert got == {"hot_tensor_core": 2, "hot_instructions": 8, "hot_other": 6, "hot_scalar_loads": 1,
                    "hot_vector_loads": 2, "hot_ldgsts": 1, "hot_utmaldg": 0, "wgmma_wait": None,
                    "mma_loops": 1}  # fmt: skip
+    # The whole kernel, each instruction once: the 16 lines less the NOP and the @!PT load, which never issue.
+    assert hotloop.kernel_instructions(sass(SM80_LOOP)) == 14
+    assert hotloop.kernel_instructions(sass(SM80_LOOP, SM80_LOOP)) == 28
 
 
 def test_one_loop_per_tap_inside_an_outer_loop_counts_the_inner_ones_and_reports_the_largest():
@@ -127,15 +130,27 @@ def test_the_gate_passes_a_good_record_and_names_each_fault_of_a_bad_one():
     assert hotloop.gate([_record(error="Traceback ...")]) == ["good.cubin: build failed"]
     assert "no tensor-core loop" in hotloop.gate([_record(hot_tensor_core=None)])[0]
     assert "no ratio" in hotloop.gate([_record(reference_ratio=None)])[0]
-    # Outside the rule: other kernels, fp32, a key's builds in the other layout, gfx942, 1-D and 3-D samples.
+    # A narrow tile (at most 32 columns) is judged by the modelled time of the layers that take it, not by the
+    # ratio; its loads and wgmma overlap are still held.
+    narrow = _record(config={"BLOCK_M": 256, "BLOCK_N": 8}, reference_ratio=1.9)
+    assert hotloop.narrow(narrow) and hotloop.gate([narrow]) == []
+    (violation,) = hotloop.gate([{**narrow, "hot_scalar_loads": 2}])
+    assert "2 scalar global loads" in violation and "reference GEMM" not in violation
+    assert not hotloop.narrow(_record(config={"BLOCK_M": 128, "BLOCK_N": 64}))
+    # Outside the rule: other kernels, fp32, a key's builds in the other layout, gfx942, builds on the 1-D/3-D
+    # samples and on the layer set.
     for other in (dict(kernel="conv_transpose2d_bwd_input"), dict(kernel="conv_transpose2d_bwd_weight"),
                   dict(dtype="float32"), dict(layout="nchw"), dict(kernel="conv_transpose2d_fwd_nchw"),
-                  dict(arch="gfx942"), dict(sample="1d-k16s8")):  # fmt: skip
+                  dict(kernel="conv2d_pixel_shuffle_nchw", layout="nchw"), dict(arch="gfx942"),
+                  dict(sample="1d-k16s8"), dict(layer="dcgan-g4-tanh")):  # fmt: skip
         assert hotloop.gate([{**bad, **other}]) == []
     # Inside it: the NCHW forward and the NCHW input gradient (the window variant), held to the same limits.
     for nchw in ("conv_transpose2d_fwd_nchw", "conv_transpose2d_bwd_input_nchw"):
         (violation,) = hotloop.gate([{**bad, "kernel": nchw, "layout": "nchw"}])
         assert "1.40 > 1.15" in violation and "8 scalar global loads" in violation and "0 groups" in violation
+    # An NCHW config's BLOCK_N counts W taps x channels: 32 columns are not a narrow tile there, the ratio holds.
+    nchw_32 = {**bad, "kernel": "conv_transpose2d_fwd_nchw", "layout": "nchw", "config": {"BLOCK_N": 32}}
+    assert not hotloop.narrow(nchw_32) and "1.40 > 1.15" in hotloop.gate([nchw_32])[0]
 
 
 _REFERENCE = """

@@ -23,7 +23,9 @@ def _double(value):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("ndim", [1, 3])
+# Quick tier: 1-D; -m full: 3-D too (40 s of interpreter: torch's samples are not small volumes). The 3-D op's
+# edge cases, activations, layouts and errors below run in the quick tier.
+@pytest.mark.parametrize("ndim", [1, pytest.param(3, marks=pytest.mark.full)])
 def test_opinfo_samples(ndim, dtype, device, count_launches):
     opinfo = next(op for op in op_db if op.name == f"nn.functional.conv_transpose{ndim}d")
     samples = list(opinfo.sample_inputs(device, dtype))
@@ -40,7 +42,7 @@ def test_opinfo_samples(ndim, dtype, device, count_launches):
 def _invalid(ndim):
     """name: (args, kwargs, regex) of invalid calls of the ``ndim``-D op, the 2-D table's families."""
     sp, k = (5,) * ndim, (3,) * ndim
-    x, w, b = torch.randn(2, 4, *sp), torch.randn(4, 3, *k), torch.randn(3)
+    x, w = torch.randn(2, 4, *sp), torch.randn(4, 3, *k)
     op = f"conv_transpose{ndim}d"
     return {
         "input-rank-low": ((torch.randn(4), w), {}, rf"{ndim + 1}D \(unbatched\) or {ndim + 2}D.*\[4\]"),
@@ -109,7 +111,8 @@ def test_output_size_like_the_module(ndim, count_launches):
 
 # name: (ndim, input shape, weight shape, keyword arguments)
 CASES = {
-    "1d-groups2-s3-d2-op1": (1, (2, 4, 5), (4, 3, 3), dict(stride=3, padding=1, output_padding=1, groups=2, dilation=2)),
+    "1d-groups2-s3-d2-op1": (1, (2, 4, 5), (4, 3, 3),
+                             dict(stride=3, padding=1, output_padding=1, groups=2, dilation=2)),
     "1d-depthwise-k4-s2": (1, (2, 6, 7), (6, 1, 4), dict(stride=2, padding=1, groups=6)),
     "1d-hifigan-k16-s8": (1, (1, 4, 3), (4, 2, 16), dict(stride=8, padding=4)),
     "1d-empty-phases-d2-s2": (1, (1, 3, 4), (3, 2, 3), dict(stride=2, dilation=2)),

@@ -1,10 +1,14 @@
 """Every shipped config compiles for sm_80, sm_90 and gfx942 (AMD MI300), in both layouts, into code without
 spills that fits the target's shared memory (LDS on AMD) and uses the tensor cores (matrix cores on AMD)
 (``python -m triton_convt.tools.profile``, run without the interpreter in a subprocess: the interpreter's kernels
-cannot be compiled)."""
+cannot be compiled).
+
+Every test runs on two profiles: one shipped config per kernel and arch (``--one-per-kernel``, the quick tier: every
+kernel compiled for every target on every run) and every shipped config (``-m full``)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,10 +17,10 @@ import torch
 import triton
 
 from triton_convt.launch import configs
-from triton_convt.tools import hotloop
+from triton_convt.tools import aot, hotloop
 from triton_convt.tools.aot import SHARED_LIMIT, sass, spilled
 from triton_convt.tools.profile import code_name
-from triton_convt.tools.samples import DTYPE_VARIANTS, SAMPLE_PLANS, layouts_of
+from triton_convt.tools.samples import SAMPLE_PLANS, dtype_variants, layouts_of, uses_dot
 
 #: Compiles for GPU targets without a GPU (a subprocess); nothing in it depends on --device, the CPU run covers it.
 pytestmark = pytest.mark.interpreter_only
@@ -28,15 +32,30 @@ pytestmark = pytest.mark.interpreter_only
 GFX942_HELD = triton.__version__ == configs.load("gfx942")["triton"]
 
 
-@pytest.fixture(scope="module")
-def profile(tmp_path_factory):
-    out = tmp_path_factory.mktemp("profile")
+#: The profile runs of this process, by which builds: each is compiled once, whichever tests ask for it (a test that
+#: names its profile with indirect parametrization gets a fixture instance of its own, not a second run).
+_RUNS: dict[str, tuple] = {}
+
+
+@pytest.fixture(scope="module", params=["one-per-kernel", pytest.param("shipped", marks=pytest.mark.full)])
+def profile(request, tmp_path_factory):
+    """``(out, done, data)`` of a profile run: its directory, the finished process and profile.json; the param says
+    which builds (``one-per-kernel``: ``--one-per-kernel``; ``shipped``: every shipped config)."""
+    if request.param not in _RUNS:
+        _RUNS[request.param] = _run_profile(request.param, tmp_path_factory)
+    return _RUNS[request.param]
+
+
+def _run_profile(which: str, tmp_path_factory) -> tuple:
+    out = tmp_path_factory.mktemp(f"profile-{which}")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     # bfloat16 compiles to the same tiles, registers and spills as float16 (the profile command builds both; the
     # suite's time budget does not): float16 stands for the 16-bit class here.
     archs = ["sm90", "sm80"] + (["gfx942"] if GFX942_HELD else [])
     cmd = [sys.executable, "-m", "triton_convt.tools.profile", *(a for arch in archs for a in ("--arch", arch)),
            "--out", str(out), "--dtype", "float16", "--dtype", "float32", "--dtype", "float64"]  # fmt: skip
+    if which == "one-per-kernel":
+        cmd.append("--one-per-kernel")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert os.path.exists(out / "profile.json"), done.stderr[-3000:]
     with open(out / "profile.json") as f:
@@ -44,15 +63,12 @@ def profile(tmp_path_factory):
     return out, done, data
 
 
-def _gemm_kernels() -> dict[str, bool]:
-    """Kernel key -> whether its kernel multiplies with ``tl.dot`` (the elementwise and reduction ones do not)."""
-    return {k: "DOT_PRECISION" in make(torch.float32, "nchw").args for k, make in SAMPLE_PLANS.items()}
-
-
 def test_every_build_compiled(profile):
     out, done, data = profile
     failed = [b for b in data["builds"] if "error" in b]
     assert not failed, failed[0]["error"]
+    archs = {80, 90} | ({"gfx942"} if GFX942_HELD else set())
+    assert {(b["arch"], b["kernel"]) for b in data["builds"]} == {(a, k) for a in archs for k in SAMPLE_PLANS}
     assert (out / "profile.md").read_text().strip() in done.stdout  # the tables are printed too
     for b in data["builds"]:
         code = (out / code_name(b)).read_bytes()
@@ -82,8 +98,9 @@ def test_every_cuda_build_names_its_cubin_and_its_hot_loop(profile, arch):
 
 
 def test_16bit_forward_builds_in_both_layouts_and_nchw_input_gradient_builds_run_at_gemm_efficiency(profile):
-    # Issue 13's rule, extended to NCHW by issue 20: each fp16/bf16 forward build on sm_80 and sm_90, channels_last
-    # and NCHW (the window variant), and each NCHW input-gradient build issues at most 1.15x the tutorial GEMM's
+    # Issue 13's rule, extended to NCHW by issue 20: each fp16/bf16 forward build on sm_80 and sm_90 with channels
+    # innermost (the transposed convolution's and conv2d + pixel_shuffle's) and the transposed convolution's in
+    # NCHW (the window variant), and each NCHW input-gradient build, issues at most 1.15x the tutorial GEMM's
     # non-tensor-core instructions per tensor-core instruction in its hot loop, no scalar global loads there, and
     # (sm_90) keeps wgmma groups in flight across its loads.
     # The ratio is held on the Triton the config files were chosen on (another Triton schedules other code; the
@@ -102,9 +119,12 @@ def test_16bit_forward_builds_in_both_layouts_and_nchw_input_gradient_builds_run
     assert not violations, f"{len(violations)} builds fail the hot-loop rule:\n" + "\n".join(violations)
 
 
+@pytest.mark.full
+@pytest.mark.parametrize("profile", ["shipped"], indirect=True)
 def test_nchw_reaches_channels_last_tiles_without_spilling(profile):
     # Issue 20: NCHW inputs take tiles as large as channels_last's (sm_90 up to 128x256x64, sm_80 128x128x64), and
-    # none of their builds spills; their loads are 16-byte cp.async copies (no scalar loads, checked above).
+    # none of their builds spills; their loads are 16-byte cp.async copies (no scalar loads, checked above). Every
+    # shipped NCHW build (the quick tier's one build per kernel is checked for spills by the test below).
     _, _, data = profile
     nchw = [b for b in data["builds"] if b["kernel"] == "conv_transpose2d_fwd_nchw" and b["dtype"] == "float16"]
     largest = {a: max((b["config"]["BLOCK_M"] * b["config"]["BLOCK_N"], b["config"]["BLOCK_K"])
@@ -125,6 +145,8 @@ def _expected_archs(target: str, kernel: str) -> list:
     return [80, 90] + (["gfx942"] if GFX942_HELD and kernel not in configs.load("gfx942") else [])
 
 
+@pytest.mark.full
+@pytest.mark.parametrize("profile", ["shipped"], indirect=True)
 def test_every_shipped_config_is_built_for_its_targets_in_both_layouts(profile):
     _, _, data = profile
     built = {(b["arch"], b["kernel"], json.dumps(b["config"]), b["layout"], b["dtype"], b["precision"])
@@ -135,7 +157,7 @@ def test_every_shipped_config_is_built_for_its_targets_in_both_layouts(profile):
             if kernel not in SAMPLE_PLANS:
                 continue  # reported by test_every_kernel_key_has_a_sample_plan
             for cls in data_t[kernel]:
-                dtypes = [(str(d).split(".")[1], p) for d, p in DTYPE_VARIANTS[cls] if d != torch.bfloat16]
+                dtypes = [(str(d).split(".")[1], p) for d, p in dtype_variants(kernel, cls) if d != torch.bfloat16]
                 for c in configs.usable(target, kernel, cls):  # those the installed Triton can compile
                     for arch in _expected_archs(target, kernel):
                         for layout in layouts_of(kernel):
@@ -158,7 +180,6 @@ def test_no_spills_shared_memory_within_limits_and_tensor_cores(profile, arch):
     out, _, data = profile
     builds = [b for b in data["builds"] if b["arch"] == arch and "error" not in b]
     assert builds
-    gemm = _gemm_kernels()
     for b in builds:
         where = (b["kernel"], b["dtype"], b["precision"], b["layout"], b["config"])
         if triton.__version__ == configs.load("default")["triton"]:  # the Triton the configs were written for
@@ -175,7 +196,7 @@ def test_no_spills_shared_memory_within_limits_and_tensor_cores(profile, arch):
         assert b["shared_bytes"] <= b["shared_estimate"] or b["shared_estimate"] == 0, where
         # fp32 with TF32 off runs the exact ("ieee") FMA path; every other build of a GEMM kernel must use the
         # tensor cores (the elementwise and reduction kernels have no tl.dot).
-        if gemm[b["kernel"]] and (b["precision"] != "ieee" or b["dtype"] != "float32"):
+        if uses_dot(b["kernel"]) and (b["precision"] != "ieee" or b["dtype"] != "float32"):
             assert b["tensor_core_instructions"] > 0, where
 
 
@@ -184,7 +205,6 @@ def test_gfx942_no_spills_lds_within_limits_and_matrix_cores(profile):
     _, _, data = profile
     builds = [b for b in data["builds"] if b["arch"] == "gfx942" and "error" not in b]
     assert {b["kernel"] for b in builds} == set(SAMPLE_PLANS)
-    gemm = _gemm_kernels()
     # What tl.dot becomes on gfx942's matrix cores, per dtype and fp32 precision: unlike sm_80/sm_90, exact fp32
     # ("ieee") has matrix-core instructions of its own (v_mfma_f32_*_f32), and TF32 runs as xf32.
     kinds = {("float16", "ieee"): "_f16", ("float32", "tf32"): "_xf32", ("float32", "ieee"): "_f32",
@@ -195,9 +215,28 @@ def test_gfx942_no_spills_lds_within_limits_and_matrix_cores(profile):
         assert b["vgpr_spills"] == 0 and b["sgpr_spills"] == 0 and b["scratch_bytes"] == 0, (where, b["vgprs"])
         assert b["shared_bytes"] <= SHARED_LIMIT["gfx942"], where
         assert b["shared_bytes"] <= b["shared_estimate"] or b["shared_estimate"] == 0, where
-        if gemm[b["kernel"]]:
+        if uses_dot(b["kernel"]):
             assert b["tensor_core_instructions"] > 0, where
             suffix = kinds[(b["dtype"], b["precision"])]
             assert b["matrix_instructions"] and all(op.endswith(suffix) for op in b["matrix_instructions"]), where
         else:
             assert b["tensor_core_instructions"] == 0, where
+
+
+def test_the_batched_sass_is_cuobjdumps(profile):
+    # The profile reads its builds' SASS in a few nvdisasm runs over the functions laid end to end
+    # (aot.sass_many); what it reads must be what cuobjdump prints of each cubin alone: every instruction at its
+    # address, branch and return targets included. On the forward kernel for sm_90 (wgmma) and the unfold kernel for
+    # sm_80 (calls and returns: its integer division), laid end to end.
+    out, _, data = profile
+    cubins = []
+    for arch, kernel in ((90, "conv_transpose2d_fwd"), (80, "upsample_unfold")):
+        build = next(b for b in data["builds"] if (b["arch"], b["kernel"]) == (arch, kernel))
+        cubins.append((out / build["cubin"]).read_bytes())
+    line = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
+
+    def listing(text):
+        return re.findall(r"Function : (\S+)", text), [(a, t.strip()) for a, t in line.findall(text)]
+
+    for cubin, batched in zip(cubins, aot.sass_many(cubins)):
+        assert listing(batched) == listing(aot._cuobjdump("--dump-sass", cubin))

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import SENTINEL, assert_close_to_reference, bits
+from helpers import SENTINEL, assert_close_to_reference, assert_compiled_matches_eager, bits
 from torch import nn
 
 import triton_convt
@@ -202,6 +202,7 @@ ERRORS = [  # (name, x shape, w shape, kwargs, bias shape); the composition's ex
     ("scale-negative", X, W, {"scale_factor": (2, -1)}, None),
     ("scale-three", X, W, {"scale_factor": (2, 2, 2)}, None),
     ("scale-string", X, W, {"scale_factor": "2"}, None),
+    ("scale-none", X, W, {"scale_factor": None}, None),  # F.interpolate: ValueError (neither size nor scale)
     ("input-no-channels", (1, 0, 3, 3), (3, 0, 3, 3), {}, None),
     ("input-empty-rows", (1, 2, 0, 3), W, {}, None),
 ]
@@ -362,16 +363,7 @@ def test_training_tracks_torch():
 def test_torch_compile_fullgraph_matches_eager():
     torch.manual_seed(3)
     eager = triton_convt.convert(small_decoder())
-    compiled_model = copy.deepcopy(eager)
-    compiled = torch.compile(compiled_model, fullgraph=True)
-    x = torch.randn(1, 4, 3, 3)
-    y_eager = eager(x)
-    y_eager.square().mean().backward()
-    y_compiled = compiled(x)
-    y_compiled.square().mean().backward()
-    torch.testing.assert_close(y_compiled, y_eager)
-    for p_eager, p_compiled in zip(eager.parameters(), compiled_model.parameters()):
-        torch.testing.assert_close(p_compiled.grad, p_eager.grad)
+    assert_compiled_matches_eager(eager, torch.randn(1, 4, 3, 3))
 
 
 class Upsample2D(nn.Module):
@@ -382,11 +374,14 @@ class Upsample2D(nn.Module):
                  kernel_size=None, padding=1, bias=True, interpolate=True):  # fmt: skip
         super().__init__()
         self.channels, self.out_channels = channels, out_channels or channels
-        self.use_conv, self.use_conv_transpose, self.name, self.interpolate = use_conv, use_conv_transpose, name, interpolate
+        self.use_conv, self.use_conv_transpose = use_conv, use_conv_transpose
+        self.name, self.interpolate = name, interpolate
         self.norm = None
         conv = None
         if use_conv_transpose:
-            conv = nn.ConvTranspose2d(channels, self.out_channels, kernel_size or 4, stride=2, padding=padding, bias=bias)
+            conv = nn.ConvTranspose2d(
+                channels, self.out_channels, kernel_size or 4, stride=2, padding=padding, bias=bias
+            )
         elif use_conv:
             conv = nn.Conv2d(self.channels, self.out_channels, kernel_size=kernel_size or 3, padding=padding, bias=bias)
         if name == "conv":

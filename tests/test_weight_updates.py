@@ -1,9 +1,11 @@
-"""Every ordinary way a weight changes is seen by the next call, in both weight layouts.
+"""Every ordinary way a weight changes is seen by the next call, whether the module still owns its weight in the
+kernel's layout or lost it.
 
-The GEMM kernel reads a channels_last weight in place and copies any other weight into that order on every call
-(never a cached copy, which a write through ``.data`` or an inference tensor's in-place change would leave stale).
-Each test changes the weight one way between two calls and checks the second call against torch with the weight
-as it is now, and the launch count: one launch for a channels_last weight, two for any other.
+The module keeps its weight with output channels innermost, which the GEMM kernel reads in place: one launch. A
+weight that lost that layout (torch re-laid it: ``weight.data = t``, FSDP's flat parameters) is copied into it on
+every call (two launches), never into a cached copy, which a write through ``.data`` or an inference tensor's
+in-place change would leave stale. Each test changes the weight one way between two calls and checks the second call
+against torch with the weight as it is now, and the launch count.
 """
 
 import pytest
@@ -13,15 +15,16 @@ from helpers import assert_close_to_reference, forward_launches
 from torch import nn
 
 import triton_convt
+from triton_convt.launch.weights import has_kernel_layout, to_kernel_layout
 
-LAYOUTS = ("contiguous", "channels_last")
+LAYOUTS = ("owned", "lost")
 
 
 def module(layout: str) -> triton_convt.ConvTranspose2d:
     m = triton_convt.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1)
-    if layout == "channels_last":
-        m = m.to(memory_format=torch.channels_last)
-    assert m.weight.is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
+    if layout == "lost":
+        m.weight.data = m.weight.data.contiguous()  # torch's layout, as a user's .data assignment gives it
+    assert has_kernel_layout(m.weight) == (layout == "owned")
     return m
 
 
@@ -37,14 +40,19 @@ def check_now(m: nn.Module, x: torch.Tensor, count_launches) -> None:
     assert_close_to_reference(y, expected)
 
 
+def assert_layout_kept(m: nn.Module, layout: str) -> None:
+    """An owned weight is still in the kernel's layout (one launch), a lost one still in torch's (two)."""
+    assert has_kernel_layout(m.weight) == (layout == "owned")
+
+
 @pytest.fixture(params=LAYOUTS)
 def layer(request):
-    return module(request.param), torch.randn(2, 4, 5, 5)
+    return module(request.param), torch.randn(2, 4, 5, 5), request.param
 
 
 def test_the_launch_count_follows_the_weight_layout(count_launches):
     x = torch.randn(2, 4, 5, 5)
-    for layout, launches in (("contiguous", 2), ("channels_last", 1)):
+    for layout, launches in (("lost", 2), ("owned", 1)):
         m = module(layout)
         start = count_launches()
         with torch.no_grad():
@@ -53,48 +61,52 @@ def test_the_launch_count_follows_the_weight_layout(count_launches):
 
 
 def test_optimizer_step(layer, count_launches):
-    m, x = layer
+    m, x, layout = layer
     check_now(m, x, count_launches)
     optimizer = torch.optim.SGD(m.parameters(), lr=0.5)
     m(x).square().sum().backward()
     optimizer.step()
+    assert_layout_kept(m, layout)
     check_now(m, x, count_launches)
 
 
 def test_load_state_dict(layer, count_launches):
-    m, x = layer
+    m, x, layout = layer
     check_now(m, x, count_launches)
     other = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1)
     m.load_state_dict(other.state_dict())
     assert torch.equal(m.weight, other.weight)
+    assert_layout_kept(m, layout)
     check_now(m, x, count_launches)
 
 
 def test_copy_and_in_place_init(layer, count_launches):
-    m, x = layer
+    m, x, layout = layer
     check_now(m, x, count_launches)
     with torch.no_grad():
         m.weight.copy_(torch.randn_like(m.weight))
     check_now(m, x, count_launches)
     nn.init.normal_(m.weight)
+    assert_layout_kept(m, layout)
     check_now(m, x, count_launches)
 
 
 def test_writes_through_data_keep_the_version_and_are_seen(layer, count_launches):
-    m, x = layer
+    m, x, layout = layer
     check_now(m, x, count_launches)
     version = m.weight._version
     m.weight.data.mul_(-2.0)  # EMA code and gradcheck write this way: the version counter does not move
     assert m.weight._version == version
     check_now(m, x, count_launches)
-    m.weight.data = torch.randn_like(m.weight)  # a new storage under the same Parameter
+    m.weight.data = torch.randn_like(m.weight)  # a new storage under the same Parameter (randn_like keeps strides)
+    assert_layout_kept(m, layout)
     check_now(m, x, count_launches)
 
 
 def test_a_new_parameter(layer, count_launches):
-    m, x = layer
+    m, x, layout = layer
     check_now(m, x, count_launches)
-    m.weight = nn.Parameter(torch.randn(4, 6, 3, 3))
+    m.weight = nn.Parameter(torch.randn(4, 6, 3, 3))  # torch's layout: two launches until freeze or .to(...)
     check_now(m, x, count_launches)
 
 
@@ -120,8 +132,8 @@ def test_gradcheck_which_perturbs_the_weight_through_data(layout):
     # Tiny operands and fast mode: under the interpreter every perturbed call is a launch or two.
     x = torch.randn(1, 2, 2, 3, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 2, 3, 2, dtype=torch.float64)
-    if layout == "channels_last":
-        w = w.to(memory_format=torch.channels_last)
+    if layout == "owned":
+        w = to_kernel_layout(w)
     w.requires_grad_()
     b = torch.randn(2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(

@@ -1,6 +1,7 @@
 """``UpsampleConv2d``: nearest-neighbour upsampling then ``nn.Conv2d``, as one module computed by
 :func:`triton_convt.upsample_conv2d` (the upsampled tensor is never made), and the module that replaces diffusers'
-``Upsample2D`` in :func:`triton_convt.convert`."""
+``Upsample2D`` in :func:`triton_convt.convert`. Both fold their weight on every call (two launches) unless frozen by
+:func:`triton_convt.freeze` (one launch; :mod:`triton_convt.freezing`)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import activations
-from .functional.upsample_conv import scale_pair, upsample_conv2d
+from .freezing import FoldFreezable
+from .functional.upsample_conv import scale_pair, upsample_conv2d, upsample_conv2d_prefolded
 
 #: The nn.Upsample modes whose result equals nearest upsampling for an integer factor (nearest-exact samples
 #: ``floor((o + 0.5)/s)``, which is ``floor(o/s)`` when ``s`` is an integer).
 NEAREST_MODES = ("nearest", "nearest-exact")
 
 
-class UpsampleConv2d(nn.Conv2d):
+class UpsampleConv2d(FoldFreezable, nn.Conv2d):
     """``nn.Upsample(scale_factor, mode="nearest")`` then ``nn.Conv2d(..., stride=1)`` (then ``activation``).
 
     A subclass of ``nn.Conv2d`` for its parameters only: ``weight`` ``(C_out, C_in/groups, kH, kW)`` and ``bias``
     with ``nn.Conv2d``'s initialisation and ``state_dict`` keys, so an ``nn.Conv2d`` checkpoint loads into it and
     back. ``padding`` takes an int, a pair, ``"same"`` or ``"valid"``; ``scale_factor`` a positive int or a pair.
+    Each call folds the weight (two launches); frozen (:func:`triton_convt.freeze`), it keeps the fold and is one.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, scale_factor=2, padding=0, dilation=1,
@@ -38,10 +41,20 @@ class UpsampleConv2d(nn.Conv2d):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.padding_mode != "zeros":  # nn.Conv2d's other modes pad the upsampled tensor otherwise
             raise ValueError(f"UpsampleConv2d supports padding_mode='zeros' only, not {self.padding_mode!r}")
+        folded = self.frozen_fold(input, self.bias, self.fold_source()[1])
+        if folded is not None:
+            return upsample_conv2d_prefolded(
+                input, self.weight, folded, self.bias, self.scale_factor, self.padding, self.dilation, self.groups,
+                activation=self.activation, negative_slope=self.negative_slope,
+            )  # fmt: skip
         return upsample_conv2d(
             input, self.weight, self.bias, self.scale_factor, self.padding, self.dilation, self.groups,
             activation=self.activation, negative_slope=self.negative_slope,
         )  # fmt: skip
+
+    def fold_source(self) -> tuple[torch.Tensor, tuple]:
+        """The weight and the fold's arguments as this module holds them (:class:`~.freezing.FoldFreezable`)."""
+        return self.weight, (self.scale_factor, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         text = f"scale_factor={self.scale_factor}, " + super().extra_repr()
@@ -103,7 +116,7 @@ def conv_unfusable(conv: nn.Module) -> str | None:
     return None
 
 
-class FusedUpsample2D(nn.Module):
+class FusedUpsample2D(FoldFreezable, nn.Module):
     """What :func:`triton_convt.convert` puts in place of diffusers' ``Upsample2D`` that interpolates with nearest
     and then convolves (``use_conv=True``, not ``use_conv_transpose``): the same outputs, without the upsampled tensor.
 
@@ -111,6 +124,8 @@ class FusedUpsample2D(nn.Module):
     ``"Conv2d_0"``, and the norm if any), so parameters are shared and ``state_dict`` keys are unchanged.
     ``forward(hidden_states, output_size=None)`` as diffusers': an ``output_size`` that is an integer multiple of the
     input size is fused as well; any other is computed as diffusers does (``F.interpolate(size=...)``, then the conv).
+    Frozen (:func:`triton_convt.freeze`), it keeps the fold of the x2 scale: those calls are one launch, those of
+    another ``output_size`` fold per call.
     """
 
     def __init__(self, block: nn.Module):
@@ -132,7 +147,19 @@ class FusedUpsample2D(nn.Module):
         if scale is None or conv_unfusable(conv):
             return conv(F.interpolate(hidden_states, size=output_size, scale_factor=None if output_size else 2.0,
                                       mode="nearest"))  # fmt: skip
-        return upsample_conv2d(hidden_states, conv.weight, conv.bias, scale, conv.padding, conv.dilation, conv.groups)
+        args = (scale, conv.padding, conv.dilation, conv.groups)
+        folded = self.frozen_fold(hidden_states, conv.bias, args)
+        if folded is not None:
+            return upsample_conv2d_prefolded(hidden_states, conv.weight, folded, conv.bias, *args)
+        return upsample_conv2d(hidden_states, conv.weight, conv.bias, *args)
+
+    def fold_source(self) -> tuple[torch.Tensor, tuple] | None:
+        """The conv's weight and the x2 fold's arguments (:class:`~.freezing.FoldFreezable`); None when the conv is
+        not fusable (then computed as diffusers does, nothing to fold)."""
+        conv = getattr(self, self.name)
+        if conv_unfusable(conv):
+            return None  # computed as diffusers does: nothing to fold
+        return conv.weight, ((2, 2), conv.padding, conv.dilation, conv.groups)
 
 
 def _multiple(output_size, input_hw) -> tuple[int, int] | None:

@@ -40,6 +40,7 @@ def conv_transpose2d(
     activation: str | None = None,
     negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE,
     out: torch.Tensor | None = None,
+    layout_from_weight: bool = True,
 ) -> torch.Tensor:
     """Transposed 2-D convolution with the semantics of ``torch.nn.functional.conv_transpose2d``.
 
@@ -55,16 +56,22 @@ def conv_transpose2d(
             the reachable range raises ValueError.
         activation: None, "relu", "leaky_relu", "gelu" (erf), "gelu_tanh", "silu", "sigmoid" or "tanh", applied
             after the bias in the kernel's epilogue (in fp32, fp64 for fp64 tensors) before the one cast and store:
-            the result equals ``act(F.conv_transpose2d(...))`` within the dtype's tolerance, in the launch that computes the output.
+            the result equals ``act(F.conv_transpose2d(...))`` within the dtype's tolerance, in the launch that
+            computes the output.
         negative_slope: leaky_relu's slope for negative inputs. Each distinct slope compiles its own kernel.
         out: optional tensor to write the result into, with the output's shape, dtype and device and any strides
             (a channel slice of a concat buffer, say); nothing outside it is written. It must not share memory
             with an operand and, as with torch's ``out=``, autograd does not pass through it. Returned.
+        layout_from_weight: whether a channels_last weight makes the output channels_last (torch's rule, the
+            default). False: the input's layout alone decides, as it does for torch's module with its default weight;
+            triton_convt's modules pass False, since they keep their weight channels_last for the kernel
+            (:mod:`triton_convt.owned_layout`). Ignored with ``out=``.
 
     Returns:
         ``(N, C_out, H_out, W_out)`` (unbatched input gives ``(C_out, H_out, W_out)``), with
         ``H_out = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1`` (likewise W), in
-        channels_last when the input or the weight is channels_last, as torch does.
+        channels_last when the input or the weight is channels_last, as torch does (the input alone without
+        ``layout_from_weight``).
 
     NaN and ±inf in the input, weight or bias land where torch's result has them, with one exception on CUDA:
     non-finite *weights* next to the input's border. There a gather kernel multiplies an out-of-range tap's x = 0 by
@@ -76,7 +83,8 @@ def conv_transpose2d(
     value back to the host. Repeated calls are bitwise identical (phases write disjoint outputs, no atomics).
 
     On CUDA tensors the Triton kernel computes the result in one launch (plus one that copies a weight that is not
-    channels_last into that order, on every call: nothing is cached); float32 follows
+    channels_last into that order, on every call: nothing is cached; triton_convt's modules keep their weight
+    channels_last, so theirs is one launch); float32 follows
     ``torch.backends.cudnn.allow_tf32`` (TF32 tensor cores when it is on, which is torch's default for
     convolutions). On CPU tensors the same kernel runs under the Triton interpreter when ``TRITON_INTERPRET=1`` was
     set before triton_convt was imported; otherwise CPU tensors (and devices other than CUDA) fall back to
@@ -87,32 +95,34 @@ def conv_transpose2d(
     ``torch.library`` registration (``torch.ops.triton_convt.conv_transpose2d``).
     """
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                           activation, negative_slope, out)
+                           activation, negative_slope, out, layout_from_weight)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     output_size=None, activation=None, negative_slope=activations.DEFAULT_NEGATIVE_SLOPE, out=None):
+                     output_size=None, activation=None, negative_slope=activations.DEFAULT_NEGATIVE_SLOPE, out=None,
+                     layout_from_weight=True):  # fmt: skip
     """Transposed 1-D convolution with the semantics of ``torch.nn.functional.conv_transpose1d``: input
     ``(N, C_in, L)`` or unbatched ``(C_in, L)``, weight ``(C_in, C_out / groups, kL)``, ints or 1-tuples; every
     other argument, the result's dtype and the behaviour as :func:`conv_transpose2d` (the same kernels run it
     with a unit H axis). Output ``(N, C_out, L_out)``, ``L_out = (L - 1)*stride - 2*padding + dilation*(kL - 1) +
     output_padding + 1``."""
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                           activation, negative_slope, out)
+                           activation, negative_slope, out, layout_from_weight)
 
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     output_size=None, activation=None, negative_slope=activations.DEFAULT_NEGATIVE_SLOPE, out=None):
+                     output_size=None, activation=None, negative_slope=activations.DEFAULT_NEGATIVE_SLOPE, out=None,
+                     layout_from_weight=True):  # fmt: skip
     """Transposed 3-D convolution with the semantics of ``torch.nn.functional.conv_transpose3d``: input
     ``(N, C_in, D, H, W)`` or unbatched ``(C_in, D, H, W)`` (NCDHW or channels_last_3d, read in place), weight
     ``(C_in, C_out / groups, kD, kH, kW)``, ints or (D, H, W) triples; every other argument and the behaviour as
     :func:`conv_transpose2d`. The output is channels_last_3d when the input or the weight is, as in torch."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                           activation, negative_slope, out)
+                           activation, negative_slope, out, layout_from_weight)
 
 
 def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                    activation, negative_slope, out):
+                    activation, negative_slope, out, layout_from_weight=True):
     """The one implementation of the three public functions, for ``ndim`` spatial axes."""
     op = op_name(ndim)
     if not isinstance(input, torch.Tensor):
@@ -137,7 +147,7 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
     if out is not None:
         getattr(ops, f"{op}_out")(*args, out.unsqueeze(0) if unbatched else out)
         return out
-    y = getattr(ops, op)(*args)
+    y = getattr(ops, op)(*args, bool(layout_from_weight))
     return y.squeeze(0) if unbatched else y
 
 

@@ -60,19 +60,8 @@ def upsample_conv2d(
         ``(N, C_out, s_h*H + 2*p_h - d_h*(kH - 1), ...)`` (unbatched input gives 3-D), channels_last when the input
         or the weight is, as torch's composition gives it.
     """
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"{OP}(): argument 'input' must be Tensor, not {type(input).__name__}")
-    if input.dim() < 3:  # F.interpolate refuses it first, with NotImplementedError (a RuntimeError)
-        raise NotImplementedError(
-            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) for nearest upsampling"
-        )
-    if input.dim() != 3 and input.dim() != 4:
-        raise RuntimeError(
-            f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: {list(input.shape)}"
-        )
-    unbatched = input.dim() == 3
-    x = input.unsqueeze(0) if unbatched else input
-    params = check_call(x, weight, bias, scale_factor, padding, dilation, groups)
+    x, params = _batched_call(input, weight, bias, scale_factor, padding, dilation, groups)
+    unbatched = x is not input
     kernel_activation = activations.check_activation(activation)
     if out is not None:
         shape = (weight.shape[0], *params.output_hw(tuple(x.shape[2:])))
@@ -87,13 +76,88 @@ def upsample_conv2d(
     return y.squeeze(0) if unbatched else y
 
 
+def upsample_conv2d_prefolded(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    folded: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    scale_factor=2,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+    *,
+    activation: str | None = None,
+    negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE,
+) -> torch.Tensor:
+    """:func:`upsample_conv2d` with ``weight``'s folded weight ``folded`` made beforehand, in one launch: what a
+    module frozen by :func:`triton_convt.freeze` calls (no ``out=``, and no autograd: RuntimeError when grad is
+    enabled and an operand requires it).
+
+    ``folded`` must be the fold of ``weight`` for these arguments (:func:`triton_convt.ops.upsample_conv.fold`):
+    its shape, dtype and device are checked (RuntimeError), its values are not, which is the frozen module's
+    contract (:mod:`triton_convt.freezing`). ``weight`` is validated as :func:`upsample_conv2d` validates it and
+    decides the output's layout.
+    """
+    x, params = _batched_call(input, weight, bias, scale_factor, padding, dilation, groups)
+    kernel_activation = activations.check_activation(activation)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, weight, folded, bias)):
+        raise RuntimeError(f"{OP} with a folded weight has no autograd: call upsample_conv2d, which folds per call")
+    fh, fw = params.folds()
+    expected = (weight.shape[1] * params.groups, weight.shape[0] // params.groups, fh.folded, fw.folded)
+    if not isinstance(folded, torch.Tensor) or tuple(folded.shape) != expected:
+        got = list(folded.shape) if isinstance(folded, torch.Tensor) else type(folded).__name__
+        raise RuntimeError(f"{OP}: the folded weight has shape {got}, but these arguments fold to {list(expected)}")
+    if folded.dtype != weight.dtype or folded.device != weight.device:
+        raise RuntimeError(
+            f"{OP}: the folded weight is {folded.dtype} on {folded.device}, the weight {weight.dtype} on "
+            f"{weight.device}"
+        )
+    (ph, pw) = params.padding
+    y = torch.ops.triton_convt.upsample_conv2d_prefolded(
+        x, weight, folded, bias, list(params.scale), [*ph, *pw], list(params.dilation), params.groups,
+        kernel_activation, float(negative_slope),
+    )  # fmt: skip
+    return y if x is input else y.squeeze(0)
+
+
+def fold_params(weight: torch.Tensor, scale_factor, padding, dilation, groups: int) -> UpsampleConvParams:
+    """The normalised arguments a fold of ``weight`` (``[C_out, C_in/groups, kH, kW]``) depends on, without an input
+    (what :func:`triton_convt.freeze` folds with); the same exception types as :func:`check_call` for the arguments
+    it checks."""
+    scale = scale_pair(scale_factor)
+    dilation = as_tuple(dilation, "dilation", "conv2d", 2)
+    groups = index(groups, "groups", "conv2d")
+    kernel = (weight.shape[2], weight.shape[3])
+    return UpsampleConvParams(scale=scale, padding=padding_pairs(padding, kernel, dilation), dilation=dilation,
+                              groups=groups, kernel=kernel)  # fmt: skip
+
+
+def _batched_call(input, weight, bias, scale_factor, padding, dilation, groups):
+    """The checks of a call before its output: ``input`` as 4-D (an unbatched one unsqueezed, so a new object) and
+    the normalised arguments (:func:`check_call`)."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{OP}(): argument 'input' must be Tensor, not {type(input).__name__}")
+    if input.dim() < 3:  # F.interpolate refuses it first, with NotImplementedError (a RuntimeError)
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) for nearest upsampling"
+        )
+    if input.dim() != 3 and input.dim() != 4:
+        raise RuntimeError(
+            f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: {list(input.shape)}"
+        )
+    x = input.unsqueeze(0) if input.dim() == 3 else input
+    return x, check_call(x, weight, bias, scale_factor, padding, dilation, groups)
+
+
 def scale_pair(value) -> tuple[int, int]:
     """``scale_factor`` as an (H, W) pair of positive ints: an int, an integral float, or a pair of them.
 
-    Like ``F.interpolate``: a sequence of another length is a ValueError, a string or tensor a TypeError, and a
-    factor below 1 a RuntimeError (torch's "output sizes should be greater than 0"); a non-integral float is a
-    ValueError here (torch would upsample by it, which no fold computes).
+    Like ``F.interpolate``: None is a ValueError (neither a size nor a scale), a sequence of another length is a
+    ValueError, a string or tensor a TypeError, and a factor below 1 a RuntimeError (torch's "output sizes should be
+    greater than 0"); a non-integral float is a ValueError here (torch would upsample by it, which no fold computes).
     """
+    if value is None:
+        raise ValueError("either size or scale_factor should be defined")
     items = list(value) if isinstance(value, (list, tuple)) else [value, value]
     if len(items) != 2:
         raise ValueError(
@@ -161,7 +225,7 @@ def check_call(x, weight, bias, scale_factor, padding, dilation, groups) -> Upsa
         raise RuntimeError(f"dilation should be greater than zero, but got {list(dilation)}")
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
-    _check_shapes(x, weight, bias, groups)
+    check_conv2d_shapes(x, weight, bias, groups)
     check_dtypes_devices(x, weight, bias, OP)
     params = UpsampleConvParams(scale=scale, padding=pads, dilation=dilation, groups=groups, kernel=kernel)
     out_hw = params.output_hw(tuple(x.shape[2:]))
@@ -175,7 +239,8 @@ def check_call(x, weight, bias, scale_factor, padding, dilation, groups) -> Upsa
     return params
 
 
-def _check_shapes(x, weight, bias, groups: int) -> None:
+def check_conv2d_shapes(x, weight, bias, groups: int) -> None:
+    """The shape checks of ``F.conv2d`` on 4-D ``x`` and its weight and bias, with torch's messages (RuntimeError)."""
     c_out, c_in_g, kh, kw = weight.shape
     if min(kh, kw) <= 0:
         raise RuntimeError(f"kernel size should be greater than zero, but got kernel_height: {kh} kernel_width: {kw}")

@@ -52,6 +52,28 @@ def activation(x, ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr):
 
 
 @triton.jit
+def epilogue_values(
+    acc,
+    bias_ptr,
+    stride_b,
+    channels,
+    channel_mask,
+    HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr,
+    NEGATIVE_SLOPE: tl.constexpr,
+):
+    """Bias, then activation, on ``acc`` (in its dtype): the values :func:`epilogue_store` writes (arguments as
+    there), for a caller that rearranges the tile before its store (a pixel shuffle, :mod:`.phase_gemm`)."""
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + channels * stride_b, mask=channel_mask, other=0.0).to(acc.dtype)
+        if len(acc.shape) == 1:
+            acc += bias
+        else:
+            acc += bias[None, :]
+    return activation(acc, ACTIVATION, NEGATIVE_SLOPE)
+
+
+@triton.jit
 def epilogue_store(
     acc,
     bias_ptr,
@@ -81,11 +103,93 @@ def epilogue_store(
         HAS_BIAS: whether to add the bias.
         ACTIVATION, NEGATIVE_SLOPE: see :func:`activation`.
     """
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + channels * stride_b, mask=channel_mask, other=0.0).to(acc.dtype)
-        if len(acc.shape) == 1:
-            acc += bias
-        else:
-            acc += bias[None, :]
-    acc = activation(acc, ACTIVATION, NEGATIVE_SLOPE)
+    acc = epilogue_values(acc, bias_ptr, stride_b, channels, channel_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
     tl.store(y_ptr + y_offsets, acc.to(y_ptr.dtype.element_ty), mask=store_mask)
+
+
+@triton.jit
+def _store_shuffled_columns(values, y_ptr, y_rows, row_mask, co, col_mask, stride_yc, stride_yh, stride_yw,
+                            SHUFFLE: tl.constexpr):  # fmt: skip
+    """Store ``values`` (``[rows, columns]``), column ``co`` to sub-pixel ``(i, j)`` (the base-``SHUFFLE`` digits of
+    ``co % SHUFFLE^2``) of channel ``co // SHUFFLE^2`` (``co >= 0``: ``//`` and ``%`` are exact)."""
+    sub = co % (SHUFFLE * SHUFFLE)
+    y_cols = (co // (SHUFFLE * SHUFFLE)) * stride_yc + (sub // SHUFFLE) * stride_yh + (sub % SHUFFLE) * stride_yw
+    tl.store(y_ptr + (y_rows[:, None] + y_cols[None, :]), values.to(y_ptr.dtype.element_ty),
+             mask=row_mask[:, None] & col_mask[None, :])  # fmt: skip
+
+
+@triton.jit
+def _split_columns(t, ROWS: tl.constexpr, COLUMNS: tl.constexpr):
+    """The even and the odd columns of the ``[ROWS, COLUMNS]`` tile ``t`` (COLUMNS even)."""
+    return tl.split(tl.reshape(t, (ROWS, COLUMNS // 2, 2)))
+
+
+@triton.jit
+def _split_vector(v, COLUMNS: tl.constexpr):
+    """The even and the odd elements of the ``[COLUMNS]`` vector ``v`` (COLUMNS even)."""
+    return tl.split(tl.reshape(v, (COLUMNS // 2, 2)))
+
+
+@triton.jit
+def shuffled_store(
+    values,
+    y_ptr,
+    y_rows,
+    row_mask,
+    co,
+    col_mask,
+    first_channel,
+    channels,
+    stride_yc,
+    stride_yh,
+    stride_yw,
+    SHUFFLE: tl.constexpr,
+    BLOCKS: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Store a ``[BLOCK_M, BLOCK_N]`` tile of conv outputs pixel-shuffled by ``SHUFFLE`` (cast to the output dtype):
+    column ``co`` (conv channel ``c*r^2 + i*r + j``) of row offset ``y_rows`` goes to channel ``c``, ``i`` rows and
+    ``j`` columns further (the rows' offsets already step by ``r``).
+
+    Args:
+        values: the tile after bias and activation (:func:`epilogue_values`).
+        y_ptr: the shuffled output.
+        y_rows: ``[BLOCK_M]`` element offsets of each row's first sub-pixel (``(h*r, w*r)``, channel 0).
+        row_mask: ``[BLOCK_M]``, the rows that exist.
+        co: ``[BLOCK_N]``, each column's conv output channel (>= 0); col_mask: the columns that exist.
+        first_channel, channels: with BLOCKS, the tile's first output channel (``co[0] / r^2``) and how many of its
+            ``BLOCK_N / r^2`` output channels exist.
+        stride_yc, stride_yh, stride_yw: the output's element strides.
+        SHUFFLE: the upscale factor ``r`` (> 1).
+        BLOCKS: the tile's columns are whole runs of ``r^2`` sub-pixels (``r^2`` a power of two dividing BLOCK_N and
+            the columns of a group): the tile, rearranged to ``[rows, sub-pixel, channel]``, is stored as ``r^2``
+            runs of consecutive channels of one output pixel each (contiguous in channels_last, as the transposed
+            convolution's store is). Else column by column, in four slices of every fourth column, so that fewer
+            64-bit addresses are live at once (a whole tile's would take twice its values' registers: sm_80's
+            128x64 tile spilled).
+    """
+    SUB: tl.constexpr = SHUFFLE * SHUFFLE
+    if BLOCKS:
+        values = tl.permute(tl.reshape(values, (BLOCK_M, BLOCK_N // SUB, SUB)), (0, 2, 1))
+        sub = tl.arange(0, SUB)
+        chan = tl.arange(0, BLOCK_N // SUB)
+        y_offsets = (y_rows[:, None, None] + ((sub // SHUFFLE) * stride_yh + (sub % SHUFFLE) * stride_yw)[None, :, None]
+                     + ((first_channel + chan) * stride_yc)[None, None, :])  # fmt: skip
+        tl.store(y_ptr + y_offsets, values.to(y_ptr.dtype.element_ty),
+                 mask=row_mask[:, None, None] & (chan < channels)[None, None, :])  # fmt: skip
+    else:
+        HALF: tl.constexpr = BLOCK_N // 2
+        even, odd = _split_columns(values, BLOCK_M, BLOCK_N)
+        co_even, co_odd = _split_vector(co, BLOCK_N)
+        m_even, m_odd = _split_vector(col_mask, BLOCK_N)
+        v0, v2 = _split_columns(even, BLOCK_M, HALF)
+        c0, c2 = _split_vector(co_even, HALF)
+        m0, m2 = _split_vector(m_even, HALF)
+        _store_shuffled_columns(v0, y_ptr, y_rows, row_mask, c0, m0, stride_yc, stride_yh, stride_yw, SHUFFLE)
+        _store_shuffled_columns(v2, y_ptr, y_rows, row_mask, c2, m2, stride_yc, stride_yh, stride_yw, SHUFFLE)
+        v1, v3 = _split_columns(odd, BLOCK_M, HALF)
+        c1, c3 = _split_vector(co_odd, HALF)
+        m1, m3 = _split_vector(m_odd, HALF)
+        _store_shuffled_columns(v1, y_ptr, y_rows, row_mask, c1, m1, stride_yc, stride_yh, stride_yw, SHUFFLE)
+        _store_shuffled_columns(v3, y_ptr, y_rows, row_mask, c3, m3, stride_yc, stride_yh, stride_yw, SHUFFLE)

@@ -94,6 +94,8 @@ def phase_gemm_kernel(
     HAS_BIAS: tl.constexpr,
     ACTIVATION: tl.constexpr,
     NEGATIVE_SLOPE: tl.constexpr,
+    SHUFFLE: tl.constexpr,
+    SHUFFLE_BLOCKS: tl.constexpr,
     ACC_DTYPE: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     DOT_IN_FP32: tl.constexpr,
@@ -178,6 +180,13 @@ def phase_gemm_kernel(
         EVEN_K: ``C_RED_G`` is a multiple of BLOCK_K, so the reduction needs no channel mask.
         HAS_BIAS: add the bias in the epilogue.
         ACTIVATION, NEGATIVE_SLOPE: the fused activation (see :mod:`.epilogue`).
+        SHUFFLE: the upscale factor ``r`` of a pixel shuffle applied to the result (1: none): column ``co`` of row
+            ``(n, qh, qw)`` is written to channel ``co // r^2`` at ``(qh*OS_H + i, qw*OS_W + j)``, ``i, j`` the
+            digits of ``co % r^2`` in base ``r`` (the table gives ``OS = r``). conv2d + pixel_shuffle in one launch;
+            the phase path only (not with ``W_WINDOW``).
+        SHUFFLE_BLOCKS: every column tile is whole runs of ``r^2`` sub-pixels (``r^2`` a power of two dividing
+            BLOCK_N and the group's columns): the tile is stored as ``r^2`` runs of consecutive channels; else
+            column by column (:func:`.epilogue.shuffled_store`).
         ACC_DTYPE: accumulator dtype (fp32, or fp64 for fp64 tensors).
         DOT_PRECISION: ``tl.dot`` input precision ("tf32" or "ieee").
         DOT_IN_FP32: cast operands to fp32 before ``tl.dot`` (bf16 under the interpreter only).
@@ -230,23 +239,25 @@ def phase_gemm_kernel(
         if pid_m * (BLOCK_M // WINDOW_W) >= N * Q_D_MAX * Q_H_MAX:
             return
         for ph in range(0, W_TABLE):
-            gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, ph, group, pid_m, pid_n, w_tile, N, ID, IH, IW, C_RED_G,
-                  C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh, stride_xw, stride_wk, stride_wn, stride_wg,
-                  stride_wd, stride_wh, stride_ww, stride_yn, stride_yc, stride_yd, stride_yh, stride_yw, stride_b,
-                  W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM, XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D,
-                  DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE,
-                  EVEN_K, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE,
-                  MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W,
-                  OUT_CHUNK, EPILOGUE, X_UNIT, BLOCK_M, BLOCK_N, BLOCK_K)
+            gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, ph, group, pid_m, pid_n, w_tile, N, ID, IH, IW,
+                      C_RED_G, C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh,
+                      stride_xw, stride_wk, stride_wn, stride_wg, stride_wd, stride_wh, stride_ww, stride_yn, stride_yc,
+                      stride_yd, stride_yh, stride_yw, stride_b, W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM,
+                      XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D, DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W,
+                      MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE, EVEN_K, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE,
+                      SHUFFLE, SHUFFLE_BLOCKS, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE, MASK_PRODUCTS,
+                      W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, OUT_CHUNK,
+                      EPILOGUE, X_UNIT, BLOCK_M, BLOCK_N, BLOCK_K)  # fmt: skip
     else:
         row = table_ptr + phase * TABLE_COLUMNS
         if pid_m * BLOCK_M >= N * tl.load(row + 3) * tl.load(row + 4) * tl.load(row + 5):
             return
-        gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 0, N, ID, IH, IW, C_RED_G,
-              C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh, stride_xw, stride_wk, stride_wn, stride_wg,
-              stride_wd, stride_wh, stride_ww, stride_yn, stride_yc, stride_yd, stride_yh, stride_yw, stride_b,
-              W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM, XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D,
-              DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE, EVEN_K,
-              HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE,
-              MASK_PRODUCTS, W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, OUT_CHUNK,
-              EPILOGUE, X_UNIT, BLOCK_M, BLOCK_N, BLOCK_K)
+        gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 0, N, ID, IH, IW,
+                  C_RED_G, C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh,
+                  stride_xw, stride_wk, stride_wn, stride_wg, stride_wd, stride_wh, stride_ww, stride_yn, stride_yc,
+                  stride_yd, stride_yh, stride_yw, stride_b, W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM,
+                  XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D, DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W,
+                  MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE, EVEN_K, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE,
+                  SHUFFLE, SHUFFLE_BLOCKS, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE, MASK_PRODUCTS,
+                  W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, OUT_CHUNK,
+                  EPILOGUE, X_UNIT, BLOCK_M, BLOCK_N, BLOCK_K)  # fmt: skip

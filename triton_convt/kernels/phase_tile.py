@@ -6,7 +6,7 @@ import triton
 import triton.language as tl
 
 from .dot import dot_acc
-from .epilogue import epilogue_store
+from .epilogue import epilogue_store, epilogue_values, shuffled_store
 from .window_epilogue import window_epilogue
 
 #: Columns of the phase table, one row per phase in launch order (:mod:`triton_convt.launch.phase_table`).
@@ -57,7 +57,8 @@ def gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid
           DSTEP_H: tl.constexpr, DSTEP_W: tl.constexpr, KSTEP_D: tl.constexpr, KSTEP_H: tl.constexpr,
           KSTEP_W: tl.constexpr, MAX_T_D: tl.constexpr, MAX_T_H: tl.constexpr, MAX_T_W: tl.constexpr,
           BITMASK: tl.constexpr, MASK_DTYPE: tl.constexpr, EVEN_K: tl.constexpr, HAS_BIAS: tl.constexpr,
-          ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
+          ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, SHUFFLE: tl.constexpr,
+          SHUFFLE_BLOCKS: tl.constexpr, ACC_DTYPE: tl.constexpr,
           DOT_PRECISION: tl.constexpr, DOT_IN_FP32: tl.constexpr, INDEX_DTYPE: tl.constexpr,
           MASK_PRODUCTS: tl.constexpr, W_WINDOW: tl.constexpr, WINDOW_W: tl.constexpr, W_STEP: tl.constexpr,
           KERNEL_W: tl.constexpr, TAPS_N: tl.constexpr, TAPS_A: tl.constexpr, TAPS_B: tl.constexpr,
@@ -282,12 +283,18 @@ def gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid
                         stride_yd, stride_yh, stride_yw, NDIM, XS_W, OS_D, OS_H, OS_W, DSTEP_W, KSTEP_W, HAS_BIAS,
                         ACTIVATION, NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_A, TAPS_B, TAPS_O, OUT_W,
                         OUT_CHUNK, KERNEL_W, EPILOGUE, TABLE_COLUMNS, BLOCK_M, channels)
-    else:
+    elif SHUFFLE == 1:
         y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
         store_mask = row_mask[:, None] & col_mask[None, :]
         epilogue_store(
             acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE
         )
+    else:  # conv2d + pixel_shuffle: column co (the bias's index too) goes to sub-pixel co % r^2 of channel co // r^2
+        values = epilogue_values(acc, bias_ptr, stride_b, co, col_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
+        first_channel = (group * C_COL_G + pid_n * BLOCK_N) // (SHUFFLE * SHUFFLE)  # exact when SHUFFLE_BLOCKS
+        out_channels = (C_COL_G - pid_n * BLOCK_N) // (SHUFFLE * SHUFFLE)
+        shuffled_store(values, y_ptr, y_rows, row_mask, co, col_mask, first_channel, out_channels, stride_yc,
+                       stride_yh, stride_yw, SHUFFLE, SHUFFLE_BLOCKS, BLOCK_M, BLOCK_N)  # fmt: skip
 
 
 @triton.jit

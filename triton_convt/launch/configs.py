@@ -25,9 +25,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import triton
@@ -245,7 +246,7 @@ class TuningCache:
     path: str
 
     @classmethod
-    def for_device(cls, device_name: str, target: str, directory: str | None = None) -> "TuningCache":
+    def for_device(cls, device_name: str, target: str, directory: str | None = None) -> TuningCache:
         name = f"{slug(device_name)}-{target}-triton{triton.__version__}.json"
         return cls(os.path.join(directory or cache_dir(), name))
 

@@ -1,4 +1,5 @@
-"""Launch planning of the transposed convolution's backward: the activation's derivative, then the input, weight and bias gradients.
+"""Launch planning of the transposed convolution's backward: the activation's derivative, then the input, weight
+and bias gradients.
 
 Configs come from ``autotune_configs/`` as the forward kernel's do (:func:`.configs.config_for`: tuned
 once per problem bucket on a GPU, the deterministic choice otherwise). Every gradient element is written by exactly
@@ -161,9 +162,16 @@ def _accumulator(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _reduce(partial: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Add the partial sums in split order (torch's reduction over one dimension has a fixed order), then cast."""
-    return partial.sum(0).to(dtype)
+def _reduce(partial: torch.Tensor, dtype: torch.dtype, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Add the partial sums in split order (torch's reduction over one dimension has a fixed order), then cast; into
+    a tensor with ``like``'s strides when given (the weight gradient takes the weight's, ``empty_like``)."""
+    if like is None:
+        return partial.sum(0).to(dtype)
+    out = torch.empty_like(like, dtype=dtype)
+    if dtype == partial.dtype:
+        return torch.sum(partial, 0, out=out)
+    # Not sum(out=) into the narrower dtype: torch would cast the partial sums before adding them.
+    return out.copy_(partial.sum(0))
 
 
 def conv_transpose_backward(
@@ -194,7 +202,9 @@ def conv_transpose_backward(
         else:
             plan, partial = weight_grad_plan(x, dz, weight, params)
             plan.launch()
-            dw = _reduce(partial, weight.dtype)
+            # In the weight's own strides (the modules keep theirs channels_last): AccumulateGrad and DDP's gradient
+            # buckets take a gradient laid out like its parameter without a copy.
+            dw = _reduce(partial, weight.dtype, like=weight)
     if needs[2] and has_bias:
         if dz.numel() == 0:
             db = torch.zeros(dz.shape[1], dtype=dy.dtype, device=dy.device)

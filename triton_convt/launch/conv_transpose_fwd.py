@@ -22,7 +22,6 @@ from . import configs, phase_table, shapes
 from .kernel_plan import KernelPlan, numeric_constexprs, spatial_3d, strides
 from .phase_gemm import gemm_plan, gemm_weight
 from .shapes import ConvParams
-from .weights import mask_products
 
 
 def axis_constexprs(params: ConvParams) -> dict[str, int]:
@@ -53,14 +52,20 @@ def _index_operands(x, weight, bias, y) -> tuple[torch.Tensor, ...]:
     return (x, weight, y) if bias is None else (x, weight, y, bias)
 
 
-def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams) -> torch.Tensor:
+def allocate_output(x: torch.Tensor, weight: torch.Tensor, params: ConvParams,
+                    layout_from_weight: bool = True) -> torch.Tensor:  # fmt: skip
     """The output ``(N, C_out, *spatial)`` of 1 to 3 spatial axes, in the memory format torch gives: channels_last
     (channels_last_3d) when the input or the weight is. torch computes 1-D as 2-D with a unit height inserted at
-    dimension 2 and takes that one's format, so 1-D is decided, and allocated, the same way."""
+    dimension 2 and takes that one's format, so 1-D is decided, and allocated, the same way.
+
+    Without ``layout_from_weight`` the input alone decides: the format torch's module gives with its default
+    (contiguous) weight, which the modules ask for because they keep their weight channels_last for the kernel
+    (:mod:`triton_convt.owned_layout`) and that choice must not show in their outputs."""
     one_d = x.dim() == 3
     views = (x.unsqueeze(2), weight.unsqueeze(2)) if one_d else (x, weight)
     last = torch.channels_last if views[0].dim() == 4 else torch.channels_last_3d
-    fmt = last if last in (suggest_memory_format(views[0]), suggest_memory_format(views[1])) else torch.contiguous_format
+    deciding = views if layout_from_weight else views[:1]
+    fmt = last if last in [suggest_memory_format(v) for v in deciding] else torch.contiguous_format
     sizes = params.output_hw(tuple(x.shape[2:]))
     y = torch.empty((x.shape[0], weight.shape[1] * params.groups, *((1,) if one_d else ()), *sizes), dtype=x.dtype,
                     device=x.device, memory_format=fmt)  # fmt: skip
@@ -152,8 +157,14 @@ def depthwise_plan(
     return KernelPlan(conv_transpose_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
-def plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor, params: ConvParams,
-         **options: Any) -> KernelPlan:
+def plan(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    y: torch.Tensor,
+    params: ConvParams,
+    **options: Any,
+) -> KernelPlan:
     """The forward launch that computes ``y``: :func:`depthwise_plan` for one input channel per group (FCN's
     upsampling: a reduction of one channel per tap, which tl.dot tiles of 16 would pad 16x), else
     :func:`forward_plan`. ``options`` are theirs."""

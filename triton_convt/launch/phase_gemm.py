@@ -108,6 +108,8 @@ def gemm_plan(
     split_layouts: bool = False,
     activation: str = "none",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    shuffle: int = 1,
+    mask_out_of_range: bool | None = None,
     config: dict | None = None,
     index64: bool | None = None,
     rebuild=None,
@@ -120,6 +122,10 @@ def gemm_plan(
     channels. ``config`` overrides the choice from ``autotune_configs/`` (key ``kernel_key``); ``rebuild(config)``
     makes the plan of another config for the tuner; ``index64`` forces the index width. With ``split_layouts``,
     an input without channels innermost takes the candidates of its own key (:func:`config_key`).
+
+    ``shuffle`` > 1 writes the result pixel-shuffled (``y5`` has the shuffled shape and the table an output step of
+    ``shuffle``: conv2d + pixel_shuffle, :mod:`.conv_pixel_shuffle_fwd`). ``mask_out_of_range`` overrides
+    :func:`.weights.mask_products` (a conv multiplies its zero padding by the weight, as torch does).
     """
     n = x5.shape[0]
     c_in, c_out_g = w5.shape[:2]
@@ -129,13 +135,15 @@ def gemm_plan(
     key = config_key(kernel_key, x5, y5, split_layouts)
     # NCHW runs the window variant (its own key's tiles): GEMM rows are windows of input columns of rows
     # (n, qd, qh), columns the kernel's W taps times the output channels; a program runs every phase of its rows.
-    window_key = key.endswith(NCHW_SUFFIX)
+    # conv2d + pixel_shuffle (``shuffle`` > 1) stays on the phase path in every layout, with its own key's tiles:
+    # the window epilogue writes whole output rows of a transposed convolution, not a shuffled conv's sub-pixels.
+    window_key = key.endswith(NCHW_SUFFIX) and shuffle == 1
     if window_key:
         rows = n * window_table(table).max_rows_per_image
-        sizes = {"BLOCK_M": rows * x5.shape[4], "BLOCK_N": c_col * taps_n(w5), "BLOCK_K": c_red}
+        sizes = {"BLOCK_M": rows * x5.shape[4], "BLOCK_N": c_col * taps_n(w5), "BLOCK_K": max(c_red, 1)}
     else:
         rows = n * table.max_rows_per_image
-        sizes = {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": c_red}
+        sizes = {"BLOCK_M": rows, "BLOCK_N": c_col, "BLOCK_K": max(c_red, 1)}
     if config is None:
         config = configs.config_for(key, x5.dtype, x5.device, sizes, rebuild)
     window = None
@@ -169,14 +177,23 @@ def gemm_plan(
         EVEN_K=c_red % config["BLOCK_K"] == 0,
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,  # no recompile for others
+        SHUFFLE=shuffle, SHUFFLE_BLOCKS=shuffle_blocks(shuffle, c_col, config["BLOCK_N"]),
         **numeric_constexprs(operands, index64),
-        MASK_PRODUCTS=mask_products(w5),
+        MASK_PRODUCTS=mask_products(w5) if mask_out_of_range is None else mask_out_of_range,
         **_window_constexprs(window, table, w5, config["BLOCK_M"], config["BLOCK_N"] // taps_n(w5), config["num_warps"],
                              x_unit(x5, window)),
         BLOCK_M=config["BLOCK_M"], BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], GROUP_M=GROUP_M,
     )  # fmt: skip
     grid = ((1 if window else table.phases) * groups * m_tiles * n_tiles,)
     return KernelPlan(phase_gemm_kernel, grid, args, config["num_warps"], config["num_stages"])
+
+
+def shuffle_blocks(shuffle: int, columns: int, block_n: int) -> bool:
+    """Whether the pixel-shuffled store (``shuffle`` > 1) can take the tile as ``shuffle**2`` runs of channels
+    (the kernel's ``SHUFFLE_BLOCKS``): ``shuffle**2`` a power of two (a tile reshape) dividing the tile's width and
+    the group's ``columns``, so that no run crosses a group or a tile."""
+    sub = shuffle * shuffle
+    return shuffle > 1 and sub & (sub - 1) == 0 and block_n % sub == 0 and columns % sub == 0
 
 
 def x_unit(x5: torch.Tensor, window: Window | None) -> int:

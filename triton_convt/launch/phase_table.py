@@ -86,10 +86,13 @@ def forward_axis(size: int, out: int, kernel: int, stride: int, padding: int, di
                     max_taps=schedule.max_taps)  # fmt: skip
 
 
-def input_grad_axis(size: int, kernel: int, stride: int, padding: int, dilation: int) -> AxisTaps:
+def input_grad_axis(size: int, kernel: int, stride: int, padding: int, dilation: int, out_step: int = 1) -> AxisTaps:
     """The input gradient along one axis, an ordinary strided convolution of the output gradient: one residue
-    whose ``size`` rows each read ``q*stride - padding + j*dilation`` through tap ``j``, for every tap."""
-    return AxisTaps(((0, size, kernel, -padding, 0),), xs=stride, os=1, dstep=dilation, kstep=1, max_taps=kernel)
+    whose ``size`` rows each read ``q*stride - padding + j*dilation`` through tap ``j``, for every tap. Row ``q``
+    writes output ``q*out_step``: 1, or the upscale factor of a conv followed by a pixel shuffle
+    (:mod:`.pixel_shuffle_shapes`), whose columns add their sub-pixel offset to it."""
+    return AxisTaps(((0, size, kernel, -padding, 0),), xs=stride, os=out_step, dstep=dilation, kstep=1,
+                    max_taps=kernel)  # fmt: skip
 
 
 def _table(axes: tuple[AxisTaps, AxisTaps, AxisTaps], window: bool = False) -> PhaseTable:
@@ -142,6 +145,18 @@ def input_grad_table(input_size: tuple[int, ...], params: ConvParams) -> PhaseTa
     return _table(tuple(
         input_grad_axis(i, k, s, p, d)
         for i, k, s, p, d in zip(input_size, params.kernel, params.stride, params.padding, params.dilation)
+    ))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=512)
+def conv_shuffle_table(conv_size: tuple[int, ...], params: ConvParams, upscale: int) -> PhaseTable:
+    """The one phase of a conv2d followed by a pixel shuffle by ``upscale`` (three axes: ``params`` the conv's
+    stride, leading padding, dilation and kernel from :meth:`.ConvParams.as_3d`, ``conv_size`` the conv's output
+    size): the input gradient's table with the output step ``upscale`` on the shuffled axes (H, W)."""
+    steps = (1,) * (len(conv_size) - 2) + (upscale, upscale)
+    return _table(tuple(
+        input_grad_axis(c, k, s, p, d, step)
+        for c, k, s, p, d, step in zip(conv_size, params.kernel, params.stride, params.padding, params.dilation, steps)
     ))  # fmt: skip
 
 

@@ -14,8 +14,8 @@ enumeration out in Python so that the tests can compare it with a brute-force sc
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 
 def output_length(size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int) -> int:
@@ -136,14 +136,14 @@ class ConvParams:
             )
         )
 
-    def for_launch(self, input_hw: Sequence[int]) -> "ConvParams":
+    def for_launch(self, input_hw: Sequence[int]) -> ConvParams:
         """The same convolution as the forward kernels run it on an input of ``input_hw``: the stride of each axis
         is :func:`launch_stride` (it differs only along an axis of one input pixel, where the stride does not
         change the result)."""
         stride = tuple(map(launch_stride, input_hw, self.kernel, self.stride, self.dilation))
         return replace(self, stride=stride)
 
-    def as_3d(self) -> "ConvParams":
+    def as_3d(self) -> ConvParams:
         """The same convolution with unit axes in front, up to three spatial axes (D, H, W): the kernels are
         written for three axes, and a 1-D or 2-D call runs them with the missing axes of size 1 (kernel 1,
         stride 1, no padding), which changes nothing."""

@@ -2,7 +2,8 @@
 with the folded weight (one launch), into an output allocated as torch's composition would give it.
 
 No upsampled tensor is ever allocated, and the folded weight is computed on every call from the weight as it is
-then (no cache: a write through ``.data`` or an inference-tensor update would leave a cached fold stale).
+then (no cache: a write through ``.data`` or an inference-tensor update would leave a cached fold stale), unless the
+user froze the module (:func:`triton_convt.freeze`), which keeps the fold as a buffer and passes it in.
 """
 
 from __future__ import annotations
@@ -80,12 +81,16 @@ def upsample_conv2d_forward(
     activation: str = "none",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     out: torch.Tensor | None = None,
+    folded: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``act(conv2d(upsample_nearest(x), weight) + bias)`` (into ``out`` if given, already validated): the fold, then
-    one transposed-convolution launch; none at all when the output is empty."""
+    one transposed-convolution launch; none at all when the output is empty. ``folded``, when given, is
+    ``weight``'s fold already made (:func:`triton_convt.freeze`): the call is then the one launch, and ``weight``
+    only decides the output's layout."""
     y = allocate_output(x, weight, params) if out is None else out
     if y.numel():
-        folded = fold_weight(weight, params)
+        if folded is None:
+            folded = fold_weight(weight, params)
         conv_transpose_forward(x, folded, bias, params.transposed(tuple(x.shape[2:])), activation,
                                  negative_slope, y)  # fmt: skip
     return y

@@ -83,8 +83,8 @@ def output_padding(size: int, kernel: int, scale: int, pad_lo: int, pad_hi: int,
     ``O - ((I - 1)*s - 2P + K')``, with ``P`` and ``K'`` of :func:`fold_axis`.
 
     It comes out as ``p_hi - p_lo`` (the tests check it over a grid): 0 for symmetric padding, 1 for ``"same"`` with
-    an odd ``d*(k - 1)``; more when ``P`` was held at 0 (padding past the kernel's span). The kernels take the output size as given (they never test ``op < max(s, d)``), so the
-    ``op = 1`` of ``s = 1`` is fine.
+    an odd ``d*(k - 1)``; more when ``P`` was held at 0 (padding past the kernel's span). The kernels take the
+    output size as given (they never test ``op < max(s, d)``), so the ``op = 1`` of ``s = 1`` is fine.
     """
     fold = fold_axis(kernel, scale, pad_lo, dilation)
     out = output_length(size, kernel, scale, pad_lo, pad_hi, dilation)

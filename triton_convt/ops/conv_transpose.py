@@ -5,14 +5,14 @@ batched arguments that :func:`triton_convt.functional.conv_transpose2d` (``1d``,
 implementation (output shape and strides from :func:`~triton_convt.launch.conv_transpose_fwd.allocate_output`), so
 meta tensors and ``torch.compile`` see through it, and the autograd formula's gradients come from the Triton
 backward kernels through a third op, ``..._backward`` (:mod:`triton_convt.launch.conv_transpose_bwd`). The three
-families are registered by one function, :func:`_register`, from one implementation: only the op names and the
-rank of the tensors differ. Off CUDA and without the Triton interpreter, every op computes torch's own result
-instead (:func:`.dispatch.runs_triton`).
+families are registered by :func:`.family.register` from one description each: only the op names and the rank of
+the tensors differ. The forward op's last argument, ``layout_from_weight`` (default True, torch's rule: the output
+is channels_last when the input or the weight is), is False from the modules, whose weight is in the kernel's
+layout whatever the user's was (:attr:`.family.OpFamily.layout_option`). Off CUDA and without the Triton
+interpreter, every op computes torch's own result instead (:func:`.dispatch.runs_triton`).
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .. import activations
 from ..launch import conv_transpose_bwd, conv_transpose_fwd
 from ..launch.shapes import ConvParams
-from .dispatch import runs_triton
+from .family import OpFamily, register
 
 
 def _params(weight: torch.Tensor, stride, padding, output_padding, groups, dilation) -> ConvParams:
@@ -36,135 +36,28 @@ def _torch_result(x, weight, bias, params: ConvParams, activation: str, negative
     return activations.apply_torch(y, None if activation == "none" else activation, negative_slope)
 
 
-def _forward(x, weight, bias, params, activation, negative_slope, out=None) -> torch.Tensor:
-    if runs_triton(x.device):
-        return conv_transpose_fwd.conv_transpose_forward(x, weight, bias, params, activation, negative_slope, out)
-    y = _torch_result(x, weight, bias, params, activation, negative_slope)
-    return y if out is None else out.copy_(y)
-
-
-def _torch_backward(grad, x, weight, bias, params, activation, slope):
-    """The fallback's gradients, from torch's own autograd of :func:`_torch_result`."""
-    primals = (x, weight) if bias is None else (x, weight, bias)
-    _, vjp = torch.func.vjp(
-        lambda *p: _torch_result(p[0], p[1], p[2] if len(p) > 2 else None, params, activation, slope), *primals
+def _backward(grad, x, weight, bias, output, params: ConvParams, activation: str, negative_slope: float, needs):
+    """The Triton gradients; the pre-activation is recomputed (one forward launch) when the activation's derivative
+    cannot be read from the saved output."""
+    saved = output
+    if conv_transpose_bwd.needs_preactivation(activation, negative_slope):
+        saved = conv_transpose_fwd.conv_transpose_forward(x, weight, bias, params)
+    return conv_transpose_bwd.conv_transpose_backward(
+        grad, x, weight, bias is not None, saved, params, activation, negative_slope, needs
     )
-    grads = vjp(grad)
-    return grads[0], grads[1], grads[2] if bias is not None else None
-
-
-def _register(ndim: int) -> None:
-    """Register ``triton_convt::conv_transpose{ndim}d``, its ``_out`` and ``_backward`` ops, their fake
-    implementations and the autograd formula. The arguments are validated, normalised and batched by
-    :mod:`triton_convt.functional.conv_transpose`."""
-    name = f"conv_transpose{ndim}d"
-
-    @torch.library.custom_op(f"triton_convt::{name}", mutates_args=())
-    def forward_op(
-        input: torch.Tensor,
-        weight: torch.Tensor,
-        bias: Optional[torch.Tensor],
-        stride: list[int],
-        padding: list[int],
-        output_padding: list[int],
-        groups: int,
-        dilation: list[int],
-        activation: str,
-        negative_slope: float,
-    ) -> torch.Tensor:
-        """``act(conv_transpose{ndim}d(input, weight, bias))`` on batched input; activation "none" for none."""
-        params = _params(weight, stride, padding, output_padding, groups, dilation)
-        return _forward(input, weight, bias, params, activation, negative_slope)
-
-    @forward_op.register_fake
-    def _(input, weight, bias, stride, padding, output_padding, groups, dilation, activation, negative_slope):
-        params = _params(weight, stride, padding, output_padding, groups, dilation)
-        return conv_transpose_fwd.allocate_output(input, weight, params)
-
-    @torch.library.custom_op(f"triton_convt::{name}_out", mutates_args=("out",))
-    def out_op(
-        input: torch.Tensor,
-        weight: torch.Tensor,
-        bias: Optional[torch.Tensor],
-        stride: list[int],
-        padding: list[int],
-        output_padding: list[int],
-        groups: int,
-        dilation: list[int],
-        activation: str,
-        negative_slope: float,
-        out: torch.Tensor,
-    ) -> None:
-        """:func:`forward_op` written into ``out`` (validated: right shape, dtype, device, no overlap)."""
-        params = _params(weight, stride, padding, output_padding, groups, dilation)
-        _forward(input, weight, bias, params, activation, negative_slope, out)
-
-    def _setup_context(ctx, inputs, output):
-        input, weight, bias, stride, padding, output_padding, groups, dilation, activation, negative_slope = inputs
-        ctx.params = _params(weight, stride, padding, output_padding, groups, dilation)
-        ctx.activation, ctx.negative_slope = activation, negative_slope
-        # The output is saved only when the activation's derivative can be read from it; gelu, gelu_tanh and silu
-        # recompute their pre-activation in backward instead of keeping a second output-sized tensor alive.
-        keeps_output = activation != "none" and not conv_transpose_bwd.needs_preactivation(activation,
-                                                                                            negative_slope)
-        ctx.save_for_backward(input, weight, bias, output if keeps_output else None)
-
-    @torch.library.custom_op(f"triton_convt::{name}_backward", mutates_args=())
-    def backward_op(
-        grad: torch.Tensor,
-        input: torch.Tensor,
-        weight: torch.Tensor,
-        bias: Optional[torch.Tensor],
-        output: Optional[torch.Tensor],
-        stride: list[int],
-        padding: list[int],
-        output_padding: list[int],
-        groups: int,
-        dilation: list[int],
-        activation: str,
-        negative_slope: float,
-        needs: list[bool],
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gradients (input, weight, bias) of :func:`forward_op`; an unneeded one is an empty tensor.
-
-        A custom op of its own so that the autograd formula stays traceable (fake tensors, ``torch.compile``):
-        the Triton launches happen inside it. ``output`` is the forward's output when the activation's derivative
-        is read from it, else None (the pre-activation is recomputed here).
-        """
-        params = _params(weight, stride, padding, output_padding, groups, dilation)
-        if runs_triton(input.device):
-            saved = output
-            if conv_transpose_bwd.needs_preactivation(activation, negative_slope):
-                saved = conv_transpose_fwd.conv_transpose_forward(input, weight, bias, params)
-            grads = conv_transpose_bwd.conv_transpose_backward(
-                grad, input, weight, bias is not None, saved, params, activation, negative_slope, tuple(needs)
-            )
-        else:
-            grads = _torch_backward(grad, input, weight, bias, params, activation, negative_slope)
-        return tuple(g if n and g is not None else grad.new_empty(0) for g, n in zip(grads, needs))
-
-    @backward_op.register_fake
-    def _(grad, input, weight, bias, output, stride, padding, output_padding, groups, dilation, activation,
-          negative_slope, needs):
-        has = (True, True, bias is not None)
-        likes = (torch.empty_like(input), weight.new_empty(weight.shape), grad.new_empty(weight.shape[1] * groups))
-        return tuple(like if n and h else grad.new_empty(0) for like, n, h in zip(likes, needs, has))
-
-    def _backward(ctx, grad):
-        x, weight, bias, y = ctx.saved_tensors
-        p = ctx.params
-        needs = list(ctx.needs_input_grad[:3])
-        grads = getattr(torch.ops.triton_convt, f"{name}_backward")(
-            grad, x, weight, bias, y, list(p.stride), list(p.padding), list(p.output_padding), p.groups,
-            list(p.dilation), ctx.activation, ctx.negative_slope, needs,
-        )  # fmt: skip
-        grads = [g if n else None for g, n in zip(grads, needs)]
-        if bias is None:
-            grads[2] = None
-        return (*grads, None, None, None, None, None, None, None)
-
-    forward_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 for _ndim in (1, 2, 3):
-    _register(_ndim)
+    register(OpFamily(
+        name=f"conv_transpose{_ndim}d",
+        arguments=(("stride", list[int]), ("padding", list[int]), ("output_padding", list[int]), ("groups", int),
+                   ("dilation", list[int])),
+        params=_params,
+        forward=conv_transpose_fwd.conv_transpose_forward,
+        backward=_backward,
+        torch_result=_torch_result,
+        allocate_output=conv_transpose_fwd.allocate_output,
+        weight_grad_contiguous=False,  # in the weight's strides: AccumulateGrad and DDP's buckets take it as it is
+        summary=f"act(conv_transpose{_ndim}d(input, weight, bias))",
+        layout_option=True,  # the modules own their weight's layout (:mod:`triton_convt.owned_layout`)
+    ))  # fmt: skip

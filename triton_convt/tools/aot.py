@@ -8,7 +8,7 @@ loads), for ``GPUTarget("cuda", 80|90, 32)`` or ``GPUTarget("hip", "gfx942", 64)
 :mod:`.cli`). :func:`measure` compiles one plan and reads what the build needs: for CUDA, registers, stack and
 local memory from the cubin (``cuobjdump``, shipped in the triton wheel), and shared memory, tensor-core
 instructions and vector or asynchronous global loads from the metadata and PTX, and the hot loop's figures per
-iteration from the SASS (:mod:`.hotloop`); for AMD, VGPR/AGPR/SGPR counts,
+iteration and the whole kernel's instruction count from the SASS (:mod:`.hotloop`); for AMD, VGPR/AGPR/SGPR counts,
 spill counts, scratch and occupancy from the kernel descriptor and metadata note of the ``.amdgcn`` assembly, and
 matrix-core (``v_mfma``) instructions and 128-bit loads from its code.
 
@@ -19,10 +19,15 @@ compiled).
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
+import struct
 import subprocess
 import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
 
 import triton
 from triton._C.libtriton import native_specialize_impl
@@ -131,8 +136,82 @@ def local_memory_instructions(cubin: bytes) -> int:
 
 
 def sass(cubin: bytes) -> str:
-    """The SASS of ``cubin`` (``cuobjdump --dump-sass``)."""
-    return _cuobjdump("--dump-sass", cubin)
+    """The SASS of ``cubin``, as ``cuobjdump --dump-sass`` prints it (:func:`sass_many` of one cubin)."""
+    return sass_many([cubin])[0]
+
+
+def _elf_sections(elf: bytes) -> dict[str, bytes]:
+    """The sections of a 64-bit little-endian ELF file (a cubin), by name."""
+    (shoff,) = struct.unpack_from("<Q", elf, 0x28)
+    entsize, count, names = struct.unpack_from("<HHH", elf, 0x3A)
+    headers = [struct.unpack_from("<IIQQQQ", elf, shoff + i * entsize) for i in range(count)]
+    strings = headers[names][4]
+    return {elf[strings + h[0]:elf.index(b"\0", strings + h[0])].decode(): elf[h[4]:h[4] + h[5]] for h in headers}
+
+
+def cubin_sm(cubin: bytes) -> int:
+    """The SM a cubin was compiled for (80, 90), from its ELF header flags: the low byte in the original CUDA ELF
+    ABI (OS/ABI byte 0x33), the second byte in the one newer ptxas write (0x41)."""
+    (flags,) = struct.unpack_from("<I", cubin, 0x30)
+    abi = cubin[7]
+    if abi == 0x33:
+        return flags & 0xFF
+    if abi == 0x41:
+        return (flags >> 8) & 0xFF
+    raise ValueError(f"a cubin of an unknown CUDA ELF ABI (OS/ABI byte {abi:#x})")
+
+
+#: Instructions whose last operand is a code address: nvdisasm prints it from the start of the raw image it was
+#: given, cuobjdump from the start of the function.
+_CODE_ADDRESS = re.compile(
+    r"^((?:@!?U?P\w+\s+)?(?:BRA|BRX|BSSY|CALL|CAL|JMP|JMX|RET|SSY|PBK|PCNT)\b[^;]*?)0x([0-9a-f]+)\s*$"
+)
+_RAW_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
+
+
+def sass_many(cubins: Sequence[bytes]) -> list[str]:
+    """The SASS of each cubin, as ``cuobjdump --dump-sass`` prints it (addresses from each function's start, one
+    ``Function :`` header per kernel; the encoding comments left out), from one ``nvdisasm`` run per SM.
+
+    A disassembler run costs about 0.3 s of start-up whatever the code's size, more than compiling a cached build,
+    so the profile's hundreds of builds are read in a few runs: the functions' code (their ``.text.*`` sections)
+    is laid end to end and disassembled as one raw image (``nvdisasm -b SMxy``), then cut back into functions,
+    with the code addresses that raw disassembly counts from the image's start (branch, call and return targets)
+    made relative to each function again. ``tests/test_aot.py`` holds the result equal to cuobjdump's.
+    """
+    functions: list[list[tuple[str, int, int]]] = [[] for _ in cubins]  # (name, start, size) per cubin
+    images: dict[int, bytearray] = {}
+    for i, cubin in enumerate(cubins):
+        image = images.setdefault(cubin_sm(cubin), bytearray())
+        for name, code in _elf_sections(cubin).items():
+            if name.startswith(".text."):
+                functions[i].append((name[len(".text."):], len(image), len(code)))
+                image += code
+    lines: dict[int, list[tuple[int, str]]] = {}
+    for sm, image in images.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "code.bin")
+            with open(path, "wb") as f:
+                f.write(image)
+            arch = f"SM{sm}" + ("a" if sm == 90 else "")  # sm_90a: wgmma and setmaxnreg decode
+            done = subprocess.run([os.path.join(_BIN, "nvdisasm"), "-b", arch, path], capture_output=True, text=True,
+                                  check=True)  # fmt: skip
+        lines[sm] = [(int(a, 16), text.strip()) for a, text in _RAW_LINE.findall(done.stdout)]
+    addresses = {sm: [addr for addr, _ in code] for sm, code in lines.items()}  # in order: one image each
+    texts = []
+    for cubin, kernels in zip(cubins, functions):
+        sm = cubin_sm(cubin)
+        text = [f"\n\tcode for sm_{sm}{'a' if sm == 90 else ''}\n"]
+        for name, start, size in kernels:
+            text.append(f"\n\t\tFunction : {name}\n")
+            first, end = (bisect.bisect_left(addresses[sm], a) for a in (start, start + size))
+            for addr, instruction in lines[sm][first:end]:
+                target = _CODE_ADDRESS.match(instruction)
+                if target:
+                    instruction = f"{target.group(1)}0x{int(target.group(2), 16) - start:x}"
+                text.append(f"        /*{addr - start:04x}*/                   {instruction} ;\n")
+        texts.append("".join(text))
+    return texts
 
 
 def local_memory_in_loops(sass: str) -> int:
@@ -152,24 +231,32 @@ def local_memory_in_loops(sass: str) -> int:
     return sum(any(start <= addr <= end for start, end in loops) for addr in local)
 
 
-def measure(plan: KernelPlan, arch: int | str) -> tuple[dict, bytes]:
+def sass_figures(code: str) -> dict:
+    """What a CUDA build's record reads from its SASS ``code`` (:func:`sass`): local-memory instructions, the
+    tensor-core loop per iteration (:data:`.hotloop.KEYS`) and the whole kernel's instructions, each once."""
+    return {"local_memory_instructions": len(_LOCAL.findall(code)), **hotloop.hot_loop(code),
+            "kernel_instructions": hotloop.kernel_instructions(code)}  # fmt: skip
+
+
+def measure(plan: KernelPlan, arch: int | str, *, read_sass: bool = True) -> tuple[dict, bytes]:
     """Compile ``plan`` for ``arch``; returns what the profile records about the build, and its code to keep: the
-    cubin for CUDA, the ``.amdgcn`` assembly text for AMD."""
+    cubin for CUDA, the ``.amdgcn`` assembly text for AMD. ``read_sass=False`` leaves out a CUDA build's
+    :func:`sass_figures`, for a caller that reads many builds' SASS at once (:func:`sass_many`) and adds them."""
     if not is_cuda(arch):
         return measure_amd(plan, arch)
     compiled = compile_plan(plan, arch)
     ptx, cubin = compiled.asm["ptx"], compiled.asm["cubin"]
-    usage, code = resource_usage(cubin), sass(cubin)
+    usage = resource_usage(cubin)
     record = {
         **usage,
         "spill_bytes": usage["stack_bytes"] + usage["local_bytes"],
-        "local_memory_instructions": len(_LOCAL.findall(code)),
         "shared_bytes": compiled.metadata.shared,
         "tensor_core_instructions": tensor_core_instructions(compiled, arch),
         "vector_global_loads": vector_global_loads(ptx),
         "async_copies": async_copies(ptx),
-        **hotloop.hot_loop(code),  # the tensor-core loop, per iteration (hotloop.KEYS)
     }
+    if read_sass:
+        record.update(sass_figures(sass(cubin)))
     return record, cubin
 
 
@@ -226,3 +313,35 @@ def spilled(record: dict) -> bool:
     """Whether a profile record of either family shows spilling (stack, local or scratch memory, spill counts)."""
     keys = ("spill_bytes", "local_memory_instructions", "vgpr_spills", "sgpr_spills", "scratch_bytes")
     return any(record.get(key) for key in keys)
+
+
+def _sass_figures_of_files(paths: list[str]) -> list[dict]:
+    """:func:`.sass_figures` of the cubins at ``paths``, read in one batch (:func:`.sass_many`); if the
+    batch fails, each cubin alone, a failure becoming that build's ``error``."""
+    cubins = [Path(path).read_bytes() for path in paths]
+    try:
+        texts = sass_many(cubins)
+    except Exception:  # noqa: BLE001 - retried one by one below, to name the build that fails
+        texts = None
+    if texts is not None:
+        return [sass_figures(code) for code in texts]
+    figures = []
+    for cubin in cubins:
+        try:
+            figures.append(sass_figures(sass(cubin)))
+        except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
+            figures.append({"error": traceback.format_exc(limit=3)})
+    return figures
+
+
+def read_sass(records: list[dict], out: str, pool, jobs: int) -> list[dict]:
+    """``records`` with each CUDA build's SASS figures (:func:`.sass_figures`), its cubin in ``out`` read in
+    ``jobs`` batches on ``pool``: a disassembler run costs more to start than a cached build takes to compile."""
+    todo = [i for i, r in enumerate(records) if is_cuda(r["arch"]) and "error" not in r]
+    batches = [todo[j::jobs] for j in range(jobs) if todo[j::jobs]]
+    paths = [[os.path.join(out, records[i]["cubin"]) for i in batch] for batch in batches]
+    done = list(records)
+    for batch, figures in zip(batches, pool.map(_sass_figures_of_files, paths)):
+        for i, extra in zip(batch, figures):
+            done[i] = {**done[i], **extra}
+    return done

@@ -32,7 +32,9 @@ def torch_conv_transpose(x: torch.Tensor):
     return TORCH_CONV_TRANSPOSE[x.dim() - 2]
 
 
-def reference(x, weight, bias, conv_args: tuple, activation: str | None, negative_slope: float = DEFAULT_NEGATIVE_SLOPE):
+def reference(
+    x, weight, bias, conv_args: tuple, activation: str | None, negative_slope: float = DEFAULT_NEGATIVE_SLOPE
+):
     """torch's result in fp64 of the conv (``conv_args`` = stride, padding, output_padding, groups, dilation; 1 to 3
     spatial axes), then the activation, on the operands as given (already rounded to their dtype)."""
     conv = torch_conv_transpose(x)

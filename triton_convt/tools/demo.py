@@ -1,4 +1,5 @@
-"""A short demo: run the Triton kernel on a few decoder layers and check each against torch.
+"""A short demo: run the Triton kernel on a few decoder layers (triton_convt's ``ConvTranspose2d``, one launch per
+call) and check each against torch.
 
 ``triton-convt-demo``. On a machine without a GPU the kernel runs under the Triton interpreter on CPU
 tensors (the demo restarts itself with ``TRITON_INTERPRET=1`` when needed); with a GPU it runs compiled on CUDA.
@@ -12,7 +13,7 @@ import argparse
 import torch
 
 from .. import launch
-from ..functional import conv_transpose2d
+from ..modules import ConvTranspose2d
 from .checking import TOLERANCE, reference, relative_error
 from .cli import ensure_runnable
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     on_gpu = torch.cuda.is_available()
     device = "cuda" if on_gpu else "cpu"
     mode = "compiled, CUDA" if on_gpu else "Triton interpreter, CPU"
-    print(f"triton_convt demo ({mode}): each layer against torch's conv_transpose2d in fp64")
+    print(f"triton_convt demo ({mode}): each layer, one launch, against torch's conv_transpose2d in fp64")
     failures = 0
     torch.manual_seed(0)
     for name, shape, c_out, kernel, kwargs in LAYERS:
@@ -42,10 +43,11 @@ def main(argv: list[str] | None = None) -> int:
             x = torch.randn(shape, device=device, dtype=dtype)
             if layout == "channels_last":
                 x = x.to(memory_format=torch.channels_last)
-            w = torch.randn(shape[1], c_out // kwargs.get("groups", 1), *kernel, device=device, dtype=dtype)
-            b = torch.randn(c_out, device=device, dtype=dtype)
+            layer = ConvTranspose2d(shape[1], c_out, kernel, **kwargs, device=device, dtype=dtype)
+            w, b = layer.weight.detach(), layer.bias.detach()
             before = launch.launch_count()
-            y = conv_transpose2d(x, w, b, **kwargs)
+            with torch.no_grad():
+                y = layer(x)  # one launch: the module keeps its weight in the layout the kernel reads in place
             conv_args = tuple(kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("output_padding", 0),
                                                               ("groups", 1), ("dilation", 1)))  # fmt: skip
             error = relative_error(y, reference(x, w, b, conv_args, None))

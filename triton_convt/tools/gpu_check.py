@@ -24,8 +24,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import triton
@@ -103,7 +103,8 @@ def run_tests(out: str, timeout_s: float, root: str) -> bool:
     return ok
 
 
-def measure_layers(out: str, meta: dict, deadline: float, measure: Callable, clock: Callable[[], float] = time.monotonic,
+def measure_layers(out: str, meta: dict, deadline: float, measure: Callable,
+                   clock: Callable[[], float] = time.monotonic,
                    write: Callable | None = None) -> list[dict]:  # fmt: skip
     """Measure :data:`LAYERS` x :data:`PHASES` in order with ``measure(spec, dtype, layout)`` (rows of one case),
     rewriting the results after each case; a case is started only if its estimate fits before ``deadline``."""
@@ -146,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     has_tests = os.path.isdir(os.path.join(root, "tests"))
     steps = plan(args.budget_s, has_tests)
     if args.dry_run:
+        cuda = "available" if torch.cuda.is_available() else "not available"
         print(f"triton-convt-gpu-check plan (budget {args.budget_s:.0f} s; torch {torch.__version__}, triton "
-              f"{triton.__version__}, CUDA {'available' if torch.cuda.is_available() else 'not available'}):")  # fmt: skip
+              f"{triton.__version__}, CUDA {cuda}):")  # fmt: skip
         elapsed = 0.0
         for i, step in enumerate(steps, 1):
             elapsed += step.seconds

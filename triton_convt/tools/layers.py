@@ -24,6 +24,7 @@ from importlib import resources
 from ..activations import check_activation
 from ..launch import shapes
 
+
 @dataclass(frozen=True)
 class Layer:
     """One transposed-convolution problem with 1 to 3 spatial axes. ``hw`` is the input's spatial size and every
@@ -225,4 +226,70 @@ def load_upsamplers() -> tuple[UpsamplerSpec, ...]:
         specs.append(UpsamplerSpec(entry["name"], entry["source"], entry.get("after", ""), n, c_in, entry["c_out"],
                                    (h, w), _pair(entry["kernel"]), _pair(entry["scale"]), _pair(entry["padding"]),
                                    entry.get("bias", True)))  # fmt: skip
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
+class PixelShuffleSpec:
+    """One conv2d + pixel_shuffle layer of the report (``layers.json``'s ``pixel_shuffles``): the call
+    ``conv2d_pixel_shuffle(x[N, C_in, H, W], w[c_out, C_in/groups, kH, kW], b if bias, upscale, stride, padding,
+    dilation, groups, activation=activation)``, ``c_out = C*upscale^2`` the conv's output channels."""
+
+    name: str
+    source: str  #: the model and where in it
+    after: str  #: what follows the shuffle in that model
+    n: int
+    c_in: int
+    c_out: int
+    hw: tuple[int, int]
+    kernel: tuple[int, int]
+    upscale: int
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: bool = True
+    activation: str | None = None
+
+    @property
+    def conv_hw(self) -> tuple[int, int]:
+        """The conv's output size, before the shuffle (the ``r*r``-wide tensor the two-op chain materialises)."""
+        axes = zip(self.hw, self.kernel, self.stride, self.padding, self.dilation)
+        return tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in axes)
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        return tuple(c * self.upscale for c in self.conv_hw)
+
+    @property
+    def macs(self) -> int:
+        """Useful MACs: ``N * c_out * (C_in/groups) * kH * kW`` per conv output pixel."""
+        return self.n * self.c_out * (self.c_in // self.groups) * math.prod(self.kernel) * math.prod(self.conv_hw)
+
+    def scaled(self, pixels: int = 9, channels: int = 8) -> PixelShuffleSpec:
+        """This layer shrunk for the interpreter: batch 1, at most ``pixels`` input pixels, at most ``channels``
+        input channels and ``channels`` output channels after the shuffle (the upscale factor kept)."""
+        side = max(2, round(pixels**0.5))
+        per_pixel = self.upscale**2
+        return dataclasses.replace(self, n=1, hw=(min(self.hw[0], side), min(self.hw[1], side)),
+                                   c_in=min(self.c_in, channels),
+                                   c_out=min(self.c_out // per_pixel, channels) * per_pixel)  # fmt: skip
+
+
+@functools.cache
+def load_pixel_shuffles() -> tuple[PixelShuffleSpec, ...]:
+    """The conv2d + pixel_shuffle layers of the report, in file order."""
+    data = json.loads(resources.files(__package__).joinpath("layers.json").read_text())
+    specs = []
+    for entry in data["pixel_shuffles"]:
+        n, c_in, h, w = entry["input"]
+        activation = check_activation(entry.get("activation")) if entry.get("activation") else None
+        spec = PixelShuffleSpec(
+            entry["name"], entry["source"], entry.get("after", ""), n, c_in, entry["c_out"], (h, w),
+            _pair(entry["kernel"]), entry["upscale"], _pair(entry.get("stride", 1)), _pair(entry.get("padding", 0)),
+            _pair(entry.get("dilation", 1)), entry.get("groups", 1), entry.get("bias", True), activation,
+        )  # fmt: skip
+        if spec.c_out % spec.upscale**2 or spec.c_in % spec.groups or spec.c_out % spec.groups:
+            raise ValueError(f"layers.json: pixel shuffle {spec.name!r}: channels not divisible")
+        specs.append(spec)
     return tuple(specs)

@@ -7,7 +7,7 @@ sector that two groups of programs far apart in the grid each write part of move
 NCHW window variant (:mod:`triton_convt.launch.window`) writes every phase of its rows in one program.
 :func:`sector_traffic` is a call's bytes so counted, in either layout.
 
-MACs. :func:`window_work` is :func:`.workmodel.work` for an NCHW input, run on the window variant with the config
+MACs. :func:`window_work` is :func:`.workcount.work` for an NCHW input, run on the window variant with the config
 the launcher picks for it (:func:`nchw_config`). ``python -m triton_convt.tools.layoutmodel`` prints
 :func:`layout_report` for the report's layer set.
 """
@@ -23,7 +23,7 @@ import torch
 from ..launch import configs, shapes
 from . import layers
 from .layers import Layer
-from .workmodel import Work, axis_taps, is_depthwise, kernel_of, launcher_config, traffic, work
+from .workcount import Work, axis_taps, is_depthwise, kernel_of, launcher_config, traffic, work
 
 
 def _ceil_pow2(n: int) -> int:

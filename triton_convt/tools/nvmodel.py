@@ -37,7 +37,7 @@ def available() -> bool:
     return _module() is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module():
     try:
         import nvMatmulHeuristics
@@ -46,7 +46,7 @@ def _module():
     return nvMatmulHeuristics
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _interface(gpu: str):
     """The model's Triton target for one of its predefined GPUs (``H100_SXM``, ``A100_SXM_80GB``, ...)."""
     nv = _module()

@@ -2,21 +2,28 @@
 
 ``triton-convt-profile --arch sm90 --arch sm80 --arch gfx942 --out DIR`` builds, for each config of each kernel key
 of each file in ``autotune_configs/`` meant for the target (``smXY.json`` for sm_XY, ``gfx942.json`` for gfx942;
-``default.json`` and device-named files for every target), each dtype of its class and both memory layouts, the
-launch of :data:`.samples.SAMPLE_PLANS` with that config, and records, for CUDA, registers, spill bytes (stack +
+``default.json`` and device-named files for every target), each dtype of its class and both memory layouts (fp32's
+two ``tl.dot`` precisions only for the kernels with a ``tl.dot``: :func:`.samples.dtype_variants`), the launch of
+:data:`.samples.SAMPLE_PLANS` with that config, and records, for CUDA, registers, spill bytes (stack +
 local), local-memory instructions, shared memory (and the pruning estimate), tensor-core instructions, 128-bit
 global loads and async copies, and the hot loop read from the SASS (:mod:`.hotloop`: per iteration of the
 tensor-core loop, tensor-core and all instructions, scalar and vector global loads, cp.async and TMA loads, the
 number of tensor-core loops, sm_90's wgmma wait depth, and the ratio of non-tensor-core instructions per
 tensor-core instruction to Triton's matmul tutorial loop at the same tile, warps, stages and arch,
 :mod:`.reference_gemm`; each record names its cubin, key ``cubin``); for AMD, VGPRs (AGPRs among them), SGPRs,
-VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``) instructions and 128-bit loads. It writes
-``profile.json``, ``profile.md`` (one table per family) and the code (cubins, ``.amdgcn`` assembly) into DIR and
-prints the tables; every recorded figure is a property of the compiled code, so a rerun with the same compiler
-writes the same files (the run time is printed only).
+VGPR and SGPR spill counts, scratch bytes, occupancy, LDS (and the estimate), matrix-core (``v_mfma``)
+instructions and 128-bit loads. It writes ``profile.json``, ``profile.md`` (one table per family) and the code
+(cubins, ``.amdgcn`` assembly) into DIR and prints the tables; every recorded figure is a property of the compiled
+code, so a rerun with the same compiler writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
-dtype and layout, and its int64 index path, and on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16, both
-layouts, reported but not gated).
+dtype and layout (named by the config key the layout takes), and its int64 index path, conv2d + pixel_shuffle's
+launch likewise, and the forward on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16, both layouts, reported
+but not gated). ``--layers [NAME ...]``
+builds instead the forward kernel on layers of the report's set at their full size (:func:`layer_builds`: all of
+them without a name), with the config each target's file gives untuned: the builds whose hot loops the work model's
+issue term reads (:func:`.workmodel.issue_seconds`), the narrow layers' narrow tiles among them; reported, not gated.
+``--one-per-kernel`` builds one shipped config per kernel and arch (:func:`one_per_kernel`): the test suite's quick
+check that every kernel compiles for every target.
 
 It exits with 1 when a build fails or a kernel key has no sample plan, so nothing shipped goes unchecked; the
 tests (``tests/test_profile.py``) assert the numbers. Must run without ``TRITON_INTERPRET``.
@@ -38,7 +45,8 @@ import torch
 import triton
 
 from ..launch import configs
-from . import aot, hotloop, reference_gemm, samples
+from ..launch.phase_gemm import NCHW_SUFFIX
+from . import aot, hotloop, layers, reference_gemm, samples, workcount
 from .cli import arch, arch_name, is_cuda, refuse_interpreter
 
 #: Columns both tables start with: (header, function of a record).
@@ -47,7 +55,7 @@ _BUILD = (
     ("kernel", lambda r: r["kernel"]),
     ("dtype", lambda r: r["dtype"] + ("" if r["precision"] == "ieee" else f" ({r['precision']})")),
     ("layout", lambda r: r["layout"] + (" (int64)" if r.get("index") == "int64" else "")
-     + (f" [{r['sample']}]" if r.get("sample") else "")),
+     + (f" [{r['sample']}]" if r.get("sample") else "") + (f" [layer {r['layer']}]" if r.get("layer") else "")),
     ("config", lambda r: config_name(r["config"]) if "config" in r else "?"),
     ("files", lambda r: ",".join(r["targets"])),
 )
@@ -135,7 +143,7 @@ def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> t
                 continue
             for cls in data[kernel]:
                 for config in configs.usable(target, kernel, cls):
-                    for dtype, precision in samples.DTYPE_VARIANTS[cls]:
+                    for dtype, precision in samples.dtype_variants(kernel, cls):
                         name = str(dtype).split(".")[1]
                         if dtypes and name not in dtypes:
                             continue
@@ -148,29 +156,50 @@ def shipped_builds(archs: list[int | str], dtypes: list[str] | None = None) -> t
     return list(builds.values()), sorted(missing)
 
 
+def one_per_kernel(builds: list[dict]) -> list[dict]:
+    """One of ``builds`` (:func:`shipped_builds`) per kernel and arch: a config of the file the launcher reads for
+    that arch (:func:`configs.source`), in float16 and the kernel's first layout (channels_last where it serves it)
+    where ``builds`` has one, else the first. The test suite's quick tier compiles these, so that every kernel is
+    compiled for every target on every run; its full tier compiles every build."""
+
+    def rank(b: dict) -> tuple[bool, bool, bool]:
+        own_file = configs.source(b["kernel"], arch_name(b["arch"])) in b["targets"]
+        return (not own_file, b["dtype"] != "float16", b["layout"] != samples.layouts_of(b["kernel"])[0])
+
+    chosen: dict[tuple, dict] = {}
+    for b in builds:
+        key = (b["arch"], b["kernel"])
+        if key not in chosen or rank(b) < rank(chosen[key]):
+            chosen[key] = b
+    return [b for b in builds if chosen[(b["arch"], b["kernel"])] is b]
+
+
 def code_name(build: dict) -> str:
     """File name of a build's code in the output directory: its cubin (CUDA) or ``.amdgcn`` assembly (AMD)."""
     return (
         f"{build['kernel']}-{arch_name(build['arch'])}-{build['dtype']}-{build['precision']}-{build['layout']}-"
         f"{config_name(build['config']) if 'config' in build else 'picked'}"
         f"{'-int64' if build.get('index') == 'int64' else ''}{'-' + build['sample'] if build.get('sample') else ''}"
-        f".{'cubin' if is_cuda(build['arch']) else 'amdgcn'}"
+        f"{'-layer-' + build['layer'] if build.get('layer') else ''}.{'cubin' if is_cuda(build['arch']) else 'amdgcn'}"
     )
 
 
 def run_build(build: dict, out: str) -> dict:
     """Compile one build, write its code (cubin or amdgcn) into ``out``, and return the build with its
-    measurements (or the error, so that one failure does not hide the others)."""
+    measurements (or the error, so that one failure does not hide the others); a CUDA build's SASS figures are
+    added by :func:`.aot.read_sass`."""
     try:
         dtype = getattr(torch, build["dtype"])
-        if build.get("sample"):  # a 1-D or 3-D sample problem, with the launcher's own choice
+        if build.get("layer"):  # a layer of the report's set, with the config its target's file gives
+            plan = samples.layer_plan(layers.select([build["layer"]])[0], dtype, build["config"], build["precision"])
+        elif build.get("sample"):  # a 1-D or 3-D sample problem, with the launcher's own choice
             plan = samples.ND_FORWARD_SAMPLES[build["sample"]](dtype, build["layout"], None, build["precision"])
         elif build.get("picked"):  # the launcher's own choice (and the index width the build names)
-            plan = samples.forward_sample_plan(dtype, build["layout"], None, build["precision"],
-                                               index64=build["index"] == "int64")  # fmt: skip
+            make = samples.PICKED_PLANS[build["kernel"]]
+            plan = make(dtype, build["layout"], None, build["precision"], index64=build["index"] == "int64")
         else:
             plan = samples.SAMPLE_PLANS[build["kernel"]](dtype, build["layout"], build["config"], build["precision"])
-        record, code = aot.measure(plan, build["arch"])
+        record, code = aot.measure(plan, build["arch"], read_sass=False)  # read in batches: read_sass()
     except Exception:  # noqa: BLE001 - reported per build, and the command exits with 1
         return {**build, "error": traceback.format_exc(limit=3)}
     config = build.get("config") or samples.plan_config(plan)
@@ -200,14 +229,15 @@ def markdown(records: list[dict], missing: list[str]) -> str:
 
 def forward_key(layout: str) -> str:
     """The config key the forward launcher takes for an input in ``layout`` (its builds are named by it)."""
-    return "conv_transpose2d_fwd" + ("_nchw" if layout == "nchw" else "")
+    return "conv_transpose2d_fwd" + (NCHW_SUFFIX if layout == "nchw" else "")
 
 
 def picked_builds(
     archs: list[int | str], dtypes: list[str] | None = None, layouts: list[str] | None = None
 ) -> list[dict]:
     """The forward kernel's builds with the config the launcher picks for the sample problem, per dtype, fp32
-    precision and layout (named by the config key the layout takes), plus the int64 index path (fp16,
+    precision and layout (named by the config key the layout takes: :data:`.samples.PICKED_PLANS`, the transposed
+    convolution's and conv2d + pixel_shuffle's launches on their sample problems), plus the int64 index path (fp16,
     channels_last), and the 1-D and 3-D sample problems (:func:`nd_builds`) in the layouts asked for, for
     ``archs``."""
     builds = []
@@ -218,11 +248,14 @@ def picked_builds(
                 if (dtypes and name not in dtypes) or (layouts and layout not in layouts):
                     continue
                 indices = ("int32", "int64") if (name, layout) == ("float16", "channels_last") else ("int32",)
-                for index in indices:
-                    for a in archs:
-                        builds.append({"arch": a, "kernel": forward_key(layout), "dtype": name,
-                                       "precision": precision, "layout": layout, "index": index, "picked": True,
-                                       "dtype_class": cls, "targets": ["launcher pick"]})  # fmt: skip
+                for kernel in samples.PICKED_PLANS:
+                    if layout not in samples.layouts_of(kernel):
+                        continue
+                    for index in indices if kernel == "conv_transpose2d_fwd" else ("int32",):
+                        for a in archs:
+                            builds.append({"arch": a, "kernel": kernel, "dtype": name, "precision": precision,
+                                           "layout": layout, "index": index, "picked": True, "dtype_class": cls,
+                                           "targets": ["launcher pick"]})  # fmt: skip
     return builds + nd_builds(archs, dtypes, layouts)
 
 
@@ -244,6 +277,37 @@ def nd_builds(archs: list[int | str], dtypes: list[str] | None = None, layouts: 
             for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
 
 
+#: The dtypes (and ``tl.dot`` precisions) the layer builds are compiled in: float16 stands for the 16-bit class
+#: (bfloat16 compiles to the same tiles, registers and hot loop), float32 runs TF32 as on a GPU by default.
+LAYER_DTYPES = (("float16", "ieee"), ("float32", "tf32"))
+
+
+def layer_builds(archs: list[int | str], dtypes: list[str] | None = None, names: list[str] | None = None) -> list[dict]:
+    """The forward kernel's builds on the GEMM layers of the report's set (``names``, all when None or empty; the
+    depthwise layers run another kernel), at full size, channels innermost, for the CUDA ``archs``, in
+    :data:`LAYER_DTYPES` (those ``dtypes`` allows), each with the config its target's file gives untuned
+    (:func:`.workcount.launcher_config`: sm80.json for sm_80, sm90.json for sm_90). Their records carry ``layer``,
+    which keeps them out of the hot-loop gate: a layer's build is judged by the layer's modelled time."""
+
+    builds = []
+    for spec in layers.select(names):
+        if workcount.is_depthwise(spec.layer):
+            continue
+        for name, precision in LAYER_DTYPES:
+            if dtypes and name not in dtypes:
+                continue
+            for a in archs:
+                if not is_cuda(a):
+                    continue
+                target = configs.source(workcount.kernel_of(spec.layer), arch_name(a))
+                config = workcount.launcher_config(spec.layer, getattr(torch, name), target)
+                cls = configs.dtype_class(getattr(torch, name))
+                builds.append({"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": name, "precision": precision,
+                               "layout": "channels_last", "layer": spec.name, "config": config,
+                               "dtype_class": cls, "targets": [target]})  # fmt: skip
+    return builds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-convt-profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=arch, action="append", required=True, help="sm80, sm90 or gfx942 (repeatable)")
@@ -255,21 +319,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--picked", action="store_true",
                         help="build only the forward kernel with the launcher's pick for the sample problem, and its "
                         "int64 index path")  # fmt: skip
+    parser.add_argument("--layers", nargs="*", metavar="NAME",
+                        help="build only the forward kernel on these layers of the report's set (all without a "
+                        "name), full size, with each target file's untuned pick (the work model's issue term reads "
+                        "them)")  # fmt: skip
+    parser.add_argument("--one-per-kernel", action="store_true",
+                        help="build one shipped config per kernel and arch (float16, the file the launcher reads): "
+                        "every kernel compiled for every target, quickly")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile processes (default: cores)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="do not compile the reference GEMMs (no 'vs GEMM' ratio, and no gate)")  # fmt: skip
     args = parser.parse_args(argv)
     refused = refuse_interpreter(parser.prog)
     if refused:
         return refused
     os.makedirs(args.out, exist_ok=True)
     start = time.monotonic()
-    if args.picked:
+    if args.layers is not None:
+        builds, missing = layer_builds(args.arch, args.dtype, args.layers), []
+    elif args.picked:
         builds, missing = picked_builds(args.arch, args.dtype, args.layout), []
     else:
         builds, missing = shipped_builds(args.arch, args.dtype)
         builds = [b for b in builds if not args.layout or b["layout"] in args.layout]
-    records = compile_builds(builds, args.out, args.jobs)
+        if args.one_per_kernel:
+            builds = one_per_kernel(builds)
+    records = compile_builds(builds, args.out, args.jobs, references=not args.no_reference)
     with open(os.path.join(args.out, "profile.json"), "w") as f:
-        json.dump({"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}, f, indent=1)
+        data = {"triton": triton.__version__, "archs": args.arch, "missing": missing, "builds": records}
+        json.dump(data, f, indent=1)
     table = markdown(records, missing)
     with open(os.path.join(args.out, "profile.md"), "w") as f:
         f.write(table + "\n")
@@ -278,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in records if "error" in r]
     for r in failed:
         print(f"\nbuild failed: {code_name(r)}\n{r['error']}", file=sys.stderr)
-    for violation in hotloop.gate(records):  # the CI rule (tests/test_profile.py), shown where the numbers are
+    for violation in [] if args.no_reference else hotloop.gate(records):  # the CI rule (tests/test_profile.py)
         print(f"hot-loop gate: {violation}", file=sys.stderr)
     if missing:
         print(f"no sample plan for kernel keys {missing}: register them in triton_convt.tools.samples.SAMPLE_PLANS",
@@ -286,15 +364,19 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed or missing else 0
 
 
-def compile_builds(builds: list[dict], out: str, jobs: int) -> list[dict]:
-    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``; then the reference GEMM
-    of each distinct tile, warps, stages, arch, dtype and precision among the CUDA builds with a tensor-core loop,
-    compiled once each, and every such build's ratio to it (:func:`.reference_gemm.attach`)."""
+def compile_builds(builds: list[dict], out: str, jobs: int, references: bool = True) -> list[dict]:
+    """:func:`run_build` for each build, in ``jobs`` processes, code files into ``out``, and their SASS read in
+    batches (:func:`.aot.read_sass`); then (unless not ``references``) the reference GEMM of each distinct tile, warps,
+    stages, arch, dtype and precision among the CUDA builds with a tensor-core loop, compiled once each, and every
+    such build's ratio to it (:func:`.reference_gemm.attach`)."""
+    jobs = max(1, jobs)
     # fork: the workers inherit the imported modules instead of importing torch and triton again.
-    with ProcessPoolExecutor(max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
-        records = list(pool.map(run_build, builds, [out] * len(builds)))
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        records = aot.read_sass(list(pool.map(run_build, builds, [out] * len(builds))), out, pool, jobs)
+        if not references:
+            return records
         keys = sorted({k for k in map(reference_gemm.key_of, records) if k is not None}, key=str)
-        references = dict(zip(keys, pool.map(reference_gemm.compile_key, keys)))
+        references = reference_gemm.read_keys(dict(zip(keys, pool.map(reference_gemm.compile_key, keys))))
     return reference_gemm.attach(records, references)
 
 

@@ -10,7 +10,8 @@ through :func:`.aot.compile_plan` with the JIT's specialisation of a sample laun
 unit strides constant), exactly as the profiled builds are.
 
 :func:`reference` compiles once per ``(tile, warps, stages, arch, dtype, precision)`` per process; the profile
-compiles each distinct one once per run (:func:`key_of`, :func:`compile_key`, :func:`attach`).
+compiles each distinct one once per run and reads them together (:func:`key_of`, :func:`compile_key`,
+:func:`read_keys`, :func:`attach`).
 """
 
 from __future__ import annotations
@@ -92,11 +93,14 @@ def reference_plan(config: dict, dtype: torch.dtype, precision: str = "ieee") ->
     return KernelPlan(reference_matmul_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 
-@functools.lru_cache(maxsize=None)
-def _reference(bm: int, bn: int, bk: int, warps: int, stages: int, arch: int, dtype: str, precision: str) -> dict:
+def _cubin(bm: int, bn: int, bk: int, warps: int, stages: int, arch: int, dtype: str, precision: str) -> bytes:
     config = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "num_warps": warps, "num_stages": stages}
-    plan = reference_plan(config, getattr(torch, dtype), precision)
-    return hotloop.hot_loop(aot.sass(aot.compile_plan(plan, arch).asm["cubin"]))
+    return aot.compile_plan(reference_plan(config, getattr(torch, dtype), precision), arch).asm["cubin"]
+
+
+@functools.cache
+def _reference(bm: int, bn: int, bk: int, warps: int, stages: int, arch: int, dtype: str, precision: str) -> dict:
+    return hotloop.hot_loop(aot.sass(_cubin(bm, bn, bk, warps, stages, arch, dtype, precision)))
 
 
 def reference(config: dict, arch: int, dtype: str, precision: str = "ieee") -> dict:
@@ -117,19 +121,28 @@ def key_of(record: dict) -> tuple | None:
             record["arch"], record["dtype"], record["precision"])  # fmt: skip
 
 
-def compile_key(key: tuple) -> dict:
-    """:func:`reference` for a :func:`key_of` key; a failed compile gives ``{"reference_error": text}`` (so that
-    one failure does not hide the other figures; :func:`.hotloop.gate` fails a gated build without a ratio)."""
+def compile_key(key: tuple) -> bytes | dict:
+    """The cubin of the reference GEMM of a :func:`key_of` key, or ``{"reference_error": text}`` when it fails to
+    compile (so that one failure does not hide the other figures; :func:`.hotloop.gate` fails a gated build
+    without a ratio). :func:`read_keys` reads the cubins."""
     try:
-        return dict(_reference(*key))
+        return _cubin(*key)
     except Exception as error:  # noqa: BLE001 - recorded on the builds it concerns
         return {"reference_error": f"{type(error).__name__}: {error}"}
+
+
+def read_keys(compiled: dict[tuple, bytes | dict]) -> dict[tuple, dict]:
+    """:func:`reference` for each key of ``compiled`` (key -> :func:`compile_key`'s answer), the cubins'
+    SASS read in one batch (:func:`.aot.sass_many`); an error stays the key's answer."""
+    keys = [k for k, c in compiled.items() if isinstance(c, bytes)]
+    read = dict(zip(keys, map(hotloop.hot_loop, aot.sass_many([compiled[k] for k in keys]))))
+    return {k: read[k] if k in read else dict(c) for k, c in compiled.items()}
 
 
 def attach(records: list[dict], references: dict[tuple, dict]) -> list[dict]:
     """``records`` with the reference columns: ``reference_other_per_mma`` (the reference GEMM's non-tensor-core
     instructions per tensor-core instruction in its hot loop) and ``reference_ratio`` (:func:`.hotloop.ratio`),
-    from ``references`` (:func:`key_of` -> :func:`compile_key`); records without a key get neither."""
+    from ``references`` (:func:`key_of` -> :func:`read_keys`); records without a key get neither."""
     done = []
     for record in records:
         key = key_of(record)

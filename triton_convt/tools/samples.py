@@ -9,19 +9,25 @@ variant, so uninitialised memory would make the build a matter of chance).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import functools
+from collections.abc import Callable
 
 import torch
 
+from ..functional.conv_pixel_shuffle import check_call as check_pixel_shuffle
 from ..functional.conv_transpose import check_call
 from ..launch import KernelPlan
 from ..launch import conv_transpose_bwd as backward
+from ..launch.conv_pixel_shuffle_bwd import unshuffle_plan
+from ..launch.conv_pixel_shuffle_fwd import allocate_output as pixel_shuffle_output
+from ..launch.conv_pixel_shuffle_fwd import forward_plan as pixel_shuffle_plan
 from ..launch.conv_transpose_fwd import allocate_output, depthwise_plan, forward_plan
 from ..launch.kernel_plan import spatial_3d
 from ..launch.phase_gemm import repack_plan
 from ..launch.upsample_conv_bwd import unfold_plan
 from ..launch.upsample_conv_fwd import allocate_folded, fold_plan
 from ..launch.upsample_shapes import UpsampleConvParams
+from .layers import LayerSpec
 
 #: The dtypes and ``tl.dot`` input precisions each dtype class of the config files is compiled with. fp32 runs
 #: TF32 on a GPU by default (``torch.backends.cudnn.allow_tf32``) and the exact "ieee" path when it is switched off,
@@ -37,6 +43,7 @@ LAYOUTS = ("channels_last", "nchw")
 #: The input layouts each kernel key's configs serve (every key not listed serves both): the forward's candidates are
 #: kept apart for channels_last and NCHW inputs (:func:`triton_convt.launch.phase_gemm.config_key`).
 KEY_LAYOUTS = {"conv_transpose2d_fwd": ("channels_last",), "conv_transpose2d_fwd_nchw": ("nchw",),
+               "conv2d_pixel_shuffle": ("channels_last",), "conv2d_pixel_shuffle_nchw": ("nchw",),
                "conv_transpose2d_bwd_input": ("channels_last",), "conv_transpose2d_bwd_input_nchw": ("nchw",),
                # It copies a weight in torch's default layout whatever the input's: one build says it all.
                "weight_repack": ("nchw",)}
@@ -69,10 +76,10 @@ def _sample_problem(dtype: torch.dtype, layout: str):
 
 
 def _output(x: torch.Tensor, w: torch.Tensor, params, layout: str) -> torch.Tensor:
-    """The output of a sample call in the layout a model in ``layout`` gets: an NCHW model's weight is NCHW too (the
-    launcher reads its channels_last copy), so torch gives it an NCHW output."""
-    y = allocate_output(x, w, params)
-    return y.contiguous() if layout == "nchw" else y
+    """The output of a sample call in the layout a model in ``layout`` gets: the input's (the modules own their
+    weight channels_last, and that choice does not decide their output's layout: ``layout_from_weight=False``), so
+    an NCHW model gets an NCHW output."""
+    return allocate_output(x, w, params, layout_from_weight=False)
 
 
 def _with_precision(plan: KernelPlan, precision: str) -> KernelPlan:
@@ -125,6 +132,48 @@ ND_FORWARD_SAMPLES: dict[str, Callable[..., KernelPlan]] = {
 }
 
 
+def _empty_channels_innermost(*shape: int, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised ``(N, C, *spatial)`` tensor with channels innermost (as :func:`_channels_innermost`): memory
+    that is reserved, never written or read (a compile needs the tensor's shape, strides and dtype only)."""
+    return torch.empty(shape[0], *shape[2:], shape[1], dtype=dtype).movedim(-1, 1)
+
+
+def layer_plan(spec: LayerSpec, dtype: torch.dtype, config: dict | None = None, precision: str = "ieee") -> KernelPlan:
+    """The forward GEMM launch of one layer of the report's set (:mod:`.layers`) at its full size, as a call with
+    channels-innermost operands runs it: input, weight and output channels innermost (the report's channels_last
+    layout; a weight in any other layout reaches the kernel in that order after its copy), the layer's bias and
+    activation. ``config`` None takes the launcher's untuned pick.
+
+    The static profile's layer builds and the work model's issue term (:mod:`.workmodel`) compile it, so that the
+    SASS they read has the layer's own column count, taps, channel blocks, epilogue and index width. The input and
+    output are allocated but never touched (:func:`_empty_channels_innermost`): a compile reads shapes, strides and
+    the weight's values (the launcher checks them for non-finite entries) only.
+    """
+    if spec.c_in // spec.groups == 1:
+        raise ValueError(f"{spec.name} has one input channel per group: the depthwise kernel runs it, not the GEMM")
+    x = _empty_channels_innermost(spec.n, spec.c_in, *spec.hw, dtype=dtype)
+    w = _channels_innermost(spec.c_in, spec.c_out // spec.groups, *spec.kernel, dtype=dtype)
+    b = _sample(spec.c_out, dtype=dtype) if spec.bias else None
+    params = check_call(x, w, b, *spec.conv_args)
+    y = allocate_output(x, w, params)
+    plan = forward_plan(x, w, b, y, params, activation=spec.activation or "none", config=config)
+    return _with_precision(plan, precision)
+
+
+def pixel_shuffle_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee",
+                              index64: bool | None = None) -> KernelPlan:  # fmt: skip
+    """The conv2d + pixel_shuffle launch (the phase GEMM with ``SHUFFLE = 2``) on EDSR's x2 upsampler shrunk to CPU
+    size: a 3x3 conv from 256 to 4*256 channels, padding 1, then pixel shuffle by 2; the weight in the kernel's
+    layout (output channels innermost, as :class:`triton_convt.PixelShuffleConv2d` owns it), 512 rows, every
+    extent a multiple of 16 as in :func:`_sample_problem`."""
+    x = _sample(2, 256, 16, 16, dtype=dtype, layout=layout)
+    w = _sample(256, 3, 3, 1024, dtype=dtype).permute(3, 0, 1, 2)
+    b = _sample(1024, dtype=dtype)
+    params = check_pixel_shuffle(x, w, b, 2, 1, 1, 1, 1)
+    y = pixel_shuffle_output(x, w, params)
+    return _with_precision(pixel_shuffle_plan(x, w, b, y, params, config=config, index64=index64), precision)
+
+
 def depthwise_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
     """The depthwise launch on FCN's upsampling shape (k4 s2 p1, groups = channels = 128) at CPU size."""
     x = _sample(2, 128, 16, 16, dtype=dtype, layout=layout)
@@ -150,6 +199,17 @@ def weight_repack_sample_plan(dtype: torch.dtype, layout: str, config: dict | No
     """The launch that brings the sample problem's weight, in torch's default layout, into channels_last order."""
     w = _sample(256, 256, 4, 4, dtype=dtype)
     return repack_plan(spatial_3d(w), config=config)[0]
+
+
+def pixel_unshuffle_bwd_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None,
+                                    precision: str = "ieee") -> KernelPlan:  # fmt: skip
+    """The backward's unshuffle with gelu's derivative (the longest formula) on :func:`pixel_shuffle_sample_plan`'s
+    output gradient (``layout``): the ``[2, 1024, 16, 16]`` conv output gradient, in the same layout."""
+    plan = pixel_shuffle_sample_plan(dtype, layout)
+    dy = plan.args["y_ptr"].squeeze(2)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    dz = torch.empty((2, 1024, 16, 16), dtype=dtype, memory_format=fmt)
+    return unshuffle_plan(dy, dy, dz, 2, "gelu", 0.01, config=config)
 
 
 def channel_sum_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"):
@@ -186,6 +246,8 @@ def upsample_unfold_sample_plan(dtype: torch.dtype, layout: str, config: dict | 
 SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "conv_transpose2d_fwd": forward_sample_plan,
     "conv_transpose2d_fwd_nchw": forward_sample_plan,
+    "conv2d_pixel_shuffle": pixel_shuffle_sample_plan,
+    "conv2d_pixel_shuffle_nchw": pixel_shuffle_sample_plan,
     "conv_transpose2d_fwd_depthwise": depthwise_sample_plan,
     "conv_transpose2d_bwd_input": bwd_input_sample_plan,
     "conv_transpose2d_bwd_input_nchw": bwd_input_sample_plan,
@@ -193,9 +255,42 @@ SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "channel_sum": channel_sum_sample_plan,
     "activation_bwd": activation_bwd_sample_plan,
     "weight_repack": weight_repack_sample_plan,
+    "pixel_unshuffle_bwd": pixel_unshuffle_bwd_sample_plan,
     "upsample_fold": upsample_fold_sample_plan,
     "upsample_unfold": upsample_unfold_sample_plan,
 }
+
+
+#: Kernel key -> ``(dtype, layout, config, precision, index64) -> KernelPlan``: the launches ``triton-convt-profile
+#: --picked`` builds with the launcher's own config, each in the layouts its key serves (:func:`layouts_of`).
+PICKED_PLANS: dict[str, Callable[..., KernelPlan]] = {
+    "conv_transpose2d_fwd": forward_sample_plan,
+    "conv_transpose2d_fwd_nchw": forward_sample_plan,
+    "conv2d_pixel_shuffle": pixel_shuffle_sample_plan,
+    "conv2d_pixel_shuffle_nchw": pixel_shuffle_sample_plan,
+}
+
+
+@functools.cache
+def uses_dot(kernel: str) -> bool:
+    """Whether ``kernel``'s launch multiplies with ``tl.dot`` (its plan takes a ``DOT_PRECISION``); the elementwise
+    and reduction kernels do not."""
+    # Built on one thread: the profile forks its compile processes after asking, and a process forked from one that
+    # had run a parallel torch op waits forever on the intra-op threads it did not inherit.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return "DOT_PRECISION" in SAMPLE_PLANS[kernel](torch.float32, layouts_of(kernel)[0]).args
+    finally:
+        torch.set_num_threads(threads)
+
+
+def dtype_variants(kernel: str, cls: str) -> tuple[tuple[torch.dtype, str], ...]:
+    """The ``(dtype, precision)`` builds of ``kernel`` for dtype class ``cls``: :data:`DTYPE_VARIANTS`, except that
+    a kernel without ``tl.dot`` compiles one code for both fp32 precisions, so it is built once (as "ieee")."""
+    if uses_dot(kernel):
+        return DTYPE_VARIANTS[cls]
+    return tuple(dict.fromkeys((dtype, "ieee") for dtype, _ in DTYPE_VARIANTS[cls]))
 
 
 def forward_variants() -> list[tuple[dict, KernelPlan]]:

@@ -29,6 +29,7 @@ from . import workmodel
 from .checking import tolerance, torch_conv_transpose
 from .report.rows import channels_last
 
+
 def merge_winners(data: dict, kernel: str, dtype_cls: str, winners: list[dict]) -> dict:
     """``data`` (a loaded config file) with ``kernel``'s ``dtype_cls`` list reordered: configs that won a layer
     first, by number of wins (ties: first win first), then the rest in their old order. Other entries are kept."""
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", action="append", choices=("float16", "bfloat16", "float32", "float64"),
                         help="dtypes to tune (default: float16 and float32)")  # fmt: skip
     parser.add_argument("--configs", default=str(resources.files(configs.PACKAGE)),
-                        help="directory of the config files to rewrite (default: the package's autotune_configs)")  # fmt: skip
+                        help="directory of the config files to rewrite (default: the package's "
+                        "autotune_configs)")  # fmt: skip
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("triton-convt-tune: no CUDA GPU (torch.cuda.is_available() is False); tuning needs one. Nothing was "

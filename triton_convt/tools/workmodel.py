@@ -1,211 +1,248 @@
-"""A model of the work the forward kernel issues and the bytes a call moves, per layer and config (plain Python).
+"""The work model: what the forward kernel issues, the bytes a call moves (counted in :mod:`.workcount`, whose
+names this module also offers) and the time that takes on published parts (plain Python; a model, nothing here is
+measured on a GPU).
 
-These are *model* figures, computed from shapes and tile sizes; nothing here is measured on a GPU.
+Time (:func:`modelled`, on the parts of :data:`PEAKS`: H100 SXM with ``sm90.json``'s pick, A100 SXM with
+``sm80.json``'s). A lower bound, the largest of three terms, each a part's published figure or a count read from
+the compiled code, never a measurement:
 
-MACs. Useful MACs are the definition of the operation: ``N * C_in * (C_out/groups) * H_in * W_in * kH * kW``
-(every input pixel times every tap, cropped ones included). The kernel issues, per program, a
-``[BLOCK_M, BLOCK_N]`` tile times ``ceil(C_in_g / BLOCK_K) * BLOCK_K`` input channels per tap of its phase; rows
-whose tap reads outside the input are masked but still issued, and programs past the rows of their phase (the
-grid is sized for the largest phase) exit without issuing anything. So
-``issued / useful = tile padding (M, N, K) x masked taps / cropped taps``; :class:`Work` keeps the parts apart.
-The depthwise kernel (one input channel per group) issues one multiply per tap for each of the ``BLOCK``
-(pixel, channel) elements of its block: its only tile padding is the last block of each phase.
+- memory: the fused call's bytes over the part's memory bandwidth (the layer's *memory bound*);
+- tensor cores: the MACs the kernel issues (whole tiles, masked taps included) at the part's dense peak;
+- instruction issue (:func:`issue_seconds`): the warp instructions the programs issue, from the SASS of the
+  layer's own build with that config (:func:`.profile.layer_builds`: the layer at full size, its column count,
+  taps, channel blocks, epilogue and index width): per program, the hot loop's instructions times the program's
+  iterations (its phase's taps times the channel blocks) plus the rest of the kernel once (row decoding, border
+  masks, the pipeline's prologue, bias, activation and store), times the warps; over four warp instructions per
+  clock per SM (one per scheduler), at the part's SM count and the clock its published 16-bit peak implies.
 
-Bytes. A fused call reads the input, weight and bias once and writes the output once. The unfused chain a user
-would otherwise run writes the conv output, reads and writes it again to add the bias (when the layer has one),
-and again for the activation (when one follows): ``x + w + y`` then ``y + b + y`` then ``y + y`` (:func:`traffic`).
+What it leaves out, so a measured time can only be longer: latency (a loop's wait for its loads when too few warps
+are resident to hide it), shared-memory and L2 bandwidth (a narrow tile reads its A tile from shared memory for
+few columns; the gather reads each input pixel once per tap, ``taps`` times the input's bytes through L2),
+instructions that take more than one issue slot, programs that exit at once, tail effects and the launch itself.
+
+The rule of issue 19 on H100 (:func:`meets_rule`): every 16-bit layer of the set issues at most
+:data:`RULE_ISSUED` times its useful MACs, or its modelled time is within :data:`RULE_MEMORY` times its memory bound.
 
 :data:`LAYERS` is the report's layer set (decoder layers, from ``layers.json``); ``python -m
 triton_convt.tools.workmodel`` prints the model for it with the config the launcher would pick from each config
-file.
+file, and the modelled time on each part from the SASS of the layers' builds (compiled without a GPU); then the
+nearest-upsample + conv layers (:func:`upsampler_work`) and the conv2d + pixel_shuffle layers
+(:func:`pixel_shuffle_work`) against the op chains torch runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 
 import torch
 
-from ..launch import configs, shapes
-from ..launch.upsample_shapes import UpsampleConvParams
+from ..launch import configs, interpreter_active
 from . import layers
-from .layers import Layer
+from .workcount import (  # noqa: F401  (the counting half, offered here too: one import for the model's users)
+    LAYERS,
+    MMA_MINIMUM,
+    PIXEL_SHUFFLE_KERNEL,
+    Work,
+    axis_taps,
+    floor,
+    is_depthwise,
+    kernel_of,
+    launcher_config,
+    mma_minimum,
+    phases,
+    pixel_shuffle_work,
+    problem_rows,
+    problem_sizes,
+    shipped_floor,
+    spec_traffic,
+    traffic,
+    upsampler_work,
+    work,
+)
+
+#: Published figures of the parts the model runs on: dense tensor-core TFLOP/s per dtype (no sparsity; fp32 is
+#: TF32, torch's default for convolutions), memory bandwidth in bytes/s, SM count, dense 16-bit tensor-core FLOPs
+#: per SM per clock (with the 16-bit peak and the SM count, the clock: :func:`clock_hz`), the config file the
+#: launcher reads on the part, and the part's name among NVIDIA's GEMM model's predefined GPUs
+#: (:mod:`triton_convt.tools.nvmodel`).
+PEAKS = {
+    "H100 SXM": {
+        "tflops": {"bfloat16": 989.4, "float16": 989.4, "float32": 494.7},
+        "bandwidth": 3.35e12,
+        "sms": 132,
+        "flops_per_sm_clock": 4096,
+        "target": "sm90",
+        "nvidia_gpu": "H100_SXM",
+        "source": "NVIDIA H100 Tensor Core GPU datasheet, H100 SXM5 80GB: BF16/FP16 989.4 and TF32 494.7 dense "
+        "tensor TFLOP/s (half the 'with sparsity' figures), HBM3 3.35 TB/s; 132 SMs, 4096 dense FP16 FLOP per SM "
+        "per clock (the Hopper architecture whitepaper)",
+    },
+    "A100 SXM": {
+        "tflops": {"bfloat16": 312.0, "float16": 312.0, "float32": 156.0},
+        "bandwidth": 2.039e12,
+        "sms": 108,
+        "flops_per_sm_clock": 2048,
+        "target": "sm80",
+        "nvidia_gpu": "A100_SXM_80GB",
+        "source": "NVIDIA A100 Tensor Core GPU datasheet, A100 SXM4 80GB: BF16/FP16 312 and TF32 156 dense tensor "
+        "TFLOP/s, HBM2e 2,039 GB/s; 108 SMs, 2048 dense FP16 FLOP per SM per clock (the Ampere architecture "
+        "whitepaper)",
+    },
+}
+
+#: Warp instructions one SM issues per clock: four schedulers (one per SM sub-partition), each issuing at most one
+#: warp instruction per clock, on sm_80 and sm_90.
+ISSUE_PER_SM_CLOCK = 4
 
 
-#: The report's layer set: upsampling layers of real decoders at their usual sizes, read from
-#: ``triton_convt/tools/layers.json`` (:mod:`.layers`, the one source of truth), geometry only.
-LAYERS = tuple(spec.layer for spec in layers.load())
+def clock_hz(part: str) -> float:
+    """The SM clock at which ``part`` reaches its published 16-bit peak: ``peak / (SMs * FLOPs per SM per
+    clock)`` (H100 SXM: 1.83 GHz; A100 SXM: 1.41 GHz)."""
+    peak = PEAKS[part]
+    return peak["tflops"]["float16"] * 1e12 / (peak["sms"] * peak["flops_per_sm_clock"])
+
+
+def issue_seconds(wk: Work, config: dict, reading: dict, part: str) -> float | None:
+    """The instruction-issue term of :func:`modelled`: the warp instructions of a launch over ``part``'s issue rate
+    (:data:`ISSUE_PER_SM_CLOCK` per SM per clock, :func:`clock_hz`). Each program that runs issues, per warp, its
+    hot loop (``reading["hot_instructions"]``, :func:`.hotloop.hot_loop`) once per iteration and the rest of the
+    kernel (``reading["kernel_instructions"]`` less the loop, :func:`.hotloop.kernel_instructions`) once; ``None``
+    when the build has no tensor-core loop to read (fp32 on the exact FMA path)."""
+    loop, whole = reading.get("hot_instructions"), reading.get("kernel_instructions")
+    if not loop or not whole:
+        return None
+    warp_instructions = config["num_warps"] * (loop * wk.iterations + (whole - loop) * wk.active_programs)
+    return warp_instructions / (ISSUE_PER_SM_CLOCK * PEAKS[part]["sms"] * clock_hz(part))
 
 
 @dataclass(frozen=True)
-class Work:
-    """The forward kernel's work on one layer with one config (MACs counted per multiply-add)."""
+class Timing:
+    """The modelled time of one layer on one part (a model: seconds, each term a lower bound of its own)."""
 
-    useful_macs: int  #: the operation's definition (see the module docstring)
-    in_range_macs: int  #: MACs of taps whose input pixel exists, with no tile padding: the gather's own work
-    issued_macs: int  #: what the programs issue: whole tiles, masked taps included
-    programs: int  #: the grid size
-    empty_programs: int  #: programs past the rows of their phase, which exit at once
+    config: dict  #: the launcher's untuned pick from the part's config file
+    issued: float  #: issued over useful MACs with that config
+    memory_s: float  #: the fused call's bytes at the part's bandwidth: the layer's memory bound
+    mma_s: float  #: the issued MACs at the part's dense tensor-core peak
+    issue_s: float | None  #: the warp instructions at the part's issue rate (None: no SASS reading)
 
     @property
-    def ratio(self) -> float:
-        """Issued over useful MACs (1.0 is no waste)."""
-        return self.issued_macs / self.useful_macs
+    def seconds(self) -> float:
+        """The modelled time: the largest term."""
+        return max(t for t in (self.memory_s, self.mma_s, self.issue_s) if t is not None)
+
+    @property
+    def bound(self) -> str:
+        """Which term sets :attr:`seconds`: ``memory``, ``compute`` (the tensor cores) or ``issue``."""
+        terms = {"memory": self.memory_s, "compute": self.mma_s, "issue": self.issue_s}
+        return max((t, name) for name, t in terms.items() if t is not None)[1]
+
+    @property
+    def over_memory(self) -> float:
+        """:attr:`seconds` over the memory bound (1.0: the layer runs at its memory bound)."""
+        return self.seconds / self.memory_s
 
 
-def _in_range(q_count: int, size: int, delta: int) -> int:
-    """How many ``q`` in ``range(q_count)`` read an input ``q + delta`` inside ``[0, size)``."""
-    return max(0, min(q_count, size - delta) - max(0, -delta))
+def modelled(spec: layers.LayerSpec, dtype: torch.dtype, part: str, reading: dict | None = None) -> Timing:
+    """The modelled time of a layer of the set on ``part`` (see the module docstring), with the config the part's
+    file gives untuned; ``reading`` is the SASS record of the layer's build with that config
+    (:func:`sass_readings`), without which the issue term is left out."""
+    layer, target = spec.layer, PEAKS[part]["target"]
+    config = launcher_config(layer, dtype, target if target in configs.available_targets() else "default")
+    wk = work(layer, config)
+    name = str(dtype).split(".")[1]
+    moved = spec_traffic(spec, torch.empty((), dtype=dtype).element_size())["fused"]
+    peak = PEAKS[part]["tflops"][name] * 1e12
+    issue = None
+    if reading is not None and _same_config(reading.get("config"), config):
+        issue = issue_seconds(wk, config, reading, part)
+    return Timing(config, wk.ratio, moved / PEAKS[part]["bandwidth"], spec.flops * wk.ratio / peak, issue)
 
 
-def axis_taps(layer: Layer) -> list[list[list[tuple[int, int]]]]:
-    """Per spatial axis, the ``(k, delta)`` taps of each residue of the axis's launch stride
-    (:func:`triton_convt.launch.shapes.phase_taps`): a phase of the layer is one residue per axis, and its taps
-    are every combination of its residues' taps."""
-    return [shapes.phase_taps(k, s, p, d) for k, s, p, d in zip(layer.kernel, layer.launch_stride, layer.padding,
-                                                                  layer.dilation)]  # fmt: skip
+def _same_config(a: dict | None, b: dict) -> bool:
+    return a is not None and all(a.get(k) == v for k, v in b.items())
 
 
-def phases(layer: Layer):
-    """Every phase of the layer as the forward kernel runs it, in residue order: ``(rows, taps)`` per axis, each a
-    tuple with one entry per axis (``rows``: output positions of the phase along the axis; ``taps``: its
-    ``(k, delta)`` taps along it)."""
-    per_axis = [[(shapes.phase_count(o, s, r), taps[r]) for r in range(s)]
-                for o, s, taps in zip(layer.output_hw, layer.launch_stride, axis_taps(layer))]  # fmt: skip
-    for combo in itertools.product(*per_axis):
-        yield tuple(rows for rows, _ in combo), tuple(taps for _, taps in combo)
+#: Issue 19's rule, held on H100 for every 16-bit layer of the set (:func:`meets_rule`): issued over useful MACs
+#: at most this ...
+RULE_ISSUED = 2.0
+#: ... or the modelled time within this factor of the layer's memory bound.
+RULE_MEMORY = 1.25
 
 
-def work(layer: Layer, config: dict) -> Work:
-    """The MACs and programs of one forward launch of ``layer`` with ``config`` (as the kernel and launcher do it:
-    one program per row tile of the largest phase, column tile, group and phase), for 1 to 3 spatial axes."""
-    if is_depthwise(layer):  # blocks of (pixel, channel) elements of all groups; one multiply per tap, no K tile
-        bm, bn, n_tiles, k_issued, groups, per_row = config["BLOCK"], 1, 1, 1, 1, layer.c_out
-    else:
-        bm, bn, bk, groups, per_row = config["BLOCK_M"], config["BLOCK_N"], config["BLOCK_K"], layer.groups, 1
-        n_tiles = math.ceil(layer.c_out_g / bn)
-        k_issued = math.ceil(layer.c_in_g / bk) * bk
-    m_tiles = math.ceil(layer.n * problem_rows(layer) * per_row / bm)
-    channel_macs = layer.c_in_g * layer.c_out_g * layer.groups
-    issued = in_range = empty = 0
-    for rows, taps in phases(layer):
-        tiles = math.ceil(layer.n * math.prod(rows) * per_row / bm)
-        empty += (m_tiles - tiles) * n_tiles * groups
-        issued += tiles * n_tiles * groups * bm * bn * k_issued * math.prod(map(len, taps))
-        # A tap (one per axis) is in range for the outputs whose input exists along every axis.
-        in_axis = [[_in_range(q, size, delta) for _, delta in axis] for q, size, axis in zip(rows, layer.hw, taps)]
-        in_range += layer.n * math.prod(map(sum, in_axis)) * channel_macs
-    useful = layer.n * layer.c_in * layer.c_out_g * math.prod(layer.hw) * math.prod(layer.kernel)
-    programs = math.prod(layer.launch_stride) * groups * m_tiles * n_tiles
-    return Work(useful, in_range, issued, programs, empty)
+def meets_rule(timing: Timing) -> bool:
+    """Whether a layer's modelled time meets issue 19's rule: at most :data:`RULE_ISSUED` times its useful MACs
+    issued, or within :data:`RULE_MEMORY` times its memory bound (which needs the issue term: a timing without a
+    SASS reading meets it through its MACs only)."""
+    if timing.issued <= RULE_ISSUED:
+        return True
+    return timing.issue_s is not None and timing.seconds <= RULE_MEMORY * timing.memory_s
 
 
-#: The finest GEMM tiles the tensor cores issue, per dtype class (the model counts whole tiles, so a config is held
-#: to these minimums; a test checks the shipped ones): 16 rows (mma.m16), 8 columns (mma n8 and wgmma n8, the
-#: narrowest: Triton pads a narrower tl.dot to it), and a K step of 16 for 16-bit operands, 8 for TF32, 4 for fp64
-#: (also tl.dot's minimums in Triton 3.9).
-MMA_MINIMUM = {
-    "16bit": {"BLOCK_M": 16, "BLOCK_N": 8, "BLOCK_K": 16},
-    "fp32": {"BLOCK_M": 16, "BLOCK_N": 8, "BLOCK_K": 8},
-    "fp64": {"BLOCK_M": 16, "BLOCK_N": 8, "BLOCK_K": 4},
-}
-
-#: AMD's MI300 (gfx942), 64-lane wavefronts: tl.dot maps to v_mfma only from 16 columns on (a narrower tile falls
-#: back to FMA), and gfx942.json ships no K step below 16 (its smallest compiled tile, 16x16x16, for every dtype).
-#: So the floor on gfx942 counts that tile; it is the finest tile the shipped configs use, not a proof that a
-#: smaller K step could not be compiled there.
-MMA_MINIMUM_GFX942 = {cls: {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16} for cls in MMA_MINIMUM}
+def readings_of(records: list[dict]) -> dict[tuple[str, int, str], dict]:
+    """The layer builds among static-profile ``records`` (:func:`.profile.layer_builds`) keyed by ``(layer, arch,
+    dtype class)``, for :func:`modelled`; failed builds are left out."""
+    return {(r["layer"], r["arch"], r["dtype_class"]): r for r in records if r.get("layer") and "error" not in r}
 
 
-def mma_minimum(target: str, dtype_cls: str) -> dict[str, int]:
-    """The finest GEMM tile of a config file's target (``gfx*``: AMD's; any other: NVIDIA's tensor cores)."""
-    return (MMA_MINIMUM_GFX942 if target.startswith("gfx") else MMA_MINIMUM)[dtype_cls]
+def sass_readings(names: list[str] | None = None, archs: tuple[int, ...] = (80, 90),
+                  dtypes: tuple[str, ...] = ("float16", "float32"), jobs: int | None = None) -> dict:
+    """Compile the layer builds (:func:`.profile.layer_builds`) of the layers ``names`` (all GEMM layers when None)
+    for ``archs`` and ``dtypes`` and return :func:`readings_of` their records. Compiling needs a process without
+    the interpreter: under ``TRITON_INTERPRET=1`` (the tests, the report's checks) it runs
+    ``triton-convt-profile --layers`` in a child process."""
+    if names is not None and not names:
+        return {}
+    jobs = jobs or os.cpu_count() or 1
+    arch_args = [a for arch in archs for a in ("--arch", f"sm{arch}")]
+    dtype_args = [a for d in dtypes for a in ("--dtype", d)]
+    with tempfile.TemporaryDirectory() as out:
+        if interpreter_active():
+            env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+            env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+            cmd = [sys.executable, "-m", "triton_convt.tools.profile", "--layers", *(names or []), *arch_args,
+                   *dtype_args, "--out", out, "--jobs", str(jobs), "--no-reference"]  # fmt: skip
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            path = os.path.join(out, "profile.json")
+            if not os.path.exists(path):
+                raise RuntimeError(f"the layer builds failed to compile:\n{done.stderr[-3000:]}")
+            with open(path) as f:
+                records = json.load(f)["builds"]
+        else:
+            from . import profile
+
+            records = profile.compile_builds(profile.layer_builds(list(archs), list(dtypes), names), out, jobs,
+                                             references=False)  # fmt: skip
+    return readings_of(records)
 
 
-def floor(layer: Layer, dtype: torch.dtype, target: str = "default") -> float:
-    """Issued over useful MACs that no config can go below: the kernel's own structure with the finest tiles (no
-    row padding, :data:`MMA_MINIMUM` columns and K step; single elements for the depthwise kernel). Above 1.0 when
-    taps are masked at the borders (a phase grid larger than the input: a ``k = 2s``, ``p = 0`` layer computes
-    ``(H + 1)^2`` outputs per phase from ``H^2`` inputs) or when a GEMM extent is not a multiple of the tensor
-    cores' tile (3 RGB output channels issue 8 columns on NVIDIA GPUs, 16 on gfx942: :func:`mma_minimum` of
-    ``target``)."""
-    finest = {**mma_minimum(target, configs.dtype_class(dtype)), "BLOCK_M": 1, "BLOCK": 1}
-    return work(layer, finest).ratio
+def part_of(target: str) -> str | None:
+    """The part of :data:`PEAKS` whose launcher reads ``target``'s config file (None: no part modelled)."""
+    return next((part for part, peak in PEAKS.items() if peak["target"] == target), None)
 
 
-def traffic(layer: Layer, itemsize: int, bias: bool = True, activation: bool = True) -> dict[str, int]:
-    """Bytes to and from memory of one call: ``fused`` (this kernel: input, weight and bias read once, the output
-    written once) and ``unfused`` (the chain a user runs today: the conv writes the output, then a pass that reads
-    and writes it to add the bias when there is one, then a pass that reads and writes it for the activation when
-    there is one), counting each tensor once per pass. The one byte model of the package: the work model's table
-    and the perf report both read it (:func:`spec_traffic` for a layer of the set)."""
-    x = layer.n * layer.c_in * math.prod(layer.hw) * itemsize
-    w = layer.c_in * layer.c_out_g * math.prod(layer.kernel) * itemsize
-    b = layer.c_out * itemsize if bias else 0
-    y = layer.n * layer.c_out * math.prod(layer.output_hw) * itemsize
-    unfused = (x + w + y) + ((y + b + y) if bias else 0) + ((y + y) if activation else 0)
-    return {"fused": x + w + b + y, "unfused": unfused}
+def _arch_of(target: str) -> int:
+    return int(target[2:])
 
 
-def spec_traffic(spec: layers.LayerSpec, itemsize: int) -> dict[str, int]:
-    """:func:`traffic` of a layer of the set, with its own bias and activation."""
-    return traffic(spec.layer, itemsize, bias=spec.bias, activation=spec.activation is not None)
-
-
-def is_depthwise(layer: Layer) -> bool:
-    """Whether the launcher runs ``layer`` on the one-input-channel-per-group kernel (no tl.dot)."""
-    return layer.c_in_g == 1
-
-
-def kernel_of(layer: Layer) -> str:
-    """The config key of the forward kernel the launcher runs for ``layer``."""
-    return "conv_transpose2d_fwd_depthwise" if is_depthwise(layer) else "conv_transpose2d_fwd"
-
-
-def problem_rows(layer: Layer) -> int:
-    """Output pixels of the largest phase (residue 0 on every axis) per image."""
-    return math.prod(shapes.phase_count(o, s, 0) for o, s in zip(layer.output_hw, layer.launch_stride))
-
-
-def problem_sizes(layer: Layer) -> dict[str, int]:
-    """The extents the forward launcher fits tiles to: rows of the largest phase, and output and input channels per
-    group (the GEMM kernel), or (pixel, channel) elements of the largest phase (the depthwise kernel)."""
-    rows = layer.n * problem_rows(layer)
-    if is_depthwise(layer):
-        return {"BLOCK": rows * layer.c_out}
-    return {"BLOCK_M": rows, "BLOCK_N": layer.c_out_g, "BLOCK_K": layer.c_in_g}
-
-
-def shipped_floor(layer: Layer, dtype: torch.dtype, target: str = "default") -> float:
-    """Issued over useful MACs that no config of ``target``'s file can go below: the best of its candidates. Higher
-    than :func:`floor` where a file leaves out narrow tiles on purpose: sm80's and sm90's 16-bit forward lists stop
-    at 64 (sm80) and 16 (sm90) columns, 32 channels per K step and 64 rows, because narrower tiles' hot loops run
-    more than 15% over the matmul tutorial's."""
-    kernel = kernel_of(layer)
-    candidates = configs.usable(configs.source(kernel, target), kernel, configs.dtype_class(dtype))
-    return min(work(layer, c).ratio for c in candidates)
-
-
-def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
-    """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` (``default.json`` when
-    that file does not list the kernel) without tuning (:func:`triton_convt.launch.configs.choose`; on a GPU the tuner
-    chooses among the fitting ones)."""
-    kernel = kernel_of(layer)
-    return configs.choose(kernel, dtype, problem_sizes(layer), configs.source(kernel, target))
-
-
-def report(targets: list[str], dtype: torch.dtype) -> str:
-    """A markdown table of the model for :data:`LAYERS` with each target's pick."""
+def report(targets: list[str], dtype: torch.dtype, readings: dict | None = None) -> str:
+    """A markdown table of the model for :data:`LAYERS` with each target's pick; for the targets a part of
+    :data:`PEAKS` reads (sm90: H100 SXM, sm80: A100 SXM), the modelled time's terms (:func:`modelled`, the issue
+    term from ``readings``, :func:`sass_readings`) and, on H100 for 16-bit dtypes, issue 19's rule."""
     itemsize = torch.empty((), dtype=dtype).element_size()
+    cls = configs.dtype_class(dtype)
     lines = [
         f"Work model for {str(dtype).split('.')[1]} (a model, not a measurement)",
         "",
         "| layer | target | config (M x N x K, warps, stages) | programs (empty) | issued/useful MACs "
-        "| floor | in-range/useful | fused MB | unfused MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| floor | in-range/useful | fused MB | unfused MB | part | memory us | MMA us | issue us "
+        "| model us, bound | over memory bound | rule |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spec in layers.load():
         layer, moved = spec.layer, spec_traffic(spec, itemsize)
@@ -214,41 +251,21 @@ def report(targets: list[str], dtype: torch.dtype) -> str:
             wk = work(layer, c)
             tile = f"{'x'.join(str(v) for k, v in c.items() if k.startswith('BLOCK'))}, {c['num_warps']}, " \
                    f"{c['num_stages']}"
+            cells = ["", "", "", "", "", "", ""]
+            part = part_of(target)
+            if part is not None and str(dtype).split(".")[1] in PEAKS[part]["tflops"]:
+                reading = (readings or {}).get((layer.name, _arch_of(target), cls))
+                t = modelled(spec, dtype, part, reading)
+                issue = "" if t.issue_s is None else f"{t.issue_s * 1e6:.1f}"
+                rule = ("yes" if meets_rule(t) else "NO") if part == "H100 SXM" and cls == "16bit" else ""
+                cells = [part, f"{t.memory_s * 1e6:.1f}", f"{t.mma_s * 1e6:.1f}", issue,
+                         f"{t.seconds * 1e6:.1f}, {t.bound}", f"{t.over_memory:.2f}", rule]  # fmt: skip
             lines.append(
                 f"| {layer.name} | {target} | {tile} | {wk.programs} ({wk.empty_programs}) | {wk.ratio:.3f} "
-                f"| {floor(layer, dtype, target):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} | {moved['fused'] / 1e6:.1f} "
-                f"| {moved['unfused'] / 1e6:.1f} |"
+                f"| {floor(layer, dtype, target):.3f} | {wk.in_range_macs / wk.useful_macs:.3f} "
+                f"| {moved['fused'] / 1e6:.1f} | {moved['unfused'] / 1e6:.1f} | " + " | ".join(cells) + " |"
             )
     return "\n".join(lines)
-
-
-def upsampler_work(spec: layers.UpsamplerSpec, itemsize: int) -> dict[str, int]:
-    """MACs and bytes of a nearest-upsample + conv layer, fused (:func:`triton_convt.upsample_conv2d`) against the
-    two-op chain ``conv2d(interpolate(x))`` (a model, plain arithmetic).
-
-    MACs: the chain's conv issues every tap for every output, ``N*C_out*C_in*OH*OW*kH*kW``; the fold issues, per
-    output phase, only the folded taps of that phase (taps reading the same input pixel were added into one:
-    4 instead of 9 for nearest x2 + 3x3), border taps included. Bytes: the chain reads ``x`` and writes the
-    upsampled ``u`` (``s_h*s_w`` times larger), then reads ``u``, ``w`` and ``b`` and writes ``y``; the fused call
-    reads ``w`` and writes the folded ``W'`` (one small launch), then reads ``x``, ``W'`` and ``b`` and writes ``y``.
-    """
-    params = UpsampleConvParams(spec.scale, tuple((p, p) for p in spec.padding), (1, 1), 1, spec.kernel)
-    (oh, ow), folds = spec.output_hw, params.folds()
-    phase_taps = []
-    for fold, out in zip(folds, (oh, ow)):
-        per_phase = [sum(1 for k, taps in enumerate(fold.taps) if taps and (k - fold.pad) % fold.scale == r)
-                     for r in range(fold.scale)]  # fmt: skip
-        phase_taps.append(sum(shapes.phase_count(out, fold.scale, r) * t for r, t in enumerate(per_phase)))
-    channels = spec.n * spec.c_out * spec.c_in
-    x = spec.n * spec.c_in * spec.hw[0] * spec.hw[1] * itemsize
-    u = x * spec.scale[0] * spec.scale[1]
-    w = spec.c_out * spec.c_in * spec.kernel[0] * spec.kernel[1] * itemsize
-    folded = spec.c_out * spec.c_in * folds[0].folded * folds[1].folded * itemsize
-    b = spec.c_out * itemsize if spec.bias else 0
-    y = spec.n * spec.c_out * oh * ow * itemsize
-    return dict(chain_macs=channels * oh * ow * spec.kernel[0] * spec.kernel[1],
-                fused_macs=channels * phase_taps[0] * phase_taps[1],
-                chain_bytes=x + u + u + w + b + y, fused_bytes=w + folded + x + folded + b + y)  # fmt: skip
 
 
 def upsampler_report(dtype: torch.dtype) -> str:
@@ -270,13 +287,52 @@ def upsampler_report(dtype: torch.dtype) -> str:
     return "\n".join(lines)
 
 
+def pixel_shuffle_report(targets: list[str], dtype: torch.dtype) -> str:
+    """A markdown table of :func:`pixel_shuffle_work` for the report's conv2d + pixel_shuffle layers."""
+    lines = [
+        f"Conv2d + PixelShuffle, fused vs conv2d, pixel_shuffle (+ activation) as torch runs them, "
+        f"{str(dtype).split('.')[1]} (a model, not a measurement)", "",
+        "| layer | target | config (M x N x K, warps, stages) | GMACs | issued/useful MACs | chain MB | fused MB "
+        "| byte ratio | launches chain/fused |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for spec in layers.load_pixel_shuffles():
+        for target in targets:
+            m = pixel_shuffle_work(spec, dtype, target)
+            c = m["config"]
+            tile = f"{'x'.join(str(v) for k, v in c.items() if k.startswith('BLOCK'))}, {c['num_warps']}, " \
+                   f"{c['num_stages']}"
+            lines.append(
+                f"| {spec.name} | {target} | {tile} | {m['useful_macs'] / 1e9:.2f} "
+                f"| {m['issued_macs'] / m['useful_macs']:.3f} | {m['chain_bytes'] / 1e6:.1f} "
+                f"| {m['fused_bytes'] / 1e6:.1f} | {m['chain_bytes'] / m['fused_bytes']:.2f} "
+                f"| {m['chain_launches']}/{m['fused_launches']} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="triton-convt-workmodel", description="Print the work model of the report's layer set (model figures, not measurements).")
+    parser = argparse.ArgumentParser(
+        prog="triton-convt-workmodel",
+        description="Print the work model of the report's layer set (model figures, not measurements).",
+    )
     parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32", "float64"))
+    parser.add_argument("--no-sass", action="store_true",
+                        help="leave out the issue term (compiles nothing; the layers' builds take a minute or "
+                        "two)")  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compile processes (default: cores)")
     args = parser.parse_args(argv)
-    print(report(configs.available_targets(), getattr(torch, args.dtype)))
+    dtype = getattr(torch, args.dtype)
+    readings = None
+    if not args.no_sass and dtype != torch.float64:  # fp64 has no tensor-core loop on these parts
+        os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+        build_dtype = "float16" if configs.dtype_class(dtype) == "16bit" else "float32"
+        readings = sass_readings(dtypes=(build_dtype,), jobs=args.jobs)
+    print(report(configs.available_targets(), dtype, readings))
     print()
     print(upsampler_report(getattr(torch, args.dtype)))
+    print()
+    print(pixel_shuffle_report(configs.available_targets(), getattr(torch, args.dtype)))
     return 0
 
 

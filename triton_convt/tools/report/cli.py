@@ -17,11 +17,11 @@ import time
 import torch
 
 from ...launch import configs
-from .. import layers
+from .. import layers, workmodel
 from ..cli import arch, ensure_runnable
-from .cpu import check_rows, cpu_environment, model_rows, start_static_profile, static_profile
+from .cpu import check_rows, cpu_environment, layer_dtypes, machine, model_rows, start_static_profile, static_profile
 from .gpu import gpu_environment, gpu_rows, upsampler_rows, write_upsampler_rows
-from .render import read_csv, render, summary_lines, write_results
+from .render import check_error_lines, read_csv, render, summary_lines, write_results
 from .rows import DTYPES
 
 
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only or ["check", "model", "profile"]
     archs = args.arch or [80, 90]
     if parts == ["profile"]:  # the child of start_static_profile (or a user): compiled kernels, no interpreter
-        static_profile(os.path.join(args.out or "perf_reports/cpu", "profile"), archs, args.dtypes, args.jobs)
+        static_profile(os.path.join(args.out or "perf_reports/cpu", "profile"), archs, args.dtypes, args.jobs,
+                       args.layers)  # fmt: skip
         return 0
 
     if torch.cuda.is_available():
@@ -75,12 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or os.path.join("perf_reports", "cpu")
     os.makedirs(out, exist_ok=True)
     start = time.monotonic()
-    child = start_static_profile(out, archs, args.dtypes, args.jobs) if "profile" in parts else None
+    child = start_static_profile(out, archs, args.dtypes, args.jobs, args.layers) if "profile" in parts else None
     rows = []
     if "check" in parts:
         rows += check_rows(specs, args.dtypes, show_progress)
-    if "model" in parts:
-        rows += model_rows(specs, args.dtypes)
     profile, status = None, 0
     if child:
         if show_progress:
@@ -93,12 +92,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             profile = json.load(open(path))
             status = int(any("error" in r for r in profile["builds"]))
-    # Nothing run-dependent goes into the files (a rerun on an unchanged tree leaves them as they were): the run
-    # time is printed only.
+    if "model" in parts:
+        # The issue term reads the layers' builds: the static profile's, or (without it) compiled here for the model.
+        if profile is not None:
+            readings = workmodel.readings_of(profile["builds"])
+        else:
+            cuda = tuple(a for a in archs if isinstance(a, int))
+            readings = workmodel.sass_readings([s.name for s in specs], cuda, tuple(layer_dtypes(args.dtypes)),
+                                               args.jobs)  # fmt: skip
+        rows += model_rows(specs, args.dtypes, readings)
+    # Nothing run-dependent goes into the files (a rerun on an unchanged tree, on this machine or another, leaves
+    # them as they were): the run time, the machine and the checks' errors are printed only.
     meta = cpu_environment() | {"layers": len(specs), "dtypes": args.dtypes, "parts": parts}
     written = write_results(rows, out, meta, profile)
-    print(f"wrote {', '.join(written)} into {out} in {time.monotonic() - start:.1f} s")
-    print("\n".join(summary_lines(rows, {}, {}, profile)[2:]))
+    print(f"wrote {', '.join(written)} into {out} in {time.monotonic() - start:.1f} s on {machine()}")
+    print("\n".join(check_error_lines(rows) + summary_lines(rows, {}, {}, profile)[2:]))
     return status or int(not all(r["ok"] for r in rows if "ok" in r))
 
 

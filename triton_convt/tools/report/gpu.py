@@ -2,16 +2,17 @@
 
 :func:`implementations`: triton_convt with the fused epilogue; cuDNN ``F.conv_transpose2d`` then the eager
 activation, with ``cudnn.benchmark`` off and on; ``torch.compile`` of that chain; FlagGems when installed.
-:func:`upsampler_rows` times the nearest-upsample + conv layers against interpolate + cuDNN conv2d and against the folded
-weights through cuDNN's conv_transpose2d. :func:`measure_case` holds the checking and timing with the timer passed in, so the tests run it on CPU with a fake
-timer; on a GPU the timer is ``triton.testing.do_bench`` (median, 20% and 80% quantiles).
+:func:`upsampler_rows` times the nearest-upsample + conv layers against interpolate + cuDNN conv2d and against the
+folded weights through cuDNN's conv_transpose2d. :func:`measure_case` holds the checking and timing with the timer
+passed in, so the tests run it on CPU with a fake timer; on a GPU the timer is ``triton.testing.do_bench``
+(median, 20% and 80% quantiles).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ from ...functional import upsample_conv2d
 from .. import checking, workmodel
 from ..layers import LayerSpec, UpsamplerSpec
 from .rows import BASELINE, LAYOUTS, MEASURED, TORCH_IMPLS, base_row, layout_of, make_inputs, ours, progress
+
 
 @dataclass
 class Impl:
@@ -218,7 +220,8 @@ def upsampler_rows(specs: Iterable[UpsamplerSpec], dtypes: list[str], device: st
                 ref = F.conv2d(u, w.double(), None if b is None else b.double(), 1, spec.padding)
                 tol = checking.tolerance(x.dtype, x.device)
                 moved = workmodel.upsampler_work(spec, x.element_size())
-                shape = f"{spec.n}x{spec.c_in}x{spec.hw[0]}x{spec.hw[1]} -> {spec.c_out}, nearest x{spec.scale} k{spec.kernel}"
+                shape = (f"{spec.n}x{spec.c_in}x{spec.hw[0]}x{spec.hw[1]} -> {spec.c_out}, "
+                         f"nearest x{spec.scale} k{spec.kernel}")
                 for impl in upsampler_implementations(spec, x, w, b):
                     row = dict(kind=MEASURED, device=name, layer=spec.name, dtype=dtype, layout=layout,
                                impl=impl.name, shape=shape, activation="none", flops=2 * moved["chain_macs"],

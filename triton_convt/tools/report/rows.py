@@ -22,8 +22,11 @@ COLUMNS = (
     "flops", "bytes", "median_ms", "q20_ms", "q80_ms", "tflops", "gbps", "speedup_vs_cudnn",
     "speedup_vs_best_torch", "max_rel_error", "tolerance", "ok",
     "intensity", "peak_tflops", "peak_gbps", "model_ms", "model_tflops", "bound", "fused_bytes",
-    "unfused_bytes", "config", "issued_over_useful", "kernel_model_ms", "kernel_bound", "nvidia_model_ms", "error",
+    "unfused_bytes", "config", "issued_over_useful", "kernel_model_ms", "kernel_bound", "issue_ms", "meets_rule",
+    "nvidia_model_ms", "error",
 )  # fmt: skip
+#: Columns that hold a bool (written ``True``/``False``; empty where the row's kind has none).
+BOOL_COLUMNS = ("ok", "meets_rule")
 #: The implementations that are torch's own (the "best torch" speedup is taken against the fastest of them).
 TORCH_IMPLS = ("cudnn", "cudnn_benchmark", "torch_compile")
 #: Columns that hold text (the others hold numbers, and ``ok`` a bool).
