@@ -15,7 +15,8 @@ from triton_convt.launch import configs
 from triton_convt.launch import conv_transpose_bwd as backward
 
 DTYPE = {"16bit": torch.float16, "fp32": torch.float32, "fp64": torch.float64}
-KERNELS = ["conv_transpose2d_bwd_input", "conv_transpose2d_bwd_weight", "channel_sum", "activation_bwd"]
+KERNELS = ["conv_transpose2d_bwd_input", "conv_transpose2d_bwd_input_nchw", "conv_transpose2d_bwd_weight",
+           "channel_sum", "activation_bwd"]
 
 
 def _shipped():
@@ -56,12 +57,19 @@ def _reference(x, w, dz):
                                                          rank=lambda k, d, c: tile_volume(c)),
                          ids=lambda v: str(v).replace(" ", ""))  # fmt: skip
 def test_every_shipped_backward_config_is_correct(kernel, dtype, config, count_launches):
-    if kernel == "conv_transpose2d_bwd_input":  # M input pixels, N input channels, K output channels (per group)
-        x, w, params = _problem(dtype, _half_again(config["BLOCK_N"]), _half_again(config["BLOCK_K"]),
-                                _half_again(config["BLOCK_M"]))  # fmt: skip
+    if kernel.startswith("conv_transpose2d_bwd_input"):  # M input pixels, N input channels, K output channels
+        # The NCHW key's configs run in NCHW, on the window variant, whose tiles hold BLOCK_N / 4 channels of a k3
+        # layer (its 3 taps rounded up); the other key's in channels_last, on the phase path.
+        nchw = kernel.endswith("_nchw")
+        x, w, params = _problem(dtype, _half_again(config["BLOCK_N"] // (4 if nchw else 1)),
+                                _half_again(config["BLOCK_K"]), _half_again(config["BLOCK_M"]))  # fmt: skip
         dz = torch.randn(1, 2 * w.shape[1], *params.output_hw(x.shape[2:]), dtype=dtype)
+        if not nchw:
+            x, dz = (t.contiguous(memory_format=torch.channels_last) for t in (x, dz))
         dx = torch.empty_like(x)
-        backward.input_grad_plan(dz, w, dx, params, config=config).launch()
+        plan = backward.input_grad_plan(dz, w, dx, params, config=config)
+        assert plan.args["W_WINDOW"] == nchw
+        plan.launch()
         assert_close_to_reference(dx, _reference(x, w, dz)[0])
     elif kernel == "conv_transpose2d_bwd_weight":  # M input channels, N output channels, K input pixels
         x, w, params = _problem(dtype, _half_again(config["BLOCK_M"]), _half_again(config["BLOCK_N"]),

@@ -303,7 +303,7 @@ def test_autotune_plans_hands_triton_autotune_each_plans_own_arguments():
 
 
 def _shipped_forward_configs():
-    """Every distinct (dtype, tiles) of the forward kernel over all files; 16-bit configs run in fp16 and bf16.
+    """Every distinct (key, dtype, tiles) of the forward kernel over all files; 16-bit configs run in fp16 and bf16.
 
     Configs that differ only in warps or stages are one case: the interpreter ignores both, so it would run the
     same computation again (gfx942.json runs some of the others' tiles with other warps)."""
@@ -311,30 +311,36 @@ def _shipped_forward_configs():
     seen = {}
     for target in configs.available_targets():
         data = configs.load(target)
-        lists = [lists for key in (FWD, FWD + "_nchw") if key in data for lists in data[key].items()]
-        for cls, candidates in lists:
+        lists = [(key, lists) for key in (FWD, FWD + "_nchw") if key in data for lists in data[key].items()]
+        for key, (cls, candidates) in lists:
             for c in candidates:
                 tiles = {k: v for k, v in c.items() if k.startswith("BLOCK")}
                 for dtype in dtypes[cls]:
-                    seen.setdefault(json.dumps([str(dtype), tiles]), (dtype, c))
+                    seen.setdefault(json.dumps([key, str(dtype), tiles]), (key, dtype, c))
     return list(seen.values())
 
 
-# Quick tier: the smallest tile of each dtype; -m full: every other one.
-@pytest.mark.parametrize("dtype, config", tiered(_shipped_forward_configs(), key=lambda d, c: d,
-                                                 rank=lambda d, c: tile_volume(c)),
+# Quick tier: the smallest tile of each key (layout) and dtype; -m full: every other one.
+@pytest.mark.parametrize("key, dtype, config", tiered(_shipped_forward_configs(), key=lambda k, d, c: (k, d),
+                                                      rank=lambda k, d, c: tile_volume(c)),
                          ids=lambda v: str(v).replace(" ", ""))  # fmt: skip
-def test_every_shipped_config_is_correct_under_the_interpreter(dtype, config, count_launches):
+def test_every_shipped_config_is_correct_under_the_interpreter(key, dtype, config, count_launches):
     # Every extent is cut by every tile: 2 x 5 x 7 = 70 rows per phase (tiles of 32 and 64), and input and output
     # channels per group (two groups) of one and a half tiles, so row, column and channel tiles all end partially,
-    # and programs past a phase's rows exist. Sized by the tile, so that small tiles do not mean many programs.
-    c_in_g, c_out_g = config["BLOCK_K"] * 3 // 2 + 1, config["BLOCK_N"] * 3 // 2 + 1
-    x = torch.randn(2, 2 * c_in_g, 5, 7, dtype=dtype).to(memory_format=torch.channels_last)
+    # and programs past a phase's rows exist. Sized by the tile, so that small tiles do not mean many programs. The
+    # NCHW key's configs run in NCHW, on the window variant, whose tiles hold BLOCK_N / 4 channels of a k4 layer.
+    nchw = key.endswith("_nchw")
+    c_in_g, c_out_g = config["BLOCK_K"] * 3 // 2 + 1, config["BLOCK_N"] // (4 if nchw else 1) * 3 // 2 + 1
+    x = torch.randn(2, 2 * c_in_g, 5, 7, dtype=dtype)
+    if not nchw:
+        x = x.to(memory_format=torch.channels_last)
     w = torch.randn(2 * c_in_g, c_out_g, 4, 4, dtype=dtype)
     b = torch.randn(2 * c_out_g, dtype=dtype)
     params = check_call(x, w, b, 2, 1, 0, 2, 1)
     y = allocate_output(x, w, params)
-    forward_plan(x, w, b, y, params, activation="relu", config=config).launch()
+    plan = forward_plan(x, w, b, y, params, activation="relu", config=config)
+    assert plan.args["W_WINDOW"] == nchw
+    plan.launch()
     assert count_launches() == 1
     ref = F.relu(F.conv_transpose2d(x.double(), w.double(), b.double(), stride=2, padding=1, groups=2))
     assert_close_to_reference(y, ref)

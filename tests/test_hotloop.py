@@ -137,10 +137,20 @@ def test_the_gate_passes_a_good_record_and_names_each_fault_of_a_bad_one():
     (violation,) = hotloop.gate([{**narrow, "hot_scalar_loads": 2}])
     assert "2 scalar global loads" in violation and "reference GEMM" not in violation
     assert not hotloop.narrow(_record(config={"BLOCK_M": 128, "BLOCK_N": 64}))
-    # Outside the rule: other kernels, fp32, NCHW, gfx942, builds on the 1-D/3-D samples and on the layer set.
-    for other in (dict(kernel="conv_transpose2d_bwd_input"), dict(dtype="float32"), dict(layout="nchw"),
-                  dict(arch="gfx942"), dict(sample="1d-k16s8"), dict(layer="dcgan-g4-tanh")):  # fmt: skip
+    # Outside the rule: other kernels, fp32, a key's builds in the other layout, gfx942, builds on the 1-D/3-D
+    # samples and on the layer set.
+    for other in (dict(kernel="conv_transpose2d_bwd_input"), dict(kernel="conv_transpose2d_bwd_weight"),
+                  dict(dtype="float32"), dict(layout="nchw"), dict(kernel="conv_transpose2d_fwd_nchw"),
+                  dict(kernel="conv2d_pixel_shuffle_nchw", layout="nchw"), dict(arch="gfx942"),
+                  dict(sample="1d-k16s8"), dict(layer="dcgan-g4-tanh")):  # fmt: skip
         assert hotloop.gate([{**bad, **other}]) == []
+    # Inside it: the NCHW forward and the NCHW input gradient (the window variant), held to the same limits.
+    for nchw in ("conv_transpose2d_fwd_nchw", "conv_transpose2d_bwd_input_nchw"):
+        (violation,) = hotloop.gate([{**bad, "kernel": nchw, "layout": "nchw"}])
+        assert "1.40 > 1.15" in violation and "8 scalar global loads" in violation and "0 groups" in violation
+    # An NCHW config's BLOCK_N counts W taps x channels: 32 columns are not a narrow tile there, the ratio holds.
+    nchw_32 = {**bad, "kernel": "conv_transpose2d_fwd_nchw", "layout": "nchw", "config": {"BLOCK_N": 32}}
+    assert not hotloop.narrow(nchw_32) and "1.40 > 1.15" in hotloop.gate([nchw_32])[0]
 
 
 _REFERENCE = """
@@ -182,3 +192,20 @@ def test_the_reference_gemm_compiles_to_one_pipelined_loop_of_one_k_step():
         else:  # wgmma with the next loads in flight: the tutorial's loop overlaps
             assert figures["hot_ldgsts"] >= 2 and figures["wgmma_wait"] >= 1
         assert hotloop.ratio(figures, figures) == 1.0
+
+
+def test_local_memory_counts_in_the_tensor_core_loops_only():
+    # A spill inside the MMA loop is paid per K step; one in an outer loop around it (the NCHW window variant's loop
+    # over phases) or outside every loop is not counted.
+    code = [
+        (0x00, "STL [R1], R2"),  # outside every loop
+        (0x10, "LDL R2, [R1]"),  # the outer loop from here
+        (0x20, "STL [R1+0x4], R3"),  # the MMA loop from here
+        (0x30, "HMMA.16816.F32 R8, R4, R6, R8"),
+        (0x40, "LDL R3, [R1+0x4]"),
+        (0x50, "@P0 BRA 0x20"),
+        (0x60, "STL [R1+0x8], R4"),  # the outer loop's epilogue
+        (0x70, "@P1 BRA 0x10"),
+        (0x80, "EXIT"),
+    ]
+    assert hotloop.local_memory_in_mma_loops(sass(code)) == 2

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from triton_convt.tools import checking, layers, nvmodel, workmodel
+from triton_convt.tools import checking, hotloop, layers, nvmodel, workmodel
 from triton_convt.tools.report import cli, cpu, gpu, render
 from triton_convt.tools.report import rows as vocab
 from triton_convt.tools.report.gpu import Impl
@@ -165,7 +165,11 @@ def test_cpu_report_end_to_end(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert len(data["rows"]) == len(rows) and data["peaks"]["H100 SXM"]["bandwidth"] == 3.35e12
     builds = data["static_profile"]["builds"]
-    assert builds and all(b["arch"] == 80 and b["kernel"] == vocab.FORWARD and "error" not in b for b in builds)
+    # The transposed convolution's GEMM keys the hot-loop rule holds: the forward in both layouts and the NCHW
+    # input gradient.
+    assert builds and all(b["arch"] == 80 and b["kernel"] in cpu.PROFILED and "error" not in b for b in builds)
+    assert {b["kernel"] for b in builds} == set(cpu.PROFILED)
+    assert all(hotloop.GATED["kernels"][k] for k in cpu.PROFILED)
     # The layers' own builds (the issue term's SASS), one per GEMM layer, with sm80.json's pick.
     assert {b["layer"] for b in builds if b.get("layer")} == set(chosen)
     assert "cores" not in data["meta"] and "machine" not in data["meta"]

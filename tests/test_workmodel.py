@@ -8,7 +8,7 @@ import torch
 from triton_convt.functional.conv_transpose import check_call
 from triton_convt.launch import configs
 from triton_convt.launch.conv_transpose_fwd import allocate_output, plan
-from triton_convt.tools import hotloop, layers, workmodel
+from triton_convt.tools import hotloop, layers, layoutmodel, workmodel
 from triton_convt.tools.layers import Layer
 
 #: The work model and the untuned (CPU) config choice are plain Python checked on the CPU; --device cuda skips it.
@@ -76,19 +76,44 @@ LAUNCHED = SMALL + [
 ]
 
 
-@pytest.mark.parametrize("layer", LAUNCHED, ids=lambda l: l.name)
-def test_programs_and_config_are_the_launchers(layer):
-    x = torch.empty(layer.n, layer.c_in, *layer.hw)
+def _operands(layer: Layer, layout: str):
+    """Empty operands of ``layer`` in ``layout`` (channels innermost, or torch's default), its params and output."""
+    x = torch.empty(layer.n, *layer.hw, layer.c_in).movedim(-1, 1)
+    if layout == "nchw":
+        x = x.contiguous()
     w = torch.empty(layer.c_in, layer.c_out_g, *layer.kernel)
     b = torch.empty(layer.c_out)
     params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
     y = allocate_output(x, w, params)
+    return x, w, b, params, (y.contiguous() if layout == "nchw" else y)
+
+
+def _model(layer: Layer, layout: str, dtype: torch.dtype):
+    """The work model's config and work of ``layer`` with an input in ``layout``."""
+    if layout == "nchw":
+        config = layoutmodel.nchw_config(layer, dtype)
+        return config, layoutmodel.window_work(layer, config)
+    config = workmodel.launcher_config(layer, dtype)
+    return config, workmodel.work(layer, config)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("layer", LAUNCHED, ids=lambda l: l.name)
+def test_programs_and_config_are_the_launchers(layer, layout):
+    x, w, b, params, y = _operands(layer, layout)
     launch = plan(x, w, b, y, params)
-    config = workmodel.launcher_config(layer, x.dtype)
+    config, model = _model(layer, layout, x.dtype)
     assert {k: v for k, v in launch.args.items() if k.startswith("BLOCK")} == {
         k: v for k, v in config.items() if k.startswith("BLOCK")
     }
-    assert launch.grid == (workmodel.work(layer, config).programs,)
+    assert launch.grid == (model.programs,)
+    if launch.args.get("W_WINDOW"):  # the window variant's issued MACs, from the launch's own table and tiles
+        a = launch.args
+        table = [r for r in a["table_ptr"].tolist()[: a["W_TABLE"]]]
+        taps = sum(r[6] * r[7] for r in table)
+        columns = (a["TAPS_A"] + a["TAPS_B"]) * (a["BLOCK_N"] // a["TAPS_N"])
+        k_issued = -(-a["C_RED_G"] // a["BLOCK_K"]) * a["BLOCK_K"]
+        assert model.issued_macs == launch.grid[0] * a["BLOCK_M"] * columns * k_issued * taps
     moved = workmodel.traffic(layer, x.element_size())
     assert moved["fused"] == x.nbytes + w.nbytes + b.nbytes + y.nbytes
     assert moved["unfused"] - moved["fused"] == 4 * y.nbytes  # bias and activation passes each read and write y
@@ -230,21 +255,18 @@ def test_nd_work_matches_brute_force_and_the_phase_table(layer):
     assert model.useful_macs == layer.n * layer.c_in * layer.c_out_g * math.prod(layer.hw) * math.prod(layer.kernel)
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 @pytest.mark.parametrize("layer", SMALL_ND, ids=lambda l: l.name)
-def test_nd_programs_config_and_bytes_are_the_launchers(layer):
-    x = torch.empty(layer.n, layer.c_in, *layer.hw)
-    w = torch.empty(layer.c_in, layer.c_out_g, *layer.kernel)
-    b = torch.empty(layer.c_out)
-    params = check_call(x, w, b, layer.stride, layer.padding, layer.output_padding, layer.groups, layer.dilation)
-    y = allocate_output(x, w, params)
+def test_nd_programs_config_and_bytes_are_the_launchers(layer, layout):
+    x, w, b, params, y = _operands(layer, layout)
     assert tuple(y.shape[2:]) == layer.output_hw
     launch = plan(x, w, b, y, params)
-    config = workmodel.launcher_config(layer, x.dtype)
+    config, model = _model(layer, layout, x.dtype)
     assert {k: v for k, v in launch.args.items() if k.startswith("BLOCK")} == {
         k: v for k, v in config.items() if k.startswith("BLOCK")
     }
-    if not workmodel.is_depthwise(layer):  # the GEMM grid leaves out phases without outputs; these layers have none
-        assert launch.grid == (workmodel.work(layer, config).programs,)
+    if not workmodel.is_depthwise(layer) or layout == "nchw":  # the phase path's grid leaves out phases without
+        assert launch.grid == (model.programs,)  # outputs; these layers have none
     moved = workmodel.traffic(layer, x.element_size())
     assert moved["fused"] == x.nbytes + w.nbytes + b.nbytes + y.nbytes
     assert moved["unfused"] - moved["fused"] == 4 * y.nbytes
@@ -261,6 +283,54 @@ def test_nd_nvidia_gemms_are_the_phase_tables():
         )
         assert sum(m * k for m, _, k, _ in gemms) * layer.c_out_g * layer.groups == workmodel.work(
             layer, {"BLOCK_M": 1, "BLOCK_N": 1, "BLOCK_K": 1, "BLOCK": 1}).issued_macs  # fmt: skip
+
+
+def _sectors_brute_force(itemsize, dims, base=0):
+    """Bytes of the distinct sectors the elements ``base + sum(i * stride)`` fall in, by enumeration."""
+    offsets = {base}
+    for size, stride in dims:
+        offsets = {o + i * stride for o in offsets for i in range(size)}
+    return layoutmodel.SECTOR * len({o * itemsize // layoutmodel.SECTOR for o in offsets})
+
+
+@pytest.mark.parametrize("itemsize", [2, 4])
+@pytest.mark.parametrize("dims, base", [
+    ([(8, 1)], 0),  # one run of 8 elements
+    ([(3, 2), (5, 9)], 1),  # every other element, rows of odd pitch
+    ([(4, 1), (6, 4), (3, 24)], 0),  # dense: merged into one run
+    ([(7, 1), (10, 14), (3, 141)], 5),  # runs of 7 every 14, rows starting anywhere
+    ([(2, 3), (4, 1), (9, 20)], 2),  # the stride-1 dimension listed second
+])  # fmt: skip
+def test_sector_bytes_counts_distinct_sectors(dims, base, itemsize):
+    assert layoutmodel.sector_bytes(itemsize, dims, base) == _sectors_brute_force(itemsize, dims, base)
+
+
+def test_a_phase_that_writes_every_other_output_counts_each_sector_it_touches():
+    # An NCHW row of 32 fp16 outputs (two sectors) written by two phases of stride 2: each phase's 16 outputs touch
+    # both sectors, so the phase path moves 4 sectors; the window variant, both phases at once, 2.
+    layer = Layer("row", 1, 2, 1, (16,), (2,), stride=(2,))
+    assert layoutmodel.output_writes(layer, 2, "nchw", window=False) == 4 * layoutmodel.SECTOR
+    assert layoutmodel.output_writes(layer, 2, "nchw") == 2 * layoutmodel.SECTOR
+    # channels_last with 16 channels: a pixel is a whole sector, whatever the phase.
+    layer = Layer("pixels", 1, 2, 16, (16,), (2,), stride=(2,))
+    assert layoutmodel.output_writes(layer, 2, "channels_last") == 32 * layoutmodel.SECTOR
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+def test_nchw_moves_at_most_ten_percent_more_bytes_than_channels_last_on_the_layer_set(dtype):
+    # Issue 20: counting the output's partial sectors (a sector written in parts by programs far apart in the grid
+    # moves once per part), NCHW calls stay within 1.1x of channels_last's bytes on every layer of the set; through
+    # the phase path, one phase per program, they would not.
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    worse = []
+    for spec in workmodel.layers.load():
+        cl, nchw = (layoutmodel.sector_traffic(spec.layer, itemsize, layout, spec.bias)["sectors"]
+                    for layout in layoutmodel.LAYOUTS)  # fmt: skip
+        assert nchw <= 1.1 * cl, spec.layer.name
+        if not workmodel.is_depthwise(spec.layer):
+            phase_path = layoutmodel.sector_traffic(spec.layer, itemsize, "nchw", spec.bias, window=False)["sectors"]
+            worse.append(phase_path / cl)
+    assert max(worse) > 2 and sum(r > 1.1 for r in worse) > len(worse) // 2  # the partial sectors it removes
 
 
 H100 = "H100 SXM"

@@ -13,7 +13,10 @@ constexpr ``SPATIAL`` removes those axes' decoding, offsets and boundary tests a
 Why a flat block and not a ``[pixels, channels]`` tile: a tile's channel side is a power of two, and the layers
 this kernel serves have few, odd channel counts (21 PASCAL VOC classes would be padded to 32, issuing 1.5x the
 work). Flattened, only the phase's last block is partial. ``CHANNELS_FASTEST`` orders the elements as the output
-is laid out (channels_last: channel fastest, so a block stores contiguously; NCHW: pixel fastest).
+is laid out (channels_last: channel fastest, so a block stores contiguously; NCHW: pixel fastest). In NCHW a phase
+(one residue per axis) would write every ``stride``-th output of a row, a part of each memory sector, the rest of
+which other phases write much later; so there (``ALL_W``) a program's phase is a (D, H) phase only and its elements
+run along whole output rows, every W residue, each element decoding its own W residue.
 
 Each tap's product is masked to its in-range elements, so non-finite weights give torch's CPU result here without
 a separate variant: in an elementwise kernel the mask costs one select per product.
@@ -89,6 +92,7 @@ def conv_transpose_fwd_depthwise_kernel(
     ACC_DTYPE: tl.constexpr,
     INDEX_DTYPE: tl.constexpr,
     CHANNELS_FASTEST: tl.constexpr,
+    ALL_W: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     """One block of ``BLOCK`` (pixel, channel) output elements of one phase.
@@ -106,8 +110,8 @@ def conv_transpose_fwd_depthwise_kernel(
         PAD_D, PAD_H, PAD_W: padding.
         stride_x*, stride_w*, stride_y*: element strides per dimension (those of a unit axis are not read).
         stride_b: the bias's element stride (1 when there is no bias).
-        TILES: blocks of the largest phase, ``cdiv(rows * C_OUT, BLOCK)``; programs past their own phase's
-            elements exit at once.
+        TILES: blocks of the largest phase, ``cdiv(rows * C_OUT, BLOCK)`` (with ALL_W, rows of whole output
+            columns); programs past their own phase's elements exit at once.
         KD, KH, KW, SD, SH, SW, DD, DH, DW: kernel size, stride and dilation per axis (1 on a unit axis).
         GCD_*, STEP_*, INV_*, TAPS_*: each axis' tap schedule (:func:`triton_convt.launch.shapes.tap_schedule`).
         SPATIAL: how many of the axes D, H, W are real (1, 2 or 3: the call's dimensionality); the others are unit
@@ -118,19 +122,25 @@ def conv_transpose_fwd_depthwise_kernel(
         CHANNELS_FASTEST: element ``e`` is channel ``e % C_OUT`` of row ``e // C_OUT`` (for a channels_last
             output); otherwise row ``e % rows`` of channel ``e // rows`` (NCHW). Either order is correct for any
             strides; the one that matches the output's layout stores contiguously.
+        ALL_W: a program's phase is a (D, H) phase and its rows take every output column (each element its own W
+            residue), so that NCHW rows are written whole; the grid has ``SD * SH`` phases.
         BLOCK: elements per program.
     """
     pid = tl.program_id(0).to(INDEX_DTYPE)
     pid_e = pid % TILES
     phase = pid // TILES
-    rd, rh, rw = phase_residues(phase, SD, SH, SW, SPATIAL)
+    if ALL_W:
+        rd, rh, rw = phase_residues(phase, SD, SH, 1, SPATIAL)
+        q_w = OW  # every output column; its residue is decoded per element below
+    else:
+        rd, rh, rw = phase_residues(phase, SD, SH, SW, SPATIAL)
+        q_w = phase_count(OW, rw, SW)
     q_d = 1
     q_h = 1
     if SPATIAL == 3:
         q_d = phase_count(OD, rd, SD)
     if SPATIAL >= 2:
         q_h = phase_count(OH, rh, SH)
-    q_w = phase_count(OW, rw, SW)
     rows = (N * q_d * q_h * q_w).to(INDEX_DTYPE)
     if pid_e * BLOCK >= rows * C_OUT:
         return
@@ -144,6 +154,9 @@ def conv_transpose_fwd_depthwise_kernel(
         co = e // rows
         row = e % rows
     n, qd, qh, qw = pixel_coords(row, q_d, q_h, q_w, SPATIAL)
+    if ALL_W:  # qw was the output column: split it into its phase row and residue
+        rw = qw % SW
+        qw = qw // SW
     ci = co // MULT
     x_base = add_spatial(n * stride_xn + ci * stride_xc, qd, qh, qw, stride_xd, stride_xh, stride_xw, SPATIAL)
     w_base = ci * stride_wi + (co - ci * MULT) * stride_wo
@@ -160,7 +173,15 @@ def conv_transpose_fwd_depthwise_kernel(
             ok_h = axis_in_range(ok_d, qh, dh, H, SPATIAL >= 2)
             for jw in tl.static_range(TAPS_W):
                 kw, dw, ok_tap_w = phase_tap(rpw, jw, KW, SW, DW, GCD_W, STEP_W, INV_W)
-                if ok_tap_d & ok_tap_h & ok_tap_w:
+                if ALL_W:  # the W tap exists per element
+                    if ok_tap_d & ok_tap_h:
+                        ok = axis_in_range(ok_h & ok_tap_w, qw, dw, W, True)
+                        x_tap = add_spatial(0, dd, dh, dw, stride_xd, stride_xh, stride_xw, SPATIAL)
+                        w_tap = add_spatial(0, kd, kh, kw, stride_wd, stride_wh, stride_ww, SPATIAL)
+                        x = tl.load(x_ptr + x_base + x_tap, mask=ok, other=0.0)
+                        w = tl.load(w_ptr + w_base + w_tap, mask=ok, other=0.0)
+                        acc += tl.where(ok, x.to(ACC_DTYPE) * w.to(ACC_DTYPE), 0.0)
+                elif ok_tap_d & ok_tap_h & ok_tap_w:
                     ok = axis_in_range(ok_h, qw, dw, W, True)
                     x_tap = add_spatial(0, dd, dh, dw, stride_xd, stride_xh, stride_xw, SPATIAL)
                     w_tap = add_spatial(0, kd, kh, kw, stride_wd, stride_wh, stride_ww, SPATIAL)

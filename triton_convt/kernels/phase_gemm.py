@@ -20,46 +20,17 @@ The kernel is written for three spatial axes (D, H, W). A 1-D or 2-D call passes
 and ``NDIM`` < 3, and the unit axes' arithmetic is removed at compile time. Strides, dilation, tap counts,
 tiles and dtypes are ``tl.constexpr``; sizes are runtime arguments, so a new shape does not recompile. Phases write
 disjoint outputs and nothing is accumulated across programs: the result is deterministic.
+
+This module holds the kernel's arguments and its launch order; one tile's work is :func:`.phase_tile.gemm_tile`, and
+the NCHW window variant's epilogue :mod:`.window_epilogue`.
 """
 
 import triton
 import triton.language as tl
 
-from .dot import dot_acc
-from .epilogue import epilogue_store, epilogue_values, shuffled_store
+from .phase_tile import TABLE_COLUMNS, gemm_tile
 
-#: Columns of the phase table, one row per phase in launch order (:mod:`triton_convt.launch.phase_table`).
-TABLE_COLUMNS = tl.constexpr(16)
-
-
-@triton.jit
-def _tap_in_range(u, delta0, taps, size, j, DSTEP: tl.constexpr):
-    """Whether tap ``j`` of an axis (of ``taps``) reads inside ``[0, size)`` from row coordinate ``u`` (``q*XS``)."""
-    pos = u + (delta0 + j * DSTEP)
-    return (pos >= 0) & (pos < size) & (j < taps)
-
-
-@triton.jit
-def _row_taps(u_d, u_h, u_w, delta_d, delta_h, delta_w, t_d, t_h, t_w, ID, IH, IW, row_mask,
-              DSTEP_D: tl.constexpr, DSTEP_H: tl.constexpr, DSTEP_W: tl.constexpr, MAX_T_D: tl.constexpr,
-              MAX_T_H: tl.constexpr, MAX_T_W: tl.constexpr, NDIM: tl.constexpr, MASK_DTYPE: tl.constexpr):
-    """Each row's in-range taps as a bitmask, computed once per program: bit ``(jd*t_h + jh)*t_w + jw`` (the
-    tap's number in the loop's order) is set where tap ``(jd, jh, jw)`` of the phase reads inside the input along
-    every axis."""
-    valid = tl.zeros(row_mask.shape, dtype=MASK_DTYPE)
-    for jd in tl.static_range(MAX_T_D):
-        ok_d = row_mask
-        if NDIM == 3:
-            ok_d = ok_d & _tap_in_range(u_d, delta_d, t_d, ID, jd, DSTEP_D)
-        for jh in tl.static_range(MAX_T_H):
-            ok_h = ok_d
-            if NDIM >= 2:
-                ok_h = ok_h & _tap_in_range(u_h, delta_h, t_h, IH, jh, DSTEP_H)
-            for jw in tl.static_range(MAX_T_W):
-                ok = ok_h & _tap_in_range(u_w, delta_w, t_w, IW, jw, DSTEP_W)
-                one = tl.full(row_mask.shape, 1, MASK_DTYPE)
-                valid |= tl.where(ok, one << ((jd * t_h + jh) * t_w + jw), 0)
-    return valid
+__all__ = ["TABLE_COLUMNS", "phase_gemm_kernel"]  # the table's width, with the kernel it describes
 
 
 @triton.jit
@@ -95,6 +66,12 @@ def phase_gemm_kernel(
     GROUPS,
     M_TILES,
     N_TILES,
+    W_TABLE,
+    W_TILES,
+    W_OWN,
+    OW,
+    Q_D_MAX,
+    Q_H_MAX,
     NDIM: tl.constexpr,
     XS_D: tl.constexpr,
     XS_H: tl.constexpr,
@@ -124,12 +101,36 @@ def phase_gemm_kernel(
     DOT_IN_FP32: tl.constexpr,
     INDEX_DTYPE: tl.constexpr,
     MASK_PRODUCTS: tl.constexpr,
+    W_WINDOW: tl.constexpr,
+    WINDOW_W: tl.constexpr,
+    W_STEP: tl.constexpr,
+    KERNEL_W: tl.constexpr,
+    TAPS_N: tl.constexpr,
+    TAPS_A: tl.constexpr,
+    TAPS_B: tl.constexpr,
+    TAPS_O: tl.constexpr,
+    OUT_W: tl.constexpr,
+    OUT_CHUNK: tl.constexpr,
+    EPILOGUE: tl.constexpr,
+    X_UNIT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
 ):
     """One ``[BLOCK_M, BLOCK_N]`` output tile of one phase of one group.
+
+    With ``W_WINDOW`` (inputs whose channels are not innermost: NCHW, NCL, NCDHW) a program covers instead every
+    phase of its rows: it runs the (D, H) phases of the table one after the other (``W_TABLE`` of them), each for
+    every W phase at once: its ``BLOCK_M`` GEMM rows are ``BLOCK_M // WINDOW_W`` rows
+    ``(n, qd, qh)`` of one (D, H) phase times a window of ``WINDOW_W`` consecutive input columns, which the loop reads
+    as ``[BLOCK_K, BLOCK_M]`` tiles, contiguous along the window and, the window starting at a multiple of
+    ``W_STEP``, aligned (16-byte vector and cp.async loads, where a per-tap shift along W would defeat both); its
+    columns are every W tap of the kernel (``KERNEL_W`` blocks of ``BLOCK_N // TAPS_N`` output channels, in two
+    products of a power of two blocks each). The epilogue then adds
+    each output column's taps out of the product (a gather along the window) and writes ``OUT_W`` consecutive
+    output columns of every row: with every (D, H) phase in the same program, all phases of those pixels, so NCHW
+    stores fill whole sectors.
 
     Args:
         x_ptr: the gathered operand ``[N, C, ID, IH, IW]`` (forward: the input; input gradient: the output
@@ -139,22 +140,35 @@ def phase_gemm_kernel(
             layouts have ``stride_wn == 1`` or ``stride_wk == 1`` (16-byte loads along one tile axis).
         bias_ptr: bias ``[C_COL_G * GROUPS]``, any stride (ignored unless HAS_BIAS).
         y_ptr: the output ``[N, C_COL_G * GROUPS, OD, OH, OW]``, any strides; every element is written exactly
-            once (the output's spatial size reaches the kernel only through the phase table's extents).
-        table_ptr: int32 ``[phases, TABLE_COLUMNS]``, one row per phase in launch order (heaviest first): residues
+            once (the output's spatial size reaches the kernel only through the phase table's extents, and ``OW``).
+        table_ptr: int32 ``[rows, TABLE_COLUMNS]``, one row per phase in launch order (heaviest first): residues
             ``r`` (d, h, w), extents ``Q`` (d, h, w), tap counts ``T`` (d, h, w), first input offsets ``delta_0``
-            (d, h, w) and first weight taps ``k_0`` (d, h, w).
+            (d, h, w) and first weight taps ``k_0`` (d, h, w). With ``W_WINDOW`` the phases are those of D and H, and
+            rows ``W_TABLE + r`` hold the W fields of W residue ``r`` for every ``r < OS_W``.
         N: batch size.
-        ID, IH, IW: the gathered operand's spatial size (taps reading outside it read zeros).
+        ID, IH, IW: the gathered operand's spatial size (taps reading outside it read zeros); IW in units of
+            X_UNIT.
         C_RED_G: reduction channels per group (forward: input channels; input gradient: output channels).
         C_COL_G: output channels per group of this GEMM (the columns).
-        stride_x*, stride_y*: element strides of x and y per dimension (n, c, d, h, w).
+        stride_x*, stride_y*: element strides of x and y per dimension (n, c, d, h, w); those of x but ``w`` in
+            units of X_UNIT elements.
         stride_wk, stride_wn, stride_wg: the weight's element strides along reduction channels, columns, and from
             one group to the next.
         stride_wd, stride_wh, stride_ww: the weight's element strides along the kernel's axes.
         stride_b: the bias's element stride.
         GROUPS: number of groups.
-        M_TILES: row tiles of the largest phase; programs past their own phase's rows exit at once.
-        N_TILES: column tiles, ``cdiv(C_COL_G, BLOCK_N)``.
+        M_TILES: row tiles of the largest phase; programs past their own phase's rows exit at once. With
+            ``W_WINDOW``, row tiles times ``W_TILES``.
+        N_TILES: column tiles, ``cdiv(C_COL_G, BLOCK_N // TAPS_N)``.
+        W_TABLE: with ``W_WINDOW``, the number of (D, H) phases, which is the table row of W residue 0 (unused
+            otherwise).
+        W_TILES: with ``W_WINDOW``, windows per row: window ``t`` starts at input column ``t * W_STEP``.
+        W_OWN: with ``W_WINDOW``, where a window's output columns start: window ``t > 0`` writes from column
+            ``cdiv(t * W_STEP * OS_W - W_OWN, XS_W)`` to the next window's first column (the first from 0, the
+            last to ``OW``), the columns whose in-range taps all lie inside it (the planner checks this).
+        OW: with ``W_WINDOW``, the output's width.
+        Q_D_MAX, Q_H_MAX: with ``W_WINDOW``, the rows of the largest phase along D and H: the grid of rows
+            ``(n, qd, qh)`` a program's rows are taken from, for every phase.
         NDIM: spatial axes of the call (1, 2 or 3): axes in front of the last NDIM are unit axes, not computed.
         XS_*: input step per axis: row coordinate ``q`` reads ``q*XS + delta`` (1 forward, the stride for the
             input gradient).
@@ -168,7 +182,8 @@ def phase_gemm_kernel(
         ACTIVATION, NEGATIVE_SLOPE: the fused activation (see :mod:`.epilogue`).
         SHUFFLE: the upscale factor ``r`` of a pixel shuffle applied to the result (1: none): column ``co`` of row
             ``(n, qh, qw)`` is written to channel ``co // r^2`` at ``(qh*OS_H + i, qw*OS_W + j)``, ``i, j`` the
-            digits of ``co % r^2`` in base ``r`` (the table gives ``OS = r``). conv2d + pixel_shuffle in one launch.
+            digits of ``co % r^2`` in base ``r`` (the table gives ``OS = r``). conv2d + pixel_shuffle in one launch;
+            the phase path only (not with ``W_WINDOW``).
         SHUFFLE_BLOCKS: every column tile is whole runs of ``r^2`` sub-pixels (``r^2`` a power of two dividing
             BLOCK_N and the group's columns): the tile is stored as ``r^2`` runs of consecutive channels; else
             column by column (:func:`.epilogue.shuffled_store`).
@@ -178,11 +193,33 @@ def phase_gemm_kernel(
         INDEX_DTYPE: tl.int32, or tl.int64 when some tensor spans 2^31 elements or more.
         MASK_PRODUCTS: add each tap's partial product only to the rows whose input is in range (non-finite
             weights on CPU, where ``0 * inf`` must not reach rows that torch never multiplies).
-        BLOCK_M, BLOCK_N, BLOCK_K: tile sizes (rows, columns, reduction channels per step).
+        W_WINDOW: the window variant (see above); the loop then runs the D and H taps only.
+        WINDOW_W: with ``W_WINDOW``, the window's width (a power of two dividing BLOCK_M); else 1.
+        W_STEP: with ``W_WINDOW``, the distance between two windows of a row (a multiple of 8 when the rows are
+            aligned, so that the compiler can prove it); else 1.
+        KERNEL_W: with ``W_WINDOW``, the kernel's taps along W; else 1.
+        TAPS_N: with ``W_WINDOW``, KERNEL_W rounded up to a power of two: a tile has ``BLOCK_N // TAPS_N`` output
+            channels; else 1.
+        TAPS_A, TAPS_B: with ``W_WINDOW``, the column blocks (taps) of the tile's two products: TAPS_A, the
+            largest power of two up to KERNEL_W, then the rest rounded up to a power of two (0: none); else 1, 0.
+        TAPS_O: with ``W_WINDOW``, the most taps an output column adds (MAX_T_W) rounded up to a power of two.
+        OUT_W: with ``W_WINDOW``, output columns a window writes at most (a power of two); else 1.
+        OUT_CHUNK: with ``W_WINDOW``, output columns the epilogue forms at a time (a power of two dividing OUT_W,
+            sized so that a chunk's picked products are no more than the product's registers); else 1.
+        X_UNIT: the unit of ``IW``, ``stride_xn``, ``stride_xc``, ``stride_xd``, ``stride_xh`` (the values passed
+            are theirs over X_UNIT): a power of two up to 8 that divides them all, 1 without ``W_WINDOW``.
+        EPILOGUE: with ``W_WINDOW``, how the epilogue adds each output column's taps: 1, a forward without
+            dilation whose stride (a power of two) divides TAPS_A: each tap is a shift along the window
+            onto one residue, and the columns come out in memory order (the column blocks hold the taps permuted
+            to suit); 2, one residue (the input gradient, a
+            stride of 1): every tap adds to every column; 0, any other: each column's taps from the table.
+        BLOCK_M, BLOCK_N, BLOCK_K: tile sizes of the GEMM (rows, columns, reduction channels per step). With
+            ``W_WINDOW``, the columns are ``TAPS_N`` taps of ``BLOCK_N // TAPS_N`` output channels.
         GROUP_M: row tiles per group of the grouped launch order (neighbouring programs share weight tiles).
     """
     # Launch order: phases outermost (the table lists the heaviest first, so they start first and the light
-    # ones fill the tail), then groups, then row tiles in groups of GROUP_M with the column tiles inside.
+    # ones fill the tail), then groups, then row tiles in groups of GROUP_M with the column tiles inside. A
+    # program of the window variant runs every phase of its rows, one after the other: its grid has no phases.
     pid = tl.program_id(0)
     tiles = M_TILES * N_TILES
     slot = pid // tiles
@@ -194,148 +231,33 @@ def phase_gemm_kernel(
     size_m = tl.minimum(M_TILES - first_m, GROUP_M)
     pid_m = first_m + (pid_mn % in_group) % size_m
     pid_n = (pid_mn % in_group) // size_m
-
-    row = table_ptr + phase * TABLE_COLUMNS
-    r_d = tl.load(row + 0)
-    r_h = tl.load(row + 1)
-    r_w = tl.load(row + 2)
-    q_d = tl.load(row + 3)
-    q_h = tl.load(row + 4)
-    q_w = tl.load(row + 5)
-    t_d = tl.load(row + 6)
-    t_h = tl.load(row + 7)
-    t_w = tl.load(row + 8)
-    delta_d = tl.load(row + 9)
-    delta_h = tl.load(row + 10)
-    delta_w = tl.load(row + 11)
-    k0_d = tl.load(row + 12)
-    k0_h = tl.load(row + 13)
-    k0_w = tl.load(row + 14)
-    rows = N * q_d * q_h * q_w
-    if pid_m * BLOCK_M >= rows:
-        return
-
-    # Decode the tile's rows once: (n, qd, qh, qw), their offsets in x and y, and which taps each row may read.
-    offs_m = pid_m.to(INDEX_DTYPE) * BLOCK_M + tl.arange(0, BLOCK_M).to(INDEX_DTYPE)
-    row_mask = offs_m < rows
-    qw = offs_m % q_w
-    rest = offs_m // q_w
-    x_rows = qw * XS_W * stride_xw
-    y_rows = (qw * OS_W + r_w) * stride_yw
-    if NDIM >= 2:
-        qh = rest % q_h
-        rest = rest // q_h
-        x_rows += qh * XS_H * stride_xh
-        y_rows += (qh * OS_H + r_h) * stride_yh
-    if NDIM == 3:
-        qd = rest % q_d
-        rest = rest // q_d
-        x_rows += qd * XS_D * stride_xd
-        y_rows += (qd * OS_D + r_d) * stride_yd
-    x_rows += rest * stride_xn
-    y_rows += rest * stride_yn
-
-    # Which taps each row reads inside the input: a bitmask per row when the phase's taps fit in one
-    # (at most 63), so that the loop's border test is one AND per row; else per-axis compares in the loop.
-    u_w = qw * XS_W
-    u_h = qh * XS_H if NDIM >= 2 else u_w
-    u_d = qd * XS_D if NDIM == 3 else u_w
-    if BITMASK:
-        valid = _row_taps(u_d, u_h, u_w, delta_d, delta_h, delta_w, t_d, t_h, t_w, ID, IH, IW, row_mask,
-                          DSTEP_D, DSTEP_H, DSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, NDIM, MASK_DTYPE)
-
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N).to(INDEX_DTYPE)
-    col_mask = offs_n < C_COL_G
-    offs_k = tl.arange(0, BLOCK_K).to(INDEX_DTYPE)
-    # The operand tiles' pointers advance by increments, as in a plain GEMM: one channel block, or at the end
-    # of a tap's channels a jump to the first channel block of the next tap (w fastest, then h, then d).
-    # Scalars in INDEX_DTYPE from the first factor on, so that the int64 path forms every jump in int64.
-    k_blocks = tl.cdiv(C_RED_G, BLOCK_K)
-    one = tl.full((), 1, INDEX_DTYPE)
-    x_chan = one * BLOCK_K * stride_xc
-    w_chan = one * BLOCK_K * stride_wk
-    x_jump_w = one * DSTEP_W * stride_xw - (k_blocks - 1) * x_chan
-    w_jump_w = one * KSTEP_W * stride_ww - (k_blocks - 1) * w_chan
-    x_jump_h = one * DSTEP_H * stride_xh - (t_w - 1) * (one * DSTEP_W * stride_xw) - (k_blocks - 1) * x_chan
-    w_jump_h = one * KSTEP_H * stride_wh - (t_w - 1) * (one * KSTEP_W * stride_ww) - (k_blocks - 1) * w_chan
-    x_jump_d = (one * DSTEP_D * stride_xd - (t_h - 1) * (one * DSTEP_H * stride_xh)
-                - (t_w - 1) * (one * DSTEP_W * stride_xw) - (k_blocks - 1) * x_chan)
-    w_jump_d = (one * KSTEP_D * stride_wd - (t_h - 1) * (one * KSTEP_H * stride_wh)
-                - (t_w - 1) * (one * KSTEP_W * stride_ww) - (k_blocks - 1) * w_chan)
-    x_first = ((group * C_RED_G) * stride_xc + one * delta_d * stride_xd + one * delta_h * stride_xh
-               + one * delta_w * stride_xw)
-    a_ptrs = x_ptr + x_first + (x_rows[:, None] + (offs_k * stride_xc)[None, :])
-    w_first = group * stride_wg + one * k0_d * stride_wd + one * k0_h * stride_wh + one * k0_w * stride_ww
-    b_ptrs = w_ptr + w_first + (offs_k[:, None] * stride_wk + (offs_n * stride_wn)[None, :])
-
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
-    c0 = 0
-    jw = 0
-    jh = 0
-    jd = 0
-    bit = tl.full((), 1, MASK_DTYPE)  # the current tap's bit in the rows' masks: taps are numbered in loop order
-    for _ in tl.range(0, k_blocks * t_d * t_h * t_w):
-        if BITMASK:
-            rows_ok = (valid & bit) != 0
-        else:
-            rows_ok = row_mask & _tap_in_range(u_w, delta_w, t_w, IW, jw, DSTEP_W)
-            if NDIM >= 2:
-                rows_ok &= _tap_in_range(u_h, delta_h, t_h, IH, jh, DSTEP_H)
-            if NDIM == 3:
-                rows_ok &= _tap_in_range(u_d, delta_d, t_d, ID, jd, DSTEP_D)
-        if EVEN_K:
-            a_mask = rows_ok[:, None]
-            b_mask = col_mask[None, :]
-        else:
-            k_ok = offs_k < C_RED_G - c0
-            a_mask = rows_ok[:, None] & k_ok[None, :]
-            b_mask = k_ok[:, None] & col_mask[None, :]
-        a = tl.load(a_ptrs, mask=a_mask, other=0.0)
-        b = tl.load(b_ptrs, mask=b_mask, other=0.0)
-        if MASK_PRODUCTS:
-            partial = dot_acc(a, b, tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE), ACC_DTYPE, DOT_PRECISION,
-                              DOT_IN_FP32)
-            acc += tl.where(rows_ok[:, None], partial, 0.0)
-        else:
-            acc = dot_acc(a, b, acc, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)
-        # Next channel block; past the last one, the next tap. The counters of the unit axes of a 1-D or 2-D
-        # call are not kept.
-        c0 += BLOCK_K
-        next_tap = c0 >= C_RED_G
-        c0 = tl.where(next_tap, 0, c0)
-        if BITMASK:
-            bit = tl.where(next_tap, bit << 1, bit)
-        x_inc = tl.where(next_tap, x_jump_w, x_chan)
-        w_inc = tl.where(next_tap, w_jump_w, w_chan)
-        if NDIM >= 2 or not BITMASK:
-            jw = tl.where(next_tap, jw + 1, jw)
-        if NDIM >= 2:
-            next_h = jw >= t_w
-            jw = tl.where(next_h, 0, jw)
-            x_inc = tl.where(next_h, x_jump_h, x_inc)
-            w_inc = tl.where(next_h, w_jump_h, w_inc)
-            if NDIM == 3 or not BITMASK:
-                jh = tl.where(next_h, jh + 1, jh)
-            if NDIM == 3:
-                next_d = jh >= t_h
-                jh = tl.where(next_d, 0, jh)
-                x_inc = tl.where(next_d, x_jump_d, x_inc)
-                w_inc = tl.where(next_d, w_jump_d, w_inc)
-                if not BITMASK:
-                    jd = tl.where(next_d, jd + 1, jd)
-        a_ptrs += x_inc
-        b_ptrs += w_inc
-
-    co = group * C_COL_G + offs_n
-    if SHUFFLE == 1:
-        y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
-        store_mask = row_mask[:, None] & col_mask[None, :]
-        epilogue_store(
-            acc, bias_ptr, stride_b, y_ptr, y_offsets, co, col_mask, store_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE
-        )
-    else:  # conv2d + pixel_shuffle: column co (the bias's index too) goes to sub-pixel co % r^2 of channel co // r^2
-        values = epilogue_values(acc, bias_ptr, stride_b, co, col_mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
-        first_channel = (group * C_COL_G + pid_n * BLOCK_N) // (SHUFFLE * SHUFFLE)  # exact when SHUFFLE_BLOCKS
-        channels = (C_COL_G - pid_n * BLOCK_N) // (SHUFFLE * SHUFFLE)
-        shuffled_store(values, y_ptr, y_rows, row_mask, co, col_mask, first_channel, channels, stride_yc, stride_yh,
-                       stride_yw, SHUFFLE, SHUFFLE_BLOCKS, BLOCK_M, BLOCK_N)  # fmt: skip
+    if W_WINDOW:
+        # The tile's window: columns [w_tile * W_STEP, + WINDOW_W) of BLOCK_M // WINDOW_W rows (n, qd, qh) of the
+        # grid of the largest phase, the same rows for every phase (a phase with fewer rows masks the others).
+        w_tile = pid_m % W_TILES
+        pid_m = pid_m // W_TILES
+        if pid_m * (BLOCK_M // WINDOW_W) >= N * Q_D_MAX * Q_H_MAX:
+            return
+        for ph in range(0, W_TABLE):
+            gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, ph, group, pid_m, pid_n, w_tile, N, ID, IH, IW,
+                      C_RED_G, C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh,
+                      stride_xw, stride_wk, stride_wn, stride_wg, stride_wd, stride_wh, stride_ww, stride_yn, stride_yc,
+                      stride_yd, stride_yh, stride_yw, stride_b, W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM,
+                      XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D, DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W,
+                      MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE, EVEN_K, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE,
+                      SHUFFLE, SHUFFLE_BLOCKS, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE, MASK_PRODUCTS,
+                      W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, OUT_CHUNK,
+                      EPILOGUE, X_UNIT, BLOCK_M, BLOCK_N, BLOCK_K)  # fmt: skip
+    else:
+        row = table_ptr + phase * TABLE_COLUMNS
+        if pid_m * BLOCK_M >= N * tl.load(row + 3) * tl.load(row + 4) * tl.load(row + 5):
+            return
+        gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid_n, 0, N, ID, IH, IW,
+                  C_RED_G, C_COL_G, stride_xn, stride_xc, stride_xd, stride_xh,
+                  stride_xw, stride_wk, stride_wn, stride_wg, stride_wd, stride_wh, stride_ww, stride_yn, stride_yc,
+                  stride_yd, stride_yh, stride_yw, stride_b, W_TABLE, W_TILES, W_OWN, OW, Q_D_MAX, Q_H_MAX, NDIM,
+                  XS_D, XS_H, XS_W, OS_D, OS_H, OS_W, DSTEP_D, DSTEP_H, DSTEP_W, KSTEP_D, KSTEP_H, KSTEP_W,
+                  MAX_T_D, MAX_T_H, MAX_T_W, BITMASK, MASK_DTYPE, EVEN_K, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE,
+                  SHUFFLE, SHUFFLE_BLOCKS, ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32, INDEX_DTYPE, MASK_PRODUCTS,
+                  W_WINDOW, WINDOW_W, W_STEP, KERNEL_W, TAPS_N, TAPS_A, TAPS_B, TAPS_O, OUT_W, OUT_CHUNK,
+                  EPILOGUE, X_UNIT, BLOCK_M, BLOCK_N, BLOCK_K)  # fmt: skip

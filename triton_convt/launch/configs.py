@@ -149,15 +149,19 @@ def choose(kernel: str, dtype: torch.dtype, sizes: dict[str, int], target: str =
 
 def shared_memory_estimate(config: dict, dtype_cls: str) -> int:
     """Bytes of shared memory a config needs at most: ``num_stages`` copies of the A ``[BLOCK_M, BLOCK_K]`` and
-    B ``[BLOCK_K, BLOCK_N]`` tiles of a ``tl.dot`` kernel (configs without ``BLOCK_K`` stage no operand tiles).
+    B ``[BLOCK_K, BLOCK_N]`` tiles of a ``tl.dot`` kernel, or the accumulator ``[BLOCK_M, BLOCK_N]`` (fp32, fp64 for
+    fp64) if larger: the NCHW window variant's epilogue may stage it to gather its taps (configs without ``BLOCK_K``
+    stage no operand tiles).
 
-    Triton pipelines at most ``num_stages`` buffers and reuses them for the epilogue's layout conversion, so the
-    compiled kernel needs no more than this; the static profile checks that bound on every shipped config.
+    Triton pipelines at most ``num_stages`` buffers and reuses them for the epilogue's layout conversion and
+    gathers, so the compiled kernel needs no more than this; the static profile checks that bound on every shipped
+    config.
     """
     if "BLOCK_K" not in config:
         return 0
     tile = config["BLOCK_M"] * config["BLOCK_K"] + config["BLOCK_K"] * config["BLOCK_N"]
-    return config["num_stages"] * tile * ITEMSIZE[dtype_cls]
+    accumulator = config["BLOCK_M"] * config["BLOCK_N"] * (8 if dtype_cls == "fp64" else 4)
+    return max(config["num_stages"] * tile * ITEMSIZE[dtype_cls], accumulator)
 
 
 def prune(candidates: list[dict], dtype_cls: str, sizes: dict[str, int], shared_limit: int) -> list[dict]:

@@ -78,7 +78,7 @@ def input_grad_plan(
     table = phase_table.input_grad_table(tuple(dx5.shape[2:]), params.as_3d())
     return gemm_plan(
         "conv_transpose2d_bwd_input", dz5, w5, None, dx5, table, groups=params.groups,
-        reduce_over_output_channels=True, config=config, index64=index64,
+        reduce_over_output_channels=True, split_layouts=True, config=config, index64=index64,
         rebuild=lambda c: input_grad_plan(dz, weight, dx, params, config=c, index64=index64),
     )  # fmt: skip
 

@@ -125,8 +125,12 @@ def depthwise_plan(
     _, c_out, *out_sizes = y5.shape
     mult = weight.shape[1]
     p3 = params.as_3d().for_launch(in_sizes)
+    # Order the elements as the output is laid out, so that a block's stores are contiguous; in NCHW a program
+    # takes every W residue of its rows (whole output rows), so the grid has the (D, H) phases only.
+    channels_fastest = y.stride(1) == 1 and c_out > 1
+    phases_w = p3.stride[2] if channels_fastest else 1
     elements = c_out * n
-    for size, stride in zip(out_sizes, p3.stride):
+    for size, stride in zip(out_sizes, p3.stride[:2] + (phases_w,)):
         elements *= shapes.phase_count(size, stride, 0)  # phase 0 is the largest
     if config is None:
         config = configs.config_for(
@@ -146,11 +150,10 @@ def depthwise_plan(
         HAS_BIAS=bias is not None, ACTIVATION=activation,
         NEGATIVE_SLOPE=float(negative_slope) if activation == "leaky_relu" else 0.0,
         ACC_DTYPE=numeric["ACC_DTYPE"], INDEX_DTYPE=numeric["INDEX_DTYPE"],
-        # Order the elements as the output is laid out, so that a block's stores are contiguous.
-        CHANNELS_FASTEST=y.stride(1) == 1 and c_out > 1,
+        CHANNELS_FASTEST=channels_fastest, ALL_W=not channels_fastest,
         BLOCK=config["BLOCK"],
     )  # fmt: skip
-    grid = (p3.stride[0] * p3.stride[1] * p3.stride[2] * tiles,)
+    grid = (p3.stride[0] * p3.stride[1] * phases_w * tiles,)
     return KernelPlan(conv_transpose_fwd_depthwise_kernel, grid, args, config["num_warps"], config["num_stages"])
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..kernels.phase_gemm import TABLE_COLUMNS
+from ..kernels.phase_tile import TABLE_COLUMNS
 from . import shapes
 from .shapes import ConvParams
 
@@ -47,17 +47,26 @@ class AxisTaps:
 
 @dataclass(frozen=True)
 class PhaseTable:
-    """A call's phases (rows in launch order) and the kernel's structural constexprs."""
+    """A call's phases (rows in launch order) and the kernel's structural constexprs.
+
+    A *window* table (:func:`window_table`, the kernel's ``W_WINDOW`` variant) lists the phases of D and H only,
+    each covering every W residue, followed by one row per W residue ``r < OS_W`` (row ``phases + r``) with only its
+    W fields set: a program of that variant runs the D and H taps in its loop and every W tap as a column block.
+    """
 
     rows: tuple[tuple[int, ...], ...]
     constexprs: tuple[tuple[str, int], ...]
-    max_rows_per_image: int  #: the largest phase's rows per image (Q_d * Q_h * Q_w)
+    max_rows_per_image: int  #: the largest phase's rows per image (Q_d * Q_h * Q_w; Q_d * Q_h for a window table)
+    axes: tuple[AxisTaps, AxisTaps, AxisTaps]  #: the three axes the table was built from (D, H, W)
+    phases: int  #: the launched phases: the first ``phases`` rows
+    window: bool = False  #: a window table (see above)
 
     @property
     def taps(self) -> int:
-        """The most taps a phase has along all axes together (the bound of the row bitmasks)."""
+        """The most taps a phase has along the axes its loop runs (the bound of the row bitmasks): all of them, or
+        D and H for a window table."""
         c = dict(self.constexprs)
-        return c["MAX_T_D"] * c["MAX_T_H"] * c["MAX_T_W"]
+        return c["MAX_T_D"] * c["MAX_T_H"] * (1 if self.window else c["MAX_T_W"])
 
 
 def forward_axis(size: int, out: int, kernel: int, stride: int, padding: int, dilation: int) -> AxisTaps:
@@ -86,11 +95,13 @@ def input_grad_axis(size: int, kernel: int, stride: int, padding: int, dilation:
                     max_taps=kernel)  # fmt: skip
 
 
-def _table(axes: tuple[AxisTaps, AxisTaps, AxisTaps]) -> PhaseTable:
+def _table(axes: tuple[AxisTaps, AxisTaps, AxisTaps], window: bool = False) -> PhaseTable:
     phases = []
+    # A window table's phases cover every W residue: their W fields are one residue's of one row and one tap.
+    w_rows = ((0, 1, 1, 0, 0),) if window else axes[2].rows
     for rd in axes[0].rows:
         for rh in axes[1].rows:
-            for rw in axes[2].rows:
+            for rw in w_rows:
                 phases.append(tuple(v for field in zip(rd, rh, rw) for v in field) + (0,))
     # Row layout: (r_d, r_h, r_w, Q_d, Q_h, Q_w, T_d, T_h, T_w, delta..., k0..., 0). Heaviest first; the sort is
     # stable, so equal phases keep residue order.
@@ -100,7 +111,21 @@ def _table(axes: tuple[AxisTaps, AxisTaps, AxisTaps]) -> PhaseTable:
         constexprs += [(f"XS_{name}", axis.xs), (f"OS_{name}", axis.os), (f"DSTEP_{name}", axis.dstep),
                        (f"KSTEP_{name}", axis.kstep), (f"MAX_T_{name}", axis.max_taps)]  # fmt: skip
     per_image = max((math.prod(row[3:6]) for row in phases), default=0)
-    return PhaseTable(tuple(phases), tuple(constexprs), per_image)
+    rows = list(phases)
+    if window:
+        # One row per W residue r < OS_W, the residues without output (Q = 0) included, so that the kernel finds
+        # residue r at row phases + r: its W fields at the W columns (r, Q, T, delta_0, k_0), zeros elsewhere.
+        by_residue = {rw[0]: rw for rw in axes[2].rows}
+        for r in range(axes[2].os):
+            rw = by_residue.get(r, (r, 0, 0, 0, 0))
+            rows.append(tuple(v for field in zip((0,) * 5, (0,) * 5, rw) for v in field) + (0,))
+    return PhaseTable(tuple(rows), tuple(constexprs), per_image, axes, len(phases), window)
+
+
+@functools.lru_cache(maxsize=512)
+def window_table(table: PhaseTable) -> PhaseTable:
+    """The window table (see :class:`PhaseTable`) of the same call as ``table``."""
+    return table if table.window else _table(table.axes, window=True)
 
 
 @functools.lru_cache(maxsize=512)

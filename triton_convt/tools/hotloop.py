@@ -19,8 +19,8 @@ never issue, left out): tensor-core instructions, all instructions, the others, 
 (``LDGSTS``), TMA loads (``UTMALDG``), and on sm_90 the smallest ``N`` of ``WARPGROUP.DEPBAR.LE gsb0, N`` in the
 loop: how many wgmma groups may stay in flight while the loop waits (0: every load waits for every MMA).
 
-:func:`gate` is the CI rule of the forward kernel's 16-bit channels_last builds; :mod:`.reference_gemm` supplies
-the yardstick its ratio is taken against.
+:func:`gate` is the CI rule of the phase GEMM's 16-bit builds (the forward in both layouts, the NCHW input
+gradient); :mod:`.reference_gemm` supplies the yardstick its ratio is taken against.
 """
 
 from __future__ import annotations
@@ -106,6 +106,17 @@ def mma_loops(code: list[tuple[int, str]]) -> list[tuple[int, int]]:
             if not any((s2, e2) != (s, e) and s <= s2 and e2 <= e for s2, e2 in holding)]  # fmt: skip
 
 
+def local_memory_in_mma_loops(sass: str) -> int:
+    """Loads and stores of local memory (spill traffic) inside the MMA loops of ``sass``: paid per K step, where
+    the time goes (an outer loop, such as the NCHW window variant's loop over phases, runs its body a few times)."""
+    total = 0
+    for code in instructions(sass):
+        spans = mma_loops(code)
+        total += sum(1 for addr, text in code if re.search(r"\b(?:STL|LDL)(?:\.\w+)*\s", text + " ")
+                     and any(start <= addr <= end for start, end in spans))  # fmt: skip
+    return total
+
+
 def hot_loop(sass: str) -> dict[str, int | None]:
     """The hot-loop figures of ``sass`` (keys :data:`KEYS`): the heaviest MMA loop's counts per iteration, and
     ``mma_loops``, how many MMA loops the code has; every figure ``None`` when it has none (no ``tl.dot``, or
@@ -146,36 +157,44 @@ def ratio(build: dict, reference: dict) -> float | None:
 
 #: The CI rule's limit on :func:`ratio` (issue 13: within 15% of the tutorial GEMM's instructions per MMA).
 RATIO_LIMIT = 1.15
-#: What the rule holds: the 16-bit channels_last builds of the phase GEMM's forward launches (the transposed
-#: convolution's, and conv2d + pixel_shuffle's) on the NVIDIA targets.
-GATED = {"kernels": ("conv_transpose2d_fwd", "conv2d_pixel_shuffle"), "dtypes": ("float16", "bfloat16"),
-         "layout": "channels_last", "archs": (80, 90)}  # fmt: skip
+#: What the rule holds: the 16-bit builds on the NVIDIA targets of the phase GEMM's forward launches with channels
+#: innermost (the transposed convolution's, ``conv_transpose2d_fwd``, and conv2d + pixel_shuffle's), and of the
+#: transposed convolution in NCHW (``conv_transpose2d_fwd_nchw``, the window variant) and of its input gradient in
+#: NCHW (``conv_transpose2d_bwd_input_nchw``): kernel key -> the layout its builds are held in. conv2d +
+#: pixel_shuffle in NCHW runs the phase path (its per-tap W shift keeps scalar loads): not held.
+GATED = {"kernels": {"conv_transpose2d_fwd": "channels_last", "conv2d_pixel_shuffle": "channels_last",
+                     "conv_transpose2d_fwd_nchw": "nchw", "conv_transpose2d_bwd_input_nchw": "nchw"},
+         "dtypes": ("float16", "bfloat16"), "archs": (80, 90)}  # fmt: skip
 
 
 #: The narrow tiles: forward configs of at most this many columns, which only layers with at most as many output
 #: channels per group take (the launcher drops tiles wider than the problem). Their hot loop cannot be held to the
 #: GEMM's instructions per tensor-core instruction (a per-row border test and a per-row address serve 8 to 32
 #: columns, not 64 to 256): they are judged by what they cost the layers that use them, the work model's
-#: modelled time (:func:`.workmodel.modelled`), and :func:`gate` holds them to the rest of its rule only.
+#: modelled time (:func:`.workmodel.modelled`), and :func:`gate` holds them to the rest of its rule only. Only the
+#: channels_last lists have them (an NCHW config's BLOCK_N counts W taps x channels: 32 columns there are 8
+#: channels of a 4-tap kernel, held to the whole rule).
 NARROW_COLUMNS = 32
 
 
 def narrow(record: dict) -> bool:
-    """Whether a build's config is a narrow tile (:data:`NARROW_COLUMNS`)."""
-    return (record.get("config") or {}).get("BLOCK_N", NARROW_COLUMNS + 1) <= NARROW_COLUMNS
+    """Whether a build's config is a narrow tile (:data:`NARROW_COLUMNS`) of a channels_last list."""
+    return (record.get("layout") != "nchw"
+            and (record.get("config") or {}).get("BLOCK_N", NARROW_COLUMNS + 1) <= NARROW_COLUMNS)  # fmt: skip
 
 
 def gated(record: dict) -> bool:
     """Whether :func:`gate` holds ``record`` to the rule: not a build on a 1-D or 3-D sample problem (``sample``) or
     on a layer of the report's set (``layer``): the rule is for the 2-D shipped configs on the sample problem."""
-    return (not record.get("sample") and not record.get("layer") and record.get("kernel") in GATED["kernels"]
-            and record.get("dtype") in GATED["dtypes"] and record.get("layout") == GATED["layout"]
-            and record.get("arch") in GATED["archs"])  # fmt: skip
+    return (not record.get("sample") and not record.get("layer")
+            and GATED["kernels"].get(record.get("kernel")) == record.get("layout")
+            and record.get("dtype") in GATED["dtypes"] and record.get("arch") in GATED["archs"])  # fmt: skip
 
 
 def gate(records: list[dict]) -> list[str]:
-    """The violations of the CI rule among profile ``records`` (empty: it passes). A 16-bit channels_last forward
-    build on sm_80 or sm_90 fails when its hot loop issues more than :data:`RATIO_LIMIT` times the reference GEMM's
+    """The violations of the CI rule among profile ``records`` (empty: it passes). A gated build (:data:`GATED`:
+    16-bit, sm_80 or sm_90, the forward launches with channels innermost, the transposed convolution's forward and
+    input gradient in NCHW) fails when its hot loop issues more than :data:`RATIO_LIMIT` times the reference GEMM's
     non-tensor-core instructions per tensor-core instruction (narrow tiles, :func:`narrow`, excepted), when it
     issues any scalar global load, when (sm_90) its wgmma waits for zero groups in flight, or when it failed to
     build or has no tensor-core loop at all."""

@@ -16,8 +16,9 @@ instructions and 128-bit loads. It writes ``profile.json``, ``profile.md`` (one 
 (cubins, ``.amdgcn`` assembly) into DIR and prints the tables; every recorded figure is a property of the compiled
 code, so a rerun with the same compiler writes the same files (the run time is printed only).
 ``--picked`` builds instead the forward kernel with the config the launcher picks for the sample problem, in each
-dtype and layout, and its int64 index path, conv2d + pixel_shuffle's launch likewise, and the forward on the 1-D
-and 3-D sample problems (:func:`nd_builds`, fp16 channels innermost, reported but not gated). ``--layers [NAME ...]``
+dtype and layout (named by the config key the layout takes), and its int64 index path, conv2d + pixel_shuffle's
+launch likewise, and the forward on the 1-D and 3-D sample problems (:func:`nd_builds`, fp16, both layouts, reported
+but not gated). ``--layers [NAME ...]``
 builds instead the forward kernel on layers of the report's set at their full size (:func:`layer_builds`: all of
 them without a name), with the config each target's file gives untuned: the builds whose hot loops the work model's
 issue term reads (:func:`.workmodel.issue_seconds`), the narrow layers' narrow tiles among them; reported, not gated.
@@ -44,6 +45,7 @@ import torch
 import triton
 
 from ..launch import configs
+from ..launch.phase_gemm import NCHW_SUFFIX
 from . import aot, hotloop, layers, reference_gemm, samples, workcount
 from .cli import arch, arch_name, is_cuda, refuse_interpreter
 
@@ -225,12 +227,19 @@ def markdown(records: list[dict], missing: list[str]) -> str:
     return "\n".join(lines)
 
 
+def forward_key(layout: str) -> str:
+    """The config key the forward launcher takes for an input in ``layout`` (its builds are named by it)."""
+    return "conv_transpose2d_fwd" + (NCHW_SUFFIX if layout == "nchw" else "")
+
+
 def picked_builds(
     archs: list[int | str], dtypes: list[str] | None = None, layouts: list[str] | None = None
 ) -> list[dict]:
     """The forward kernel's builds with the config the launcher picks for the sample problem, per dtype, fp32
-    precision and layout, plus the int64 index path (fp16, channels_last), and likewise conv2d + pixel_shuffle's
-    launch on its sample problem (:data:`.samples.PICKED_PLANS`), for ``archs``."""
+    precision and layout (named by the config key the layout takes: :data:`.samples.PICKED_PLANS`, the transposed
+    convolution's and conv2d + pixel_shuffle's launches on their sample problems), plus the int64 index path (fp16,
+    channels_last), and the 1-D and 3-D sample problems (:func:`nd_builds`) in the layouts asked for, for
+    ``archs``."""
     builds = []
     for cls, variants in samples.DTYPE_VARIANTS.items():
         for dtype, precision in variants:
@@ -240,30 +249,31 @@ def picked_builds(
                     continue
                 indices = ("int32", "int64") if (name, layout) == ("float16", "channels_last") else ("int32",)
                 for kernel in samples.PICKED_PLANS:
+                    if layout not in samples.layouts_of(kernel):
+                        continue
                     for index in indices if kernel == "conv_transpose2d_fwd" else ("int32",):
                         for a in archs:
                             builds.append({"arch": a, "kernel": kernel, "dtype": name, "precision": precision,
                                            "layout": layout, "index": index, "picked": True, "dtype_class": cls,
                                            "targets": ["launcher pick"]})  # fmt: skip
-    if not layouts or "channels_last" in layouts:
-        builds += nd_builds(archs, dtypes)
-    return builds
+    return builds + nd_builds(archs, dtypes, layouts)
 
 
 #: The dtype the 1-D and 3-D sample problems are built in (the one a vocoder or a segmentation network runs).
 ND_DTYPE = "float16"
 
 
-def nd_builds(archs: list[int | str], dtypes: list[str] | None = None) -> list[dict]:
+def nd_builds(archs: list[int | str], dtypes: list[str] | None = None, layouts: list[str] | None = None) -> list[dict]:
     """The forward kernel's builds on the 1-D and 3-D sample problems (:data:`.samples.ND_FORWARD_SAMPLES`), fp16,
-    channels innermost, with the launcher's pick, for the CUDA ``archs`` (none unless ``dtypes`` allows fp16). Their
-    records carry ``sample``, which keeps them out of the hot-loop gate (:func:`.hotloop.gated`): the gate holds the
-    2-D configs; these report how the same kernel does with unit axes removed and with three axes."""
+    with channels innermost and in NCL / NCDHW (``layouts``, default both), with the launcher's pick, for the CUDA
+    ``archs`` (none unless ``dtypes`` allows fp16). Their records carry ``sample``, which keeps them out of the
+    hot-loop gate (:func:`.hotloop.gated`): the gate holds the 2-D configs; these report how the same kernel does
+    with unit axes removed and with three axes."""
     if dtypes and ND_DTYPE not in dtypes:
         return []
-    return [{"arch": a, "kernel": "conv_transpose2d_fwd", "dtype": ND_DTYPE, "precision": "ieee",
-             "layout": "channels_last", "index": "int32", "picked": True, "sample": sample, "dtype_class": "16bit",
-             "targets": ["launcher pick"]}
+    return [{"arch": a, "kernel": forward_key(layout), "dtype": ND_DTYPE, "precision": "ieee", "layout": layout,
+             "index": "int32", "picked": True, "sample": sample, "dtype_class": "16bit", "targets": ["launcher pick"]}
+            for layout in samples.LAYOUTS if not layouts or layout in layouts
             for sample in samples.ND_FORWARD_SAMPLES for a in archs if is_cuda(a)]  # fmt: skip
 
 

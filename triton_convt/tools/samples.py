@@ -44,6 +44,7 @@ LAYOUTS = ("channels_last", "nchw")
 #: kept apart for channels_last and NCHW inputs (:func:`triton_convt.launch.phase_gemm.config_key`).
 KEY_LAYOUTS = {"conv_transpose2d_fwd": ("channels_last",), "conv_transpose2d_fwd_nchw": ("nchw",),
                "conv2d_pixel_shuffle": ("channels_last",), "conv2d_pixel_shuffle_nchw": ("nchw",),
+               "conv_transpose2d_bwd_input": ("channels_last",), "conv_transpose2d_bwd_input_nchw": ("nchw",),
                # It copies a weight in torch's default layout whatever the input's: one build says it all.
                "weight_repack": ("nchw",)}
 
@@ -71,7 +72,14 @@ def _sample_problem(dtype: torch.dtype, layout: str):
     w = _sample(256, 256, 4, 4, dtype=dtype, layout="channels_last")
     b = _sample(256, dtype=dtype)
     params = check_call(x, w, b, 2, 1, 0, 1, 1)
-    return x, w, b, params, allocate_output(x, w, params)
+    return x, w, b, params, _output(x, w, params, layout)
+
+
+def _output(x: torch.Tensor, w: torch.Tensor, params, layout: str) -> torch.Tensor:
+    """The output of a sample call in the layout a model in ``layout`` gets: the input's (the modules own their
+    weight channels_last, and that choice does not decide their output's layout: ``layout_from_weight=False``), so
+    an NCHW model gets an NCHW output."""
+    return allocate_output(x, w, params, layout_from_weight=False)
 
 
 def _with_precision(plan: KernelPlan, precision: str) -> KernelPlan:
@@ -100,20 +108,20 @@ def _nd_forward(x_shape: tuple, w_shape: tuple, stride: int, padding: int, outpu
 
     def build(dtype: torch.dtype, layout: str = "channels_last", config: dict | None = None, precision: str = "ieee",
               index64: bool | None = None) -> KernelPlan:  # fmt: skip
-        x = _channels_innermost(*x_shape, dtype=dtype)
+        x = _channels_innermost(*x_shape, dtype=dtype) if layout == "channels_last" else _sample(*x_shape, dtype=dtype)
         w = _channels_innermost(*w_shape, dtype=dtype)
         b = _sample(w_shape[1], dtype=dtype)
         params = check_call(x, w, b, stride, padding, output_padding, 1, 1)
-        y = allocate_output(x, w, params)
+        y = _output(x, w, params, layout)
         return _with_precision(forward_plan(x, w, b, y, params, config=config, index64=index64), precision)
 
     return build
 
 
 #: Forward launches of the same GEMM kernel on 1-D and 3-D problems (issue 15), for the static profile's report
-#: (``triton-convt-profile --picked`` and the report's profile build them with the launcher's pick, 16-bit,
-#: channels innermost; they are reported, not held to the 2-D builds' hot-loop gate). Each extent is a multiple of
-#: 16 and each phase has 256 rows or more, as the 2-D sample problem's, so that no tile is cut down.
+#: (``triton-convt-profile --picked`` and the report's profile build them with the launcher's pick, 16-bit, with
+#: channels innermost and in NCL / NCDHW; they are reported, not held to the 2-D builds' hot-loop gate). Each extent
+#: is a multiple of 16 and each phase has 256 rows or more, as the 2-D sample problem's, so that no tile is cut down.
 ND_FORWARD_SAMPLES: dict[str, Callable[..., KernelPlan]] = {
     # HiFi-GAN's first upsampler (k16 s8 p4) at 256 channels: 2 taps per phase, 1024 outputs per sequence.
     "1d-k16s8": _nd_forward((2, 256, 128), (256, 256, 16), 8, 4, 0),
@@ -242,6 +250,7 @@ SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "conv2d_pixel_shuffle_nchw": pixel_shuffle_sample_plan,
     "conv_transpose2d_fwd_depthwise": depthwise_sample_plan,
     "conv_transpose2d_bwd_input": bwd_input_sample_plan,
+    "conv_transpose2d_bwd_input_nchw": bwd_input_sample_plan,
     "conv_transpose2d_bwd_weight": bwd_weight_sample_plan,
     "channel_sum": channel_sum_sample_plan,
     "activation_bwd": activation_bwd_sample_plan,
@@ -253,10 +262,12 @@ SAMPLE_PLANS: dict[str, Callable[..., KernelPlan]] = {
 
 
 #: Kernel key -> ``(dtype, layout, config, precision, index64) -> KernelPlan``: the launches ``triton-convt-profile
-#: --picked`` builds with the launcher's own config.
+#: --picked`` builds with the launcher's own config, each in the layouts its key serves (:func:`layouts_of`).
 PICKED_PLANS: dict[str, Callable[..., KernelPlan]] = {
     "conv_transpose2d_fwd": forward_sample_plan,
+    "conv_transpose2d_fwd_nchw": forward_sample_plan,
     "conv2d_pixel_shuffle": pixel_shuffle_sample_plan,
+    "conv2d_pixel_shuffle_nchw": pixel_shuffle_sample_plan,
 }
 
 

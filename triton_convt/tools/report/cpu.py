@@ -8,11 +8,11 @@ H100 and A100 peaks (:data:`PEAKS`), with the work model's issued/useful MACs fo
 gives and its modelled time (:func:`triton_convt.tools.workmodel.modelled`: bytes, issued MACs and the instruction
 issue read from the SASS of the layer's build), and NVIDIA's GEMM model of the layer's phases as tuned Triton GEMMs
 (:mod:`triton_convt.tools.nvmodel`, when ``nvidia-matmul-heuristics`` is installed). ``profile``: the static
-compile profile (:mod:`triton_convt.tools.profile`) of the forward kernel's shipped configs for sm80 and sm90, of
-its builds on the 1-D and 3-D sample problems (:func:`~triton_convt.tools.profile.nd_builds`) and of its builds on
-the report's layers with each file's pick (:func:`~triton_convt.tools.profile.layer_builds`, the model's issue
-term), run in a child process without the interpreter (compiled kernels and interpreted ones cannot share a
-process).
+compile profile (:mod:`triton_convt.tools.profile`) of the forward kernel's shipped configs for sm80 and sm90 in
+both layouts (and of the NCHW input gradient's, the same kernel), of its builds on the 1-D and 3-D sample problems
+in both layouts (:func:`~triton_convt.tools.profile.nd_builds`) and of its builds on the report's layers with each
+file's pick (:func:`~triton_convt.tools.profile.layer_builds`, the model's issue term), run in a child process
+without the interpreter (compiled kernels and interpreted ones cannot share a process).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import triton
 from ... import launch
 from ...launch import configs
 from ...launch.kernel_plan import spatial_3d
-from ...launch.phase_gemm import reads_in_place
+from ...launch.phase_gemm import NCHW_SUFFIX, reads_in_place
 from .. import checking, nvmodel, profile, workmodel
 from ..cli import arch_name
 from ..layers import LayerSpec
@@ -124,14 +124,21 @@ def layer_dtypes(dtypes: list[str]) -> list[str]:
     return [d for d in ("float16", "float32") if d in dtypes or (d == "float16" and "bfloat16" in dtypes)]
 
 
+#: The kernel keys whose shipped configs the report's static profile builds: the transposed convolution's forward
+#: in both layouts and its input gradient in NCHW, the phase GEMM's builds held to the hot-loop rule
+#: (:data:`.hotloop.GATED`; conv2d + pixel_shuffle's are the profile's, ``triton-convt-profile``).
+PROFILED = (FORWARD, FORWARD + NCHW_SUFFIX, "conv_transpose2d_bwd_input" + NCHW_SUFFIX)
+
+
 def static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: int,
                    names: list[str] | None = None) -> dict:
-    """Compile every shipped forward config for ``archs``, the launcher's pick on the 1-D and 3-D sample
-    problems, and the layer builds of the layers ``names`` (all when None; :func:`.profile.layer_builds`, the work
+    """Compile every shipped config of the transposed convolution's GEMM keys (:data:`PROFILED`: the forward in both
+    layouts, the NCHW input gradient) for ``archs``, the launcher's pick on the 1-D and 3-D sample problems in both
+    layouts, and the layer builds of the layers ``names`` (all when None; :func:`.profile.layer_builds`, the work
     model's issue term) (this process must not run the interpreter); writes ``profile.json`` and ``profile.md``
     into ``out`` and the cubins into ``out/cubins``. Returns the JSON."""
     builds, _ = profile.shipped_builds(archs, dtypes)
-    builds = [b for b in builds if b["kernel"] == FORWARD] + profile.nd_builds(archs, dtypes)
+    builds = [b for b in builds if b["kernel"] in PROFILED] + profile.nd_builds(archs, dtypes)
     builds += profile.layer_builds(archs, layer_dtypes(dtypes), names)
     cubins = os.path.join(out, "cubins")
     os.makedirs(cubins, exist_ok=True)

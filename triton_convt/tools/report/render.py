@@ -225,7 +225,7 @@ def profile_lines(profile: dict) -> list[str]:
     archs = ", ".join(arch_name(a) for a in profile["archs"])
     registers = [r["registers"] for r in records if "registers" in r] or [0]
     tensor_cores = sum(1 for r in records if r.get("tensor_core_instructions"))
-    lines = ["", f"## Static profile of the forward kernel (compiled for {archs} without a GPU; no timing)", "",
+    lines = ["", f"## Static profile of the phase GEMM (compiled for {archs} without a GPU; no timing)", "",
              f"{len(shipped)} builds of the shipped configs (x dtypes x layouts x archs, and the 1-D and 3-D sample "
              f"problems) and {len(built)} of the report's layers with each file's pick (the work model's issue "
              f"term); {len(bad)} failed or spilled; {min(registers)}-{max(registers)} registers; {tensor_cores} use "
@@ -239,10 +239,12 @@ def profile_lines(profile: dict) -> list[str]:
     if gated:
         failing = hotloop.gate(records)
         wide = [r for r in gated if not hotloop.narrow(r)]
-        lines += ["", f"Hot loop (read from the SASS): {len(failing)} of {len(gated)} 16-bit channels_last builds fail "
+        layouts = ", ".join(sorted({f"{r['kernel']} {r['layout']}" for r in gated}))
+        lines += ["", f"Hot loop (read from the SASS): {len(failing)} of {len(gated)} 16-bit builds ({layouts}) fail "
                   f"issue 13's rule (at most {hotloop.RATIO_LIMIT}x the reference GEMM's non-tensor-core instructions "
-                  f"per tensor-core instruction, held on the {len(wide)} builds wider than {hotloop.NARROW_COLUMNS} "
-                  "columns; no scalar global loads and wgmma overlap on sm_90, held on all)."]  # fmt: skip
+                  f"per tensor-core instruction, held on the {len(wide)} builds but channels_last's narrow tiles of "
+                  f"at most {hotloop.NARROW_COLUMNS} columns; no scalar global loads and wgmma overlap on sm_90, held "
+                  "on all)."]  # fmt: skip
     narrow = [r for r in built if hotloop.narrow(r) and r["dtype_class"] == "16bit" and "error" not in r]
     if narrow:
         lines += ["", "Narrow builds: the report's layers whose 16-bit pick has at most "
