@@ -95,6 +95,14 @@ def test_readme_is_at_most_150_lines_and_links_every_page_of_docs():
     assert {page_id(page) for page in DOCS} <= linked
 
 
+def test_layout_advice_lives_in_one_docs_section():
+    # docs/design.md#layouts is the one place that says how each layout runs (it will change as NCHW inputs do);
+    # the README only links there.
+    text = README.read_text()
+    assert text.count("docs/design.md#layouts") == 1 and "NCHW" not in text
+    assert "layouts" in anchors(ROOT / "docs" / "design.md")
+
+
 # Links and paths.
 
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
