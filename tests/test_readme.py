@@ -179,7 +179,7 @@ def test_every_triton_convt_name_exists(page):
         if dotted.endswith((".py", ".json", ".md")):  # a file name: the path test checks it
             continue
         resolve(dotted)
-    for op in set(re.findall(r"\btorch\.ops\.triton_convt\.(\w+)", text)):
+    for op in set(re.findall(r"\btorch\.ops\.triton_convt\.(\w+)", text)) - {"X"}:
         assert hasattr(torch.ops.triton_convt, op), op
 
 
