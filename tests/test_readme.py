@@ -333,13 +333,12 @@ def check_pip(words: list[str]) -> None:
             {Requirement(r).name: Requirement(r).specifier for r in extra if Requirement(r).name not in ranges}
         )
     for word in words[4:]:
-        if word.startswith("-") and word not in ("-q", "-e"):
-            raise AssertionError(f"pip option {word}")
-        if word in (".", '".[test]"') or word.startswith("."):
-            extra_names = re.findall(r"\[(.*)\]", word)
-            for extra in extra_names[0].split(",") if extra_names else []:
+        if word.startswith("-"):
+            assert word in ("-q", "-e"), f"pip option {word}"
+        elif word.startswith("."):  # this checkout, with extras that pyproject.toml defines
+            for extra in re.fullmatch(r"\.(?:\[(.*)\])?", word)[1].split(",") if "[" in word else []:
                 assert extra in extras, word
-        elif "==" in word:
+        else:  # a pin, inside the range pyproject.toml admits
             name, version = word.split("==")
             assert name in ranges and version in ranges[name], (word, ranges.get(name))
 
