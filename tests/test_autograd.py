@@ -202,6 +202,20 @@ def test_meta_tensors_get_the_output_shape():
     assert y.device.type == "meta" and y.shape == F.conv_transpose2d(x, w, stride=(2, 1), padding=(4, 2)).shape
 
 
+def test_meta_tensors_take_out_like_torch():
+    """Meta tensors have no memory: torch's out= takes a slice of another meta tensor, and so does ours (every meta
+    storage reports data pointer 0, which must not read as shared memory); the overlap check still holds on real
+    tensors."""
+    x, w = torch.empty(2, 16, 7, 5, device="meta"), torch.empty(16, 8, 4, 4, device="meta")
+    buf = torch.empty(2, 16, 14, 10, device="meta")
+    assert torch.add(buf[:, 8:], 1, out=buf[:, :8]).shape == (2, 8, 14, 10)
+    out = buf[:, :8]
+    assert triton_convt.conv_transpose2d(x, w, stride=2, padding=1, activation="relu", out=out) is out
+    x = torch.zeros(1, 1, 3, 3)
+    with pytest.raises(RuntimeError, match="input tensor and the written-to tensor"):
+        triton_convt.conv_transpose2d(x, torch.zeros(1, 1, 1, 1), out=x)
+
+
 def small_decoder():
     return nn.Sequential(
         nn.ConvTranspose2d(8, 6, 4, 2, 1), nn.BatchNorm2d(6), nn.ReLU(),

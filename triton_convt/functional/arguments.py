@@ -82,6 +82,10 @@ def shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     two channel slices of one concat buffer do not count as overlapping)."""
     if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
         return False
+    if a.device.type == "meta":
+        # Meta tensors have no memory (every storage reports data pointer 0, which would read as one storage
+        # below): nothing is shared, and torch's own out= takes them alike.
+        return False
     if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
         return False
     size = a.element_size()
