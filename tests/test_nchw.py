@@ -3,7 +3,10 @@ input columns as GEMM rows, every W tap as a column block, every phase of a row 
 the interpreter against torch in fp64 at every border its loads and its epilogue meet: taps left, right, above and
 below the input, 1-D, 2-D and 3-D, odd widths, rows narrower than a window (several rows and images per tile) and
 wider than one (overlapping windows), kernels of 3, 5 and 16 taps, views whose W stride is not 1, and the input
-gradient, which runs the same variant. Shapes are tiny: the interpreter's time grows with programs."""
+gradient, which runs the same variant; and the narrow layers (RGB heads: at most ``NARROW_COLUMNS`` output channels per
+group) that run it in channels_last too. Shapes are tiny: the interpreter's time grows with programs."""
+
+import copy
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ from helpers import assert_close_to_reference, assert_matches_nonfinite
 import triton_convt
 from triton_convt.functional.conv_transpose import check_call
 from triton_convt.launch import conv_transpose_bwd, conv_transpose_fwd
-from triton_convt.launch.kernel_plan import spatial_3d
+from triton_convt.launch.kernel_plan import KernelPlan, spatial_3d
 from triton_convt.launch.phase_gemm import gemm_weight
 
 CONV_T = {3: F.conv_transpose1d, 4: F.conv_transpose2d, 5: F.conv_transpose3d}
@@ -119,7 +122,7 @@ def test_views_with_other_strides_give_torchs_result(view, count_launches):
 def test_a_one_pixel_input_writes_its_nchw_output_through_the_window_variant(count_launches):
     # DCGAN's first layer: a 1x1 input has its channels innermost (it is NCHW and channels_last at once), but its
     # NCHW output would be written phase by phase, a fraction of each sector at a time: the window variant takes it.
-    x, w = torch.randn(3, 5, 1, 1), torch.randn(5, 4, 4, 4)
+    x, w = torch.randn(3, 5, 1, 1), torch.randn(5, 8, 4, 4)  # 8 output channels: not narrow (see below)
     y, args = _forward(x, w, None, {}, config(16, 16, 8))
     assert args["W_WINDOW"] and y.is_contiguous()
     assert_close_to_reference(y, F.conv_transpose2d(x.double(), w.double()))
@@ -162,3 +165,62 @@ def test_the_public_api_and_autograd_take_the_window_variant(count_launches):
     assert_close_to_reference(y, ref)
     assert_close_to_reference(x.grad, xd.grad)
     assert_close_to_reference(w.grad, wd.grad)
+
+
+def _channels_last(t):
+    """``t`` with its channels innermost (channels_last in 2-D, channels_last_3d in 3-D, NLC in 1-D)."""
+    return t.movedim(1, -1).contiguous().movedim(-1, 1)
+
+
+# name: (input shape, weight shape, keyword arguments, config): narrow layers with channels innermost.
+NARROW = {
+    # An RGB head (DCGAN's, pix2pix's: k4 s2 p1, 3 channels) on an odd width, several rows per tile.
+    "rgb-k4s2p1-odd-width": ((2, 5, 3, 7), (5, 3, 4, 4), dict(stride=2, padding=1), config(32, 16, 8)),
+    # Rows wider than a window: overlapping windows read channels_last rows too.
+    "rgb-wide-rows": ((1, 4, 2, 40), (4, 3, 4, 4), dict(stride=2, padding=1), config(16, 16, 8)),
+    # 3 taps along W (two products) and 2 channels per group.
+    "k3-groups": ((1, 6, 3, 5), (6, 2, 3, 3), dict(stride=2, padding=1, output_padding=1, groups=2), config(32, 8, 8)),
+    "1d-k4s2p1": ((2, 5, 9), (5, 1, 4), dict(stride=2, padding=1), config(16, 8, 8)),
+    "3d-k2s2": ((1, 3, 2, 3, 3), (3, 4, 2, 2, 2), dict(stride=2), config(16, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("case", list(NARROW))
+def test_narrow_channels_last_layers_run_the_window_variant(case, count_launches):
+    # A phase GEMM of 3 columns would pad them to the tensor cores' 8 and load every input element for 3
+    # multiply-adds; the window variant takes every W tap of those channels as its columns, in every layout.
+    x_shape, w_shape, kwargs, cfg = NARROW[case]
+    x, w = _channels_last(torch.randn(x_shape)), torch.randn(w_shape)
+    b = torch.randn(w_shape[1] * kwargs.get("groups", 1))
+    y, args = _forward(x, w, b, kwargs, cfg, activation="tanh")
+    assert args["W_WINDOW"] and args["stride_xc"] == 1 and args["stride_yc"] == 1  # channels innermost both sides
+    assert_close_to_reference(y, torch.tanh(CONV_T[x.dim()](x.double(), w.double(), b.double(), **kwargs)))
+    # The input gradient reduces over the output channels and writes the input's: narrow when those are few.
+    dz = _channels_last(torch.randn(y.shape))
+    dx, args = _input_grad(dz, x, w, kwargs, cfg)
+    assert args["W_WINDOW"] == (x.shape[1] // kwargs.get("groups", 1) <= 4)
+    conv_kwargs = {k: v for k, v in kwargs.items() if k != "output_padding"}
+    assert_close_to_reference(dx, CONV[x.dim()](dz.double(), w.double(), **conv_kwargs))
+
+
+def test_a_converted_rgb_head_runs_the_window_variant_in_one_launch_and_trains(count_launches, monkeypatch):
+    # The public path: a converted ConvTranspose2d head (8 -> 3, k4 s2 p1, tanh) in channels_last with its launcher's
+    # own config, forward and backward; 5 output channels are not narrow and keep the phase path.
+    launched = []
+    real_launch = KernelPlan.launch
+    monkeypatch.setattr(KernelPlan, "launch", lambda plan: (launched.append(plan.args), real_launch(plan))[1])
+    head = torch.nn.Sequential(torch.nn.ConvTranspose2d(8, 3, 4, 2, 1), torch.nn.Tanh())
+    ours = triton_convt.convert(copy.deepcopy(head))
+    x = _channels_last(torch.randn(2, 8, 3, 5)).requires_grad_()
+    start = count_launches()
+    y = ours(x)
+    assert count_launches() - start == 1 and launched[-1]["W_WINDOW"]
+    y.sum().backward()
+    xd = x.detach().double().requires_grad_()
+    ref = head.double()(xd)
+    ref.sum().backward()
+    assert_close_to_reference(y, ref)
+    assert_close_to_reference(x.grad, xd.grad)
+    assert_close_to_reference(ours[0].weight.grad, head[0].weight.grad)
+    wide = triton_convt.conv_transpose2d(x.detach(), torch.randn(8, 5, 4, 4), stride=2, padding=1)
+    assert not launched[-1]["W_WINDOW"] and wide.shape[1] == 5

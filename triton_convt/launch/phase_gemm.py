@@ -20,7 +20,7 @@ from . import configs
 from .kernel_plan import KernelPlan, numeric_constexprs, strides
 from .phase_table import BITMASK_TAPS, PhaseTable, device_table, window_table
 from .weights import mask_products
-from .window import Window, plan_window
+from .window import Window, narrow, plan_window
 
 #: Row tiles per group of the grouped launch order: the programs of GROUP_M row tiles and all column tiles run
 #: side by side, so a weight tile is read from L2 by GROUP_M programs rather than by one (the matmul tutorial's
@@ -28,10 +28,11 @@ from .window import Window, plan_window
 GROUP_M = 8
 
 
-#: The suffix of the config key of the launches whose gathered operand does not have channels innermost (NCHW, NCL,
-#: NCDHW): they run the kernel's window variant (:mod:`.window`), whose GEMM columns are the kernel's W taps times
-#: the output channels, so their tiles are chosen apart (``autotune_configs/``, keys ``conv_transpose2d_fwd_nchw``
-#: and ``conv_transpose2d_bwd_input_nchw``, whose ``BLOCK_N`` is the GEMM's columns, taps included).
+#: The suffix of the config key of the launches that run the kernel's window variant (:mod:`.window`): those whose
+#: gathered operand or output does not have channels innermost (NCHW, NCL, NCDHW), and narrow ones in every layout
+#: (:func:`.window.narrow`). Their GEMM columns are the kernel's W taps times the output channels, so their tiles are
+#: chosen apart (``autotune_configs/``, keys ``conv_transpose2d_fwd_nchw`` and ``conv_transpose2d_bwd_input_nchw``,
+#: whose ``BLOCK_N`` is the GEMM's columns, taps included).
 NCHW_SUFFIX = "_nchw"
 
 
@@ -40,16 +41,19 @@ def channels_inner(x5: torch.Tensor) -> bool:
     return x5.stride(1) == 1 or x5.shape[1] == 1
 
 
-def windowed(x5: torch.Tensor, y5: torch.Tensor) -> bool:
-    """Whether a launch runs the window variant: when the gathered operand or the output does not have its channels
-    innermost (NCHW, NCL, NCDHW; an output in NCHW only, as a 1x1 input's, is written whole too)."""
-    return not (channels_inner(x5) and channels_inner(y5))
+def windowed(x5: torch.Tensor, y5: torch.Tensor, columns: int, kernel_w: int) -> bool:
+    """Whether a launch of the transposed convolution or its input gradient (no pixel shuffle) runs the window
+    variant: when the gathered operand or the output does not have its channels innermost (NCHW, NCL, NCDHW; an
+    output in NCHW only, as a 1x1 input's, is written whole too), or when its ``columns`` per group are narrow
+    (:func:`.window.narrow`)."""
+    return not (channels_inner(x5) and channels_inner(y5)) or narrow(columns, kernel_w)
 
 
-def config_key(kernel_key: str, x5: torch.Tensor, y5: torch.Tensor, split_layouts: bool) -> str:
+def config_key(kernel_key: str, x5: torch.Tensor, y5: torch.Tensor, split_layouts: bool, window: bool) -> str:
     """The config key of a launch: ``kernel_key``, with :data:`NCHW_SUFFIX` when ``split_layouts`` and the launch
-    runs the window variant (:func:`windowed`)."""
-    if split_layouts and windowed(x5, y5):
+    runs the window variant (``window``, :func:`windowed`) or, on the phase path (conv2d + pixel_shuffle), its
+    gathered operand or output does not have channels innermost."""
+    if split_layouts and (window or not (channels_inner(x5) and channels_inner(y5))):
         return kernel_key + NCHW_SUFFIX
     return kernel_key
 
@@ -132,12 +136,13 @@ def gemm_plan(
     c_in_g = c_in // groups
     c_red, c_col = (c_out_g, c_in_g) if reduce_over_output_channels else (c_in_g, c_out_g)
     s_red, s_col = (w5.stride(1), w5.stride(0)) if reduce_over_output_channels else (w5.stride(0), w5.stride(1))
-    key = config_key(kernel_key, x5, y5, split_layouts)
-    # NCHW runs the window variant (its own key's tiles): GEMM rows are windows of input columns of rows
-    # (n, qd, qh), columns the kernel's W taps times the output channels; a program runs every phase of its rows.
-    # conv2d + pixel_shuffle (``shuffle`` > 1) stays on the phase path in every layout, with its own key's tiles:
-    # the window epilogue writes whole output rows of a transposed convolution, not a shuffled conv's sub-pixels.
-    window_key = key.endswith(NCHW_SUFFIX) and shuffle == 1
+    # NCHW, and narrow layers in every layout, run the window variant (its own key's tiles): GEMM rows are windows of
+    # input columns of rows (n, qd, qh), columns the kernel's W taps times the output channels; a program runs every
+    # phase of its rows. conv2d + pixel_shuffle (``shuffle`` > 1) stays on the phase path in every layout, with its
+    # own keys' tiles: the window epilogue writes whole output rows of a transposed convolution, not a shuffled
+    # conv's sub-pixels.
+    window_key = split_layouts and shuffle == 1 and windowed(x5, y5, c_col, w5.shape[4])
+    key = config_key(kernel_key, x5, y5, split_layouts, window_key)
     if window_key:
         rows = n * window_table(table).max_rows_per_image
         sizes = {"BLOCK_M": rows * x5.shape[4], "BLOCK_N": c_col * taps_n(w5), "BLOCK_K": max(c_red, 1)}

@@ -1,5 +1,5 @@
 """The windows of the phase GEMM's ``W_WINDOW`` variant (inputs with W contiguous and channels strided: NCHW, NCL,
-NCDHW), plain Python.
+NCDHW; and, in every layout, layers of few output channels: :func:`narrow`), plain Python.
 
 In NCHW a tap shifts a row tile's W coordinate by a runtime offset, so a tile read per tap cannot be proven
 aligned, and its loads stay scalar (no 16-byte vectors, no ``cp.async``). The window variant reads instead, for
@@ -46,6 +46,20 @@ class Window:
     own: int  #: W_OWN: window ``t > 0`` writes from output column ``cdiv(t*step*OS - own, XS)``
     block_o: int  #: OUT_W: the most output columns a window writes, rounded up to a power of two
     width: int = 0  #: the most output columns a window writes
+
+
+#: A group of at most this many output columns runs the window variant in every layout (:func:`narrow`): the
+#: phase path's columns are those channels alone, padded to the tensor cores' narrowest tile (8 columns: more than
+#: twice the MACs an RGB head needs), and each input element it loads serves that few multiply-adds, so instruction
+#: issue bounds it far above its memory bound. The window variant's columns are every W tap of those channels (a
+#: k4 s2 RGB head: 4 taps x 3 channels in 16 columns), and each input element it loads serves all of them.
+NARROW_COLUMNS = 4
+
+
+def narrow(columns: int, kernel_w: int) -> bool:
+    """Whether a GEMM with ``columns`` output columns per group and ``kernel_w`` taps along W runs the window
+    variant even with channels innermost: at most :data:`NARROW_COLUMNS` columns, and W taps to fill the tile with."""
+    return columns <= NARROW_COLUMNS and kernel_w > 1
 
 
 def _ceil_pow2(n: int) -> int:

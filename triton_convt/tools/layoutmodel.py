@@ -7,9 +7,9 @@ sector that two groups of programs far apart in the grid each write part of move
 NCHW window variant (:mod:`triton_convt.launch.window`) writes every phase of its rows in one program.
 :func:`sector_traffic` is a call's bytes so counted, in either layout.
 
-MACs. :func:`window_work` is :func:`.workcount.work` for an NCHW input, run on the window variant with the config
-the launcher picks for it (:func:`nchw_config`). ``python -m triton_convt.tools.layoutmodel`` prints
-:func:`layout_report` for the report's layer set.
+MACs: :func:`.workcount.work` in either layout (an NCHW input runs the window variant, :func:`.workcount.window_work`,
+with the config the launcher picks for it). ``python -m triton_convt.tools.layoutmodel`` prints :func:`layout_report`
+for the report's layer set.
 """
 
 from __future__ import annotations
@@ -20,96 +20,10 @@ import math
 
 import torch
 
-from ..launch import configs, shapes
+from ..launch import shapes
 from . import layers
 from .layers import Layer
-from .workcount import Work, axis_taps, is_depthwise, kernel_of, launcher_config, traffic, work
-
-
-def _ceil_pow2(n: int) -> int:
-    return 1 << max(0, n - 1).bit_length()
-
-
-def window_work(layer: Layer, config: dict) -> Work:
-    """:func:`work` for an NCHW input, which runs the GEMM kernel's window variant
-    (:mod:`triton_convt.launch.window`): one program per (row tile, window, column tile, group) runs every (D, H)
-    phase of its rows; its rows are ``BLOCK_M / WINDOW_W`` rows of the largest (D, H) phase times a window of input
-    columns (past the row's end, and the windows' overlap on rows wider than one, issued too); its columns are the
-    kernel's W taps in two products of a power of two blocks each, times ``BLOCK_N / next_pow2(kW)`` channels. The
-    layers the launcher runs otherwise (no window layout) are :func:`work`'s; the depthwise kernel's, which in NCHW
-    runs whole output rows (every W residue) per (D, H) phase, are :func:`depthwise_rows_work`'s."""
-    from ..launch import phase_table
-    from ..launch.window import plan_window
-
-    if is_depthwise(layer):
-        return depthwise_rows_work(layer, config)
-    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
-    strides3 = (1,) * (3 - layer.ndim) + tuple(layer.launch_stride)
-    kernel3 = (1,) * (3 - layer.ndim) + tuple(layer.kernel)
-    pad3 = (0,) * (3 - layer.ndim) + tuple(layer.padding)
-    dil3 = (1,) * (3 - layer.ndim) + tuple(layer.dilation)
-    iw = layer.hw[-1]
-    axis = phase_table.forward_axis(iw, spatial[2], kernel3[2], strides3[2], pad3[2], dil3[2])
-    rows = layer.n * math.prod(shapes.phase_count(o, s, 0) for o, s in zip(spatial[:2], strides3[:2]))
-    kw = kernel3[2]
-    taps_n = _ceil_pow2(kw)
-    window = plan_window(axis, iw, spatial[2], rows, config["BLOCK_M"])
-    if window is None or config["BLOCK_N"] < taps_n:
-        return work(layer, config)
-    channels = config["BLOCK_N"] // taps_n
-    taps_a = 1 << (kw.bit_length() - 1)
-    blocks = taps_a + (0 if kw == taps_a else _ceil_pow2(kw - taps_a))
-    m_tiles = math.ceil(rows / (config["BLOCK_M"] // window.block_w)) * window.tiles
-    n_tiles = math.ceil(layer.c_out_g / channels)
-    k_issued = math.ceil(layer.c_in_g / config["BLOCK_K"]) * config["BLOCK_K"]
-    taps_dh = sum(len(td) * len(th) for td, th in itertools.product(*axis_taps_dh(layer)))
-    programs = layer.groups * m_tiles * n_tiles
-    issued = programs * config["BLOCK_M"] * blocks * channels * k_issued * taps_dh
-    base = work(layer, config)
-    return Work(base.useful_macs, base.in_range_macs, issued, programs, 0)
-
-
-def depthwise_rows_work(layer: Layer, config: dict) -> Work:
-    """:func:`work` of the depthwise kernel in NCHW: blocks of (pixel, channel) elements of one (D, H) phase over
-    whole output rows, each element issuing its W residue's taps, the most any residue has (a static loop)."""
-    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
-    taps_dh = axis_taps_dh(layer)
-    per_axis = [[(shapes.phase_count(o, s, r), len(t)) for r, t in enumerate(taps)]
-                for o, s, taps in zip(spatial[:2], ((1,) * (3 - layer.ndim) + tuple(layer.launch_stride))[:2],
-                                      taps_dh)]  # fmt: skip
-    max_t_w = max(map(len, axis_taps(layer)[-1]))
-    block, ow = config["BLOCK"], spatial[2]
-    m_tiles = math.ceil(layer.n * per_axis[0][0][0] * per_axis[1][0][0] * ow * layer.c_out / block)
-    issued = empty = 0
-    for (qd, td), (qh, th) in itertools.product(*per_axis):
-        tiles = math.ceil(layer.n * qd * qh * ow * layer.c_out / block)
-        empty += m_tiles - tiles
-        issued += tiles * block * td * th * max_t_w
-    base = work(layer, config)
-    return Work(base.useful_macs, base.in_range_macs, issued, len(per_axis[0]) * len(per_axis[1]) * m_tiles, empty)
-
-
-def axis_taps_dh(layer: Layer) -> list[list[list[tuple[int, int]]]]:
-    """:func:`axis_taps` of the D and H axes (one residue of no tap along a unit axis), the window variant's loop."""
-    taps = axis_taps(layer)
-    return ([[[(0, 0)]]] * (3 - layer.ndim) + taps)[:2]
-
-
-def nchw_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
-    """The config the launcher picks for ``layer`` with an NCHW input and output: from the ``_nchw`` key, fitted to
-    the window variant's extents (input columns x rows, W taps x output channels, input channels), or for the
-    depthwise kernel to the elements of whole output rows of the largest (D, H) phase."""
-    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
-    rows = layer.n * math.prod(shapes.phase_count(o, s, 0)
-                               for o, s in zip(spatial[:2], ((1,) * (3 - layer.ndim) + tuple(layer.launch_stride))[:2]))
-    if is_depthwise(layer):
-        kernel, sizes = kernel_of(layer), {"BLOCK": rows * spatial[2] * layer.c_out}
-    else:
-        kernel = "conv_transpose2d_fwd_nchw"
-        sizes = {"BLOCK_M": rows * layer.hw[-1], "BLOCK_N": layer.c_out_g * _ceil_pow2(layer.kernel[-1]),
-                 "BLOCK_K": layer.c_in_g}  # fmt: skip
-    return configs.choose(kernel, dtype, sizes, configs.source(kernel, target))
-
+from .workcount import is_depthwise, launcher_config, runs_window, traffic, work
 
 #: Bytes of a memory sector, the unit NVIDIA's L2 moves to and from DRAM (32 on A100 and H100): a write of part of
 #: one moves a whole one (or makes the L2 read it first), unless another write completes it while it is still in L2.
@@ -165,19 +79,13 @@ def sector_bytes(itemsize: int, dims: list[tuple[int, int]], base: int = 0) -> i
     return SECTOR * sum(times * _union_sectors(start, runs, run * itemsize) for start, times in offsets.items())
 
 
-def window_path(layer: Layer, layout: str) -> bool:
-    """Whether the forward launcher runs ``layer`` in ``layout`` on the GEMM kernel's window variant, whose programs
-    write every phase of their rows: in NCHW (an input or output without channels innermost), unless depthwise."""
-    return layout == "nchw" and not is_depthwise(layer)
-
-
 def output_writes(layer: Layer, itemsize: int, layout: str, window: bool | None = None) -> int:
     """Bytes of the output's sectors as the forward kernel writes them, counting a sector once per group of
     programs that writes part of it: the programs of one phase (a grid runs phase after phase, so a sector two
     phases share is written twice unless it stays in L2 in between). A phase of the phase path (one residue per
     axis) writes every ``stride``-th output of a row in NCHW and every ``stride``-th pixel's channels in
     channels_last; the depthwise kernel's phases in NCHW are (D, H) phases, each writing whole rows; the window
-    variant (:func:`window_path`, or ``window`` to force it either way) writes every phase of its rows in one
+    variant (:func:`.workcount.runs_window`, or ``window`` to force it either way) writes every phase of its rows in one
     program, so its group is the whole output."""
     spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
     strides3 = (1,) * (3 - layer.ndim) + tuple(layer.launch_stride)
@@ -190,7 +98,7 @@ def output_writes(layer: Layer, itemsize: int, layout: str, window: bool | None 
         sc, sw = 1, c
         sh, sd = spatial[2] * c, spatial[1] * spatial[2] * c
         sn = spatial[0] * sd
-    if window_path(layer, layout) if window is None else window:
+    if runs_window(layer, layout) if window is None else window:
         return sector_bytes(itemsize, [(n, sn), (c, sc), (spatial[0], sd), (spatial[1], sh), (spatial[2], sw)])
     if layout == "nchw" and is_depthwise(layer):  # whole rows: one residue along W, every output column
         strides3 = strides3[:2] + (1,)
@@ -230,8 +138,8 @@ def layout_report(dtype: torch.dtype) -> str:
         depthwise = is_depthwise(spec.layer)
         phase_path = "" if depthwise else \
             f"{sector_traffic(spec.layer, itemsize, 'nchw', spec.bias, False)['sectors'] / 1e6:.2f}"
-        macs = (work(spec.layer, launcher_config(spec.layer, dtype, "sm90")).ratio,
-                window_work(spec.layer, nchw_config(spec.layer, dtype, "sm90")).ratio)
+        macs = [work(spec.layer, launcher_config(spec.layer, dtype, "sm90", layout), layout).ratio
+                for layout in LAYOUTS]
         lines.append(f"| {spec.layer.name} | {'depthwise' if depthwise else 'GEMM'} | {cl['minimum'] / 1e6:.2f} "
                      f"| {cl['sectors'] / 1e6:.2f} | {nchw['sectors'] / 1e6:.2f} "
                      f"| {nchw['sectors'] / cl['sectors']:.2f} | {phase_path} "

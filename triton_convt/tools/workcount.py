@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..launch import configs, shapes
+from ..launch import configs, phase_table, shapes, window
 from ..launch.upsample_shapes import UpsampleConvParams
 from . import layers
 from .layers import Layer
@@ -50,6 +50,8 @@ class Work:
     empty_programs: int  #: programs past the rows of their phase, which exit at once
     #: Loop iterations summed over the programs that run (each: its phase's taps times the channel blocks)
     iterations: int = 0
+    #: Tiles each program computes one after the other: 1, or every (D, H) phase for the window variant
+    passes: int = 1
 
     @property
     def active_programs(self) -> int:
@@ -60,6 +62,10 @@ class Work:
     def ratio(self) -> float:
         """Issued over useful MACs (1.0 is no waste)."""
         return self.issued_macs / self.useful_macs
+
+
+def _ceil_pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
 
 
 def _in_range(q_count: int, size: int, delta: int) -> int:
@@ -85,9 +91,30 @@ def phases(layer: Layer):
         yield tuple(rows for rows, _ in combo), tuple(taps for _, taps in combo)
 
 
-def work(layer: Layer, config: dict) -> Work:
-    """The MACs and programs of one forward launch of ``layer`` with ``config`` (as the kernel and launcher do it:
-    one program per row tile of the largest phase, column tile, group and phase), for 1 to 3 spatial axes."""
+def work(layer: Layer, config: dict, layout: str = "channels_last") -> Work:
+    """The MACs and programs of one forward launch of ``layer`` with ``config`` with input and output in ``layout``
+    (``channels_last`` or ``nchw``), on the path the launcher runs it (:func:`runs_window`): :func:`window_work` or
+    :func:`phase_work`; the depthwise kernel's in NCHW, :func:`depthwise_rows_work`."""
+    if runs_window(layer, layout):
+        return window_work(layer, config)
+    if layout == "nchw" and is_depthwise(layer):
+        return depthwise_rows_work(layer, config)
+    return phase_work(layer, config)
+
+
+def runs_window(layer: Layer, layout: str = "channels_last") -> bool:
+    """Whether the forward launcher runs ``layer`` with input and output in ``layout`` on the GEMM kernel's window
+    variant, whose programs write every phase of their rows: in NCHW, and in every layout a layer of few output
+    channels per group (:func:`triton_convt.launch.window.narrow`); never the depthwise kernel."""
+    if is_depthwise(layer):
+        return False
+    return layout == "nchw" or window.narrow(layer.c_out_g, layer.kernel[-1])
+
+
+def phase_work(layer: Layer, config: dict) -> Work:
+    """The MACs and programs of one forward launch of ``layer`` with ``config`` on the phase path (as the kernel and
+    launcher do it: one program per row tile of the largest phase, column tile, group and phase), for 1 to 3
+    spatial axes."""
     if is_depthwise(layer):  # blocks of (pixel, channel) elements of all groups; one multiply per tap, no K tile
         bm, bn, n_tiles, k_issued, groups, per_row = config["BLOCK"], 1, 1, 1, 1, layer.c_out
     else:
@@ -109,6 +136,68 @@ def work(layer: Layer, config: dict) -> Work:
     useful = layer.n * layer.c_in * layer.c_out_g * math.prod(layer.hw) * math.prod(layer.kernel)
     programs = math.prod(layer.launch_stride) * groups * m_tiles * n_tiles
     return Work(useful, in_range, issued, programs, empty, iterations)
+
+
+def window_work(layer: Layer, config: dict) -> Work:
+    """:func:`work` on the GEMM kernel's window variant (NCHW inputs, narrow layers in every layout)
+    (:mod:`triton_convt.launch.window`): one program per (row tile, window, column tile, group) runs every (D, H)
+    phase of its rows; its rows are ``BLOCK_M / WINDOW_W`` rows of the largest (D, H) phase times a window of input
+    columns (past the row's end, and the windows' overlap on rows wider than one, issued too); its columns are the
+    kernel's W taps in two products of a power of two blocks each, times ``BLOCK_N / next_pow2(kW)`` channels. The
+    layers the launcher runs on the phase path after all (no window layout, or a tile narrower than the taps) are
+    :func:`phase_work`'s. Each program's loop runs, per (D, H) phase, that phase's taps times the channel blocks."""
+    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
+    strides3 = (1,) * (3 - layer.ndim) + tuple(layer.launch_stride)
+    kernel3 = (1,) * (3 - layer.ndim) + tuple(layer.kernel)
+    pad3 = (0,) * (3 - layer.ndim) + tuple(layer.padding)
+    dil3 = (1,) * (3 - layer.ndim) + tuple(layer.dilation)
+    iw = layer.hw[-1]
+    axis = phase_table.forward_axis(iw, spatial[2], kernel3[2], strides3[2], pad3[2], dil3[2])
+    rows = layer.n * math.prod(shapes.phase_count(o, s, 0) for o, s in zip(spatial[:2], strides3[:2]))
+    kw = kernel3[2]
+    taps_n = _ceil_pow2(kw)
+    win = window.plan_window(axis, iw, spatial[2], rows, config["BLOCK_M"])
+    if win is None or config["BLOCK_N"] < taps_n:
+        return phase_work(layer, config)
+    channels = config["BLOCK_N"] // taps_n
+    taps_a = 1 << (kw.bit_length() - 1)
+    blocks = taps_a + (0 if kw == taps_a else _ceil_pow2(kw - taps_a))
+    m_tiles = math.ceil(rows / (config["BLOCK_M"] // win.block_w)) * win.tiles
+    n_tiles = math.ceil(layer.c_out_g / channels)
+    k_blocks = math.ceil(layer.c_in_g / config["BLOCK_K"])
+    phases_dh = list(itertools.product(*axis_taps_dh(layer)))
+    taps_dh = sum(len(td) * len(th) for td, th in phases_dh)
+    programs = layer.groups * m_tiles * n_tiles
+    issued = programs * config["BLOCK_M"] * blocks * channels * k_blocks * config["BLOCK_K"] * taps_dh
+    base = phase_work(layer, config)
+    return Work(base.useful_macs, base.in_range_macs, issued, programs, 0, programs * k_blocks * taps_dh,
+                len(phases_dh))
+
+
+def depthwise_rows_work(layer: Layer, config: dict) -> Work:
+    """:func:`work` of the depthwise kernel in NCHW: blocks of (pixel, channel) elements of one (D, H) phase over
+    whole output rows, each element issuing its W residue's taps, the most any residue has (a static loop)."""
+    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
+    taps_dh = axis_taps_dh(layer)
+    per_axis = [[(shapes.phase_count(o, s, r), len(t)) for r, t in enumerate(taps)]
+                for o, s, taps in zip(spatial[:2], ((1,) * (3 - layer.ndim) + tuple(layer.launch_stride))[:2],
+                                      taps_dh)]  # fmt: skip
+    max_t_w = max(map(len, axis_taps(layer)[-1]))
+    block, ow = config["BLOCK"], spatial[2]
+    m_tiles = math.ceil(layer.n * per_axis[0][0][0] * per_axis[1][0][0] * ow * layer.c_out / block)
+    issued = empty = 0
+    for (qd, td), (qh, th) in itertools.product(*per_axis):
+        tiles = math.ceil(layer.n * qd * qh * ow * layer.c_out / block)
+        empty += m_tiles - tiles
+        issued += tiles * block * td * th * max_t_w
+    base = phase_work(layer, config)
+    return Work(base.useful_macs, base.in_range_macs, issued, len(per_axis[0]) * len(per_axis[1]) * m_tiles, empty)
+
+
+def axis_taps_dh(layer: Layer) -> list[list[list[tuple[int, int]]]]:
+    """:func:`axis_taps` of the D and H axes (one residue of no tap along a unit axis), the window variant's loop."""
+    taps = axis_taps(layer)
+    return ([[[(0, 0)]]] * (3 - layer.ndim) + taps)[:2]
 
 
 #: The finest GEMM tiles the tensor cores issue, per dtype class (the model counts whole tiles, so a config is held
@@ -138,10 +227,24 @@ def floor(layer: Layer, dtype: torch.dtype, target: str = "default") -> float:
     row padding, :data:`MMA_MINIMUM` columns and K step; single elements for the depthwise kernel). Above 1.0 when
     taps are masked at the borders (a phase grid larger than the input: a ``k = 2s``, ``p = 0`` layer computes
     ``(H + 1)^2`` outputs per phase from ``H^2`` inputs) or when a GEMM extent is not a multiple of the tensor
-    cores' tile (3 RGB output channels issue 8 columns on NVIDIA GPUs, 16 on gfx942: :func:`mma_minimum` of
-    ``target``)."""
+    cores' tile (3 RGB output channels would issue 8 columns on NVIDIA GPUs, 16 on gfx942: :func:`mma_minimum` of
+    ``target``). A layer on the window variant (:func:`runs_window`) is held to that variant's structure: every
+    input column once (no window overlap, no row padding), the W taps' column blocks, the (D, H) phases of the
+    largest one's rows, the finest K step, and the fewest channels whose taps fill the finest column tile."""
     finest = {**mma_minimum(target, configs.dtype_class(dtype)), "BLOCK_M": 1, "BLOCK": 1}
-    return work(layer, finest).ratio
+    if not runs_window(layer):
+        return phase_work(layer, finest).ratio
+    kw = layer.kernel[-1]
+    taps_a = 1 << (kw.bit_length() - 1)
+    blocks = taps_a + (0 if kw == taps_a else _ceil_pow2(kw - taps_a))
+    channels = max(1, finest["BLOCK_N"] // _ceil_pow2(kw))
+    spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
+    strides3 = (1,) * (3 - layer.ndim) + tuple(layer.launch_stride)
+    rows = layer.n * math.prod(shapes.phase_count(o, s, 0) for o, s in zip(spatial[:2], strides3[:2]))
+    taps_dh = sum(len(td) * len(th) for td, th in itertools.product(*axis_taps_dh(layer)))
+    issued = (layer.groups * rows * layer.hw[-1] * blocks * math.ceil(layer.c_out_g / channels) * channels
+              * math.ceil(layer.c_in_g / finest["BLOCK_K"]) * finest["BLOCK_K"] * taps_dh)
+    return issued / phase_work(layer, finest).useful_macs
 
 
 def traffic(layer: Layer, itemsize: int, bias: bool = True, activation: bool = True) -> dict[str, int]:
@@ -168,9 +271,12 @@ def is_depthwise(layer: Layer) -> bool:
     return layer.c_in_g == 1
 
 
-def kernel_of(layer: Layer) -> str:
-    """The config key of the forward kernel the launcher runs for ``layer``."""
-    return "conv_transpose2d_fwd_depthwise" if is_depthwise(layer) else "conv_transpose2d_fwd"
+def kernel_of(layer: Layer, layout: str = "channels_last") -> str:
+    """The config key of the forward kernel the launcher runs for ``layer`` in ``layout``: the window variant's
+    (``_nchw``, :func:`runs_window`), the phase path's, or the depthwise kernel's."""
+    if is_depthwise(layer):
+        return "conv_transpose2d_fwd_depthwise"
+    return "conv_transpose2d_fwd" + ("_nchw" if runs_window(layer, layout) else "")
 
 
 def problem_rows(layer: Layer) -> int:
@@ -178,9 +284,19 @@ def problem_rows(layer: Layer) -> int:
     return math.prod(shapes.phase_count(o, s, 0) for o, s in zip(layer.output_hw, layer.launch_stride))
 
 
-def problem_sizes(layer: Layer) -> dict[str, int]:
+def problem_sizes(layer: Layer, layout: str = "channels_last") -> dict[str, int]:
     """The extents the forward launcher fits tiles to: rows of the largest phase, and output and input channels per
-    group (the GEMM kernel), or (pixel, channel) elements of the largest phase (the depthwise kernel)."""
+    group (the GEMM kernel's phase path); input columns of the largest (D, H) phase's rows, W taps times output
+    channels, and input channels (its window variant, :func:`runs_window`); or (pixel, channel) elements of the
+    largest phase (the depthwise kernel; in NCHW, of whole output rows of the largest (D, H) phase)."""
+    if runs_window(layer, layout) or (layout == "nchw" and is_depthwise(layer)):
+        spatial = (1,) * (3 - layer.ndim) + tuple(layer.output_hw)
+        strides3 = (1,) * (3 - layer.ndim) + tuple(layer.launch_stride)
+        rows = layer.n * math.prod(shapes.phase_count(o, s, 0) for o, s in zip(spatial[:2], strides3[:2]))
+        if is_depthwise(layer):
+            return {"BLOCK": rows * spatial[2] * layer.c_out}
+        return {"BLOCK_M": rows * layer.hw[-1], "BLOCK_N": layer.c_out_g * _ceil_pow2(layer.kernel[-1]),
+                "BLOCK_K": layer.c_in_g}  # fmt: skip
     rows = layer.n * problem_rows(layer)
     if is_depthwise(layer):
         return {"BLOCK": rows * layer.c_out}
@@ -188,21 +304,20 @@ def problem_sizes(layer: Layer) -> dict[str, int]:
 
 
 def shipped_floor(layer: Layer, dtype: torch.dtype, target: str = "default") -> float:
-    """Issued over useful MACs that no config of ``target``'s file can go below: the best of its candidates. Higher
-    than :func:`floor` where a file leaves out narrow tiles on purpose: sm80's and sm90's 16-bit forward lists stop
-    at 64 (sm80) and 16 (sm90) columns, 32 channels per K step and 64 rows, because narrower tiles' hot loops run
-    more than 15% over the matmul tutorial's."""
+    """Issued over useful MACs that no config of ``target``'s file can go below: the best of its candidates for the
+    kernel the launcher runs (:func:`kernel_of`). Higher than :func:`floor` where a file leaves out narrow tiles on
+    purpose (hot loops more than 15% over the matmul tutorial's)."""
     kernel = kernel_of(layer)
     candidates = configs.usable(configs.source(kernel, target), kernel, configs.dtype_class(dtype))
     return min(work(layer, c).ratio for c in candidates)
 
 
-def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default") -> dict:
-    """The config the launcher picks for ``layer`` from ``autotune_configs/<target>.json`` (``default.json`` when
-    that file does not list the kernel) without tuning (:func:`triton_convt.launch.configs.choose`; on a GPU the tuner
-    chooses among the fitting ones)."""
-    kernel = kernel_of(layer)
-    return configs.choose(kernel, dtype, problem_sizes(layer), configs.source(kernel, target))
+def launcher_config(layer: Layer, dtype: torch.dtype, target: str = "default", layout: str = "channels_last") -> dict:
+    """The config the launcher picks for ``layer`` in ``layout`` from ``autotune_configs/<target>.json``
+    (``default.json`` when that file does not list the kernel) without tuning
+    (:func:`triton_convt.launch.configs.choose`; on a GPU the tuner chooses among the fitting ones)."""
+    kernel = kernel_of(layer, layout)
+    return configs.choose(kernel, dtype, problem_sizes(layer, layout), configs.source(kernel, target))
 
 
 def upsampler_work(spec: layers.UpsamplerSpec, itemsize: int) -> dict[str, int]:

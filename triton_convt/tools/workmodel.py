@@ -11,8 +11,9 @@ the compiled code, never a measurement:
 - instruction issue (:func:`issue_seconds`): the warp instructions the programs issue, from the SASS of the
   layer's own build with that config (:func:`.profile.layer_builds`: the layer at full size, its column count,
   taps, channel blocks, epilogue and index width): per program, the hot loop's instructions times the program's
-  iterations (its phase's taps times the channel blocks) plus the rest of the kernel once (row decoding, border
-  masks, the pipeline's prologue, bias, activation and store), times the warps; over four warp instructions per
+  iterations (its phase's taps times the channel blocks) plus the rest of the kernel once per tile (row decoding,
+  border masks, the pipeline's prologue, bias, activation and store; a window-variant program computes one tile per
+  (D, H) phase), times the warps; over four warp instructions per
   clock per SM (one per scheduler), at the part's SM count and the clock its published 16-bit peak implies.
 
 What it leaves out, so a measured time can only be longer: latency (a loop's wait for its loads when too few warps
@@ -55,14 +56,17 @@ from .workcount import (  # noqa: F401  (the counting half, offered here too: on
     kernel_of,
     launcher_config,
     mma_minimum,
+    phase_work,
     phases,
     pixel_shuffle_work,
     problem_rows,
     problem_sizes,
+    runs_window,
     shipped_floor,
     spec_traffic,
     traffic,
     upsampler_work,
+    window_work,
     work,
 )
 
@@ -112,12 +116,14 @@ def issue_seconds(wk: Work, config: dict, reading: dict, part: str) -> float | N
     """The instruction-issue term of :func:`modelled`: the warp instructions of a launch over ``part``'s issue rate
     (:data:`ISSUE_PER_SM_CLOCK` per SM per clock, :func:`clock_hz`). Each program that runs issues, per warp, its
     hot loop (``reading["hot_instructions"]``, :func:`.hotloop.hot_loop`) once per iteration and the rest of the
-    kernel (``reading["kernel_instructions"]`` less the loop, :func:`.hotloop.kernel_instructions`) once; ``None``
-    when the build has no tensor-core loop to read (fp32 on the exact FMA path)."""
+    kernel (``reading["kernel_instructions"]`` less the loop, :func:`.hotloop.kernel_instructions`) once per tile it
+    computes (the window variant's programs: one per (D, H) phase, :attr:`.workcount.Work.passes`); ``None`` when
+    the build has no tensor-core loop to read (fp32 on the exact FMA path)."""
     loop, whole = reading.get("hot_instructions"), reading.get("kernel_instructions")
     if not loop or not whole:
         return None
-    warp_instructions = config["num_warps"] * (loop * wk.iterations + (whole - loop) * wk.active_programs)
+    rest = (whole - loop) * wk.active_programs * wk.passes
+    warp_instructions = config["num_warps"] * (loop * wk.iterations + rest)
     return warp_instructions / (ISSUE_PER_SM_CLOCK * PEAKS[part]["sms"] * clock_hz(part))
 
 
