@@ -63,7 +63,7 @@ def train(model: nn.Module, wrapped: nn.Module, rank: int, world: int) -> dict:
         optimizer.zero_grad()
         start = launch.launch_count()
         seen.clear()
-        y = wrapped(x[rank * PER_RANK:(rank + 1) * PER_RANK])
+        y = wrapped(x[rank * PER_RANK : (rank + 1) * PER_RANK])
         launches.append(launch.launch_count() - start)
         strides.append(list(seen))
         y.square().mean().backward()

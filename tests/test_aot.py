@@ -88,8 +88,10 @@ print(json.dumps({"attrs": repr(aot.jit_specialization(plan, aot.gpu_target("gfx
 """
 
 
-@pytest.mark.skipif(triton.__version__ != configs.load("gfx942")["triton"],
-                    reason="gfx942's compiled code is held on the Triton its configs were written for")
+@pytest.mark.skipif(
+    triton.__version__ != configs.load("gfx942")["triton"],
+    reason="gfx942's compiled code is held on the Triton its configs were written for",
+)
 def test_the_amd_reader_sees_spills_and_a_missing_matrix_core():
     # A tile only 8 columns wide (default.json's, for 3-channel RGB outputs on NVIDIA GPUs) is below gfx942's
     # narrowest matrix-core tile (16) and falls back to FMA, and an NCHW input on the phase path needs more scalar

@@ -15,6 +15,7 @@ from triton_convt.launch import configs
 from triton_convt.launch import conv_transpose_bwd as backward
 
 # name: (input shape, weight shape, keyword arguments); small, because gradcheck evaluates the op many times.
+# fmt: off
 GRAD_CASES = {
     "k3-s2-p1-op1": ((2, 4, 3, 3), (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     "groups2-dilation2": ((1, 4, 3, 4), (4, 2, 3, 2), dict(stride=2, groups=2, dilation=2)),
@@ -26,6 +27,7 @@ GRAD_CASES = {
     "opinfo-d4-s3x2-g2": ((1, 2, 3, 3), (2, 2, 4, 5), dict(stride=(3, 2), padding=(1, 2), output_padding=(2, 3),
                                                             groups=2, dilation=(4, 4))),
 }
+# fmt: on
 ACTIVATION_NAMES = [None, *ACTIVATIONS]
 assert len(ACTIVATION_NAMES) == len(GRAD_CASES)
 
@@ -38,10 +40,13 @@ assert len(ACTIVATION_NAMES) == len(GRAD_CASES)
 QUICK_GRADCHECK = {"k3-s2-p1-op1", "depthwise", "stride-over-kernel", "asymmetric-d-over-s-op"}
 
 
-@pytest.mark.parametrize("name, activation", [
-    pytest.param(name, activation, marks=() if name in QUICK_GRADCHECK else (pytest.mark.full,))
-    for name, activation in zip(GRAD_CASES, ACTIVATION_NAMES)
-])
+@pytest.mark.parametrize(
+    "name, activation",
+    [
+        pytest.param(name, activation, marks=() if name in QUICK_GRADCHECK else (pytest.mark.full,))
+        for name, activation in zip(GRAD_CASES, ACTIVATION_NAMES)
+    ],
+)
 def test_gradcheck(name, activation, count_launches):
     shape_x, shape_w, kwargs = GRAD_CASES[name]
     groups = kwargs.get("groups", 1)
@@ -83,8 +88,12 @@ def test_low_precision_gradients_match_torch(dtype, activation, count_launches):
         assert ours.dtype == dtype
         # Gradients of low-precision activations are computed from the rounded output, as torch's are.
         scale = 4 if dtype == torch.bfloat16 else 2
-        torch.testing.assert_close(ours.double(), theirs, atol=scale * 1.6e-2 * max(1, theirs.abs().max().item())
-                                   if dtype != torch.float32 else 1e-4, rtol=scale * 1.6e-2)
+        torch.testing.assert_close(
+            ours.double(),
+            theirs,
+            atol=scale * 1.6e-2 * max(1, theirs.abs().max().item()) if dtype != torch.float32 else 1e-4,
+            rtol=scale * 1.6e-2,
+        )
 
 
 def test_repeated_backward_is_bitwise_identical():
@@ -191,8 +200,9 @@ def test_opcheck():
     args = (x, w, b, [2, 2], [1, 1], [1, 1], 2, [1, 1], "silu", 0.01)
     torch.library.opcheck(torch.ops.triton_convt.conv_transpose2d.default, args)
     out = torch.empty(1, 4, 6, 6)
-    torch.library.opcheck(torch.ops.triton_convt.conv_transpose2d_out.default,
-                          (x.detach(), w.detach(), b.detach(), *args[3:], out))
+    torch.library.opcheck(
+        torch.ops.triton_convt.conv_transpose2d_out.default, (x.detach(), w.detach(), b.detach(), *args[3:], out)
+    )
 
 
 def test_meta_tensors_get_the_output_shape():

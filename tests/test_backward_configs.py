@@ -16,7 +16,7 @@ from triton_convt.launch import conv_transpose_bwd as backward
 
 DTYPE = {"16bit": torch.float16, "fp32": torch.float32, "fp64": torch.float64}
 KERNELS = ["conv_transpose2d_bwd_input", "conv_transpose2d_bwd_input_nchw", "conv_transpose2d_bwd_weight",
-           "channel_sum", "activation_bwd"]
+           "channel_sum", "activation_bwd"]  # fmt: skip
 
 
 def _shipped():

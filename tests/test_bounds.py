@@ -23,6 +23,7 @@ CONFIGS = {
 # name: (buffer shape from the view's shape (n, c, h, w), the view of the buffer). Every view has the output's shape;
 # together they leave elements on every side, between channels, between columns and between batches, and put the
 # channel, row or batch axis innermost.
+# fmt: off
 LAYOUTS = {
     "every-side": (lambda n, c, h, w: torch.empty(n + 2, c + 3, h + 2, w + 3),
                    lambda b, n, c, h, w: b[1 : 1 + n, 2 : 2 + c, 1 : 1 + h, 1 : 1 + w]),
@@ -40,6 +41,7 @@ LAYOUTS = {
     "hwnc-permuted-with-gaps": (lambda n, c, h, w: torch.empty(h + 1, w, n, c + 2),
                                 lambda b, n, c, h, w: b[1:, :, :, 1 : 1 + c].permute(2, 3, 0, 1)),
 }
+# fmt: on
 
 
 def embedded(values: torch.Tensor, fill: float) -> torch.Tensor:
@@ -67,6 +69,6 @@ def test_out_view_keeps_every_sentinel_and_reads_stay_inside(config, layout, cou
     assert out.shape == expected.shape and not inside.all()
 
     triton_convt.conv_transpose2d(x, w, b, **kwargs, out=out)
-    assert count_launches() == forward_launches(w, kwargs.get('groups', 1))
+    assert count_launches() == forward_launches(w, kwargs.get("groups", 1))
     assert (buf[~inside] == SENTINEL).all(), f"{int((buf[~inside] != SENTINEL).sum())} sentinels overwritten"
     assert_close_to_reference(out, expected)

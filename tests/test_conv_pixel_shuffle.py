@@ -99,8 +99,10 @@ def test_matches_torch_composition(case, count_launches):
     assert y.dtype == dtype
     assert count_launches() == (forward_launches(w) if y.numel() else 0)
     if y.dim() == 4 and y.numel() and y.shape[1] > 1:  # torch's layout: channels_last when the input or weight is
-        assert y.is_contiguous(memory_format=torch.channels_last) == (torch.channels_last in (
-            torch._prims_common.suggest_memory_format(x), torch._prims_common.suggest_memory_format(w)))
+        assert y.is_contiguous(memory_format=torch.channels_last) == (
+            torch.channels_last
+            in (torch._prims_common.suggest_memory_format(x), torch._prims_common.suggest_memory_format(w))
+        )
 
 
 @pytest.mark.parametrize("w_shape, r, groups, blocks", [
@@ -139,7 +141,7 @@ def test_opinfo_samples_with_every_upscale_factor(dtype, device, count_launches)
     samples = list(OPINFO.sample_inputs(device, dtype))
     assert len(samples) >= 20  # torch 2.13 ships 30; an empty list would make this test vacuous
     launches = 0
-    for j, sample in enumerate(samples[::OPINFO_STEP[dtype]]):
+    for j, sample in enumerate(samples[:: OPINFO_STEP[dtype]]):
         r = 1 + j % 4
         w, *rest = sample.args
         w = torch.randn(w.shape[0] * r * r, *w.shape[1:], device=device).to(dtype)

@@ -31,7 +31,7 @@ def unfused_reference(x, w, b, activation, negative_slope=0.01, **kwargs):
 def test_activation_matches_unfused_chain_in_one_launch(activation, dtype, count_launches):
     x, w, b = tensors(dtype)
     y = triton_convt.conv_transpose2d(x, w, b, **KWARGS, activation=activation, negative_slope=0.2)
-    assert count_launches() == forward_launches(w, KWARGS.get('groups', 1))
+    assert count_launches() == forward_launches(w, KWARGS.get("groups", 1))
     assert_close_to_reference(y, unfused_reference(x, w, b, activation, 0.2, **KWARGS))
 
 
@@ -65,7 +65,7 @@ def test_out_into_concat_buffer_slice(layout, count_launches):
     out = buf[:, :6]
     result = triton_convt.conv_transpose2d(x, w, b, **KWARGS, activation="relu", out=out)
     assert result is out
-    assert count_launches() == forward_launches(w, KWARGS.get('groups', 1))
+    assert count_launches() == forward_launches(w, KWARGS.get("groups", 1))
     assert torch.equal(buf[:, 6:], skip)
     expected = torch.cat([F.relu(F.conv_transpose2d(x, w, b, **KWARGS)), skip], dim=1)
     assert_close_to_reference(buf, expected.double())
@@ -118,9 +118,9 @@ def test_out_overlapping_an_operand_raises(operand, count_launches):
     out = storage[:960].view(2, 6, 8, 10)
     x, w, b = X.clone(), W.clone(), B.clone()
     if operand == "input":
-        x = storage[800:800 + x.numel()].view_as(x)
+        x = storage[800 : 800 + x.numel()].view_as(x)
     elif operand == "weight":
-        w = storage[100:100 + w.numel()].view_as(w)
+        w = storage[100 : 100 + w.numel()].view_as(w)
     else:
         b = storage[950:956]
     with pytest.raises(RuntimeError, match=f"{operand} tensor and the written-to tensor"):
@@ -135,7 +135,7 @@ def test_out_next_to_an_operand_in_one_buffer_is_allowed(count_launches):
     out = buf[:, :6]
     expected = F.conv_transpose2d(x.double(), W.double(), B.double(), **KWARGS)
     triton_convt.conv_transpose2d(x, W, B, **KWARGS, out=out)
-    assert count_launches() == forward_launches(W, KWARGS.get('groups', 1))
+    assert count_launches() == forward_launches(W, KWARGS.get("groups", 1))
     assert_close_to_reference(out, expected)
 
 

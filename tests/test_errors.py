@@ -94,8 +94,11 @@ def test_dtypes_without_a_kernel_raise_not_implemented(dtype, count_launches):
 
 @pytest.mark.parametrize(
     "output_size, message",
-    [((22, 23), r"valid sizes range from \[23, 23\] to \[24, 24\]"), ((25, 23), r"valid sizes range"),
-     ((1, 3, 23), r"must have 2 or 4 elements \(got 3\)")],
+    [
+        ((22, 23), r"valid sizes range from \[23, 23\] to \[24, 24\]"),
+        ((25, 23), r"valid sizes range"),
+        ((1, 3, 23), r"must have 2 or 4 elements \(got 3\)"),
+    ],
     ids=["too-small", "too-large", "three-entries"],
 )
 def test_unreachable_output_size_is_value_error_like_the_module(output_size, message, count_launches):

@@ -33,6 +33,7 @@ class Case:
         return x, w, b
 
 
+# fmt: off
 CASES = {
     # The two examples of torch's ConvTranspose2d documentation.
     "doc-16to33-k3-s2": Case(2, 16, (5, 6), 33, (3, 3), dict(stride=2)),
@@ -71,6 +72,7 @@ CASES = {
     "many-column-tiles-cout150": Case(1, 4, (3, 3), 150, (2, 2), dict(stride=2)),
     "many-row-tiles": Case(3, 4, (9, 11), 3, (2, 2), dict(stride=2)),
 }
+# fmt: on
 # Cases that also run in fp64, fp16 and bf16 (fp32 runs all of them).
 DTYPE_CASES = ["doc-16to33-k3-s2", "dcgan-k4-s2-p1", "opinfo-groups2-d4-s3x2", "depthwise", "k7-s2-p3-op1"]
 

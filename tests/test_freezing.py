@@ -212,12 +212,14 @@ def test_opcheck_of_the_prefolded_op():
             "tanh", 0.01)  # fmt: skip
     assert torch.ops.triton_convt.upsample_conv2d_prefolded(*args).is_contiguous(memory_format=torch.channels_last)
     # Schema and fake tensors (the strides); the other utilities trace the op again (seconds under the interpreter).
-    torch.library.opcheck(torch.ops.triton_convt.upsample_conv2d_prefolded.default, args,
-                          test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(
+        torch.ops.triton_convt.upsample_conv2d_prefolded.default, args, test_utils=("test_schema", "test_faketensor")
+    )
 
 
-@pytest.mark.parametrize("kernel, scale, padding, groups", [((3, 3), (2, 2), 1, 1), ((3, 2), (2, 3), "same", 2),
-                                                            ((4, 1), (3, 1), (2, 0), 4)])
+@pytest.mark.parametrize(
+    "kernel, scale, padding, groups", [((3, 3), (2, 2), 1, 1), ((3, 2), (2, 3), "same", 2), ((4, 1), (3, 1), (2, 0), 4)]
+)
 def test_torchs_fold_equals_the_kernels(kernel, scale, padding, groups):
     """The fold a frozen module makes off the Triton path (CPU without the interpreter, meta tensors) is the
     kernel's."""

@@ -126,7 +126,7 @@ def test_non_finite_operand_propagates_like_torch_cpu(config, operand, value, co
     operands = {"input": x, "weight": w, "bias": b}
     operands[operand] = poison(operands[operand], VALUES[value])
     y = triton_convt.conv_transpose2d(*operands.values(), **kwargs)
-    assert count_launches() == forward_launches(operands['weight'], kwargs.get('groups', 1))
+    assert count_launches() == forward_launches(operands["weight"], kwargs.get("groups", 1))
     expected = torch_cpu(*operands.values(), **kwargs)
     assert expected.isfinite().any() and not expected.isfinite().all()  # the case tests both kinds of output
     assert_matches_nonfinite(y, expected)
@@ -161,7 +161,7 @@ def test_weights_made_non_finite_in_place_between_calls(count_launches):
     with torch.no_grad():
         w[0, 0, 0, 0] = math.inf
     assert_matches_nonfinite(triton_convt.conv_transpose2d(x, w, b, **kwargs), torch_cpu(x, w, b, **kwargs))
-    assert count_launches() == 2 * forward_launches(w, kwargs.get('groups', 1))
+    assert count_launches() == 2 * forward_launches(w, kwargs.get("groups", 1))
 
 
 @CPU_WEIGHT_SEMANTICS
@@ -174,7 +174,7 @@ def test_weights_made_non_finite_through_data_are_seen(count_launches):
     w.data[0, 0, 0, 0] = math.inf
     assert w._version == version
     assert_matches_nonfinite(triton_convt.conv_transpose2d(x, w, b, **kwargs), torch_cpu(x, w, b, **kwargs))
-    assert count_launches() == 2 * forward_launches(w, kwargs.get('groups', 1))
+    assert count_launches() == 2 * forward_launches(w, kwargs.get("groups", 1))
 
 
 def test_inference_tensors_as_weights(count_launches):
@@ -188,7 +188,7 @@ def test_inference_tensors_as_weights(count_launches):
         second = triton_convt.conv_transpose2d(x, w_inf, b_inf, **kwargs)
     assert_close_to_reference(first, torch_cpu(x, w, b, **kwargs))
     assert_close_to_reference(second, torch_cpu(x, w_inf.clone(), b, **kwargs))
-    assert count_launches() == 2 * forward_launches(w_inf, kwargs.get('groups', 1))
+    assert count_launches() == 2 * forward_launches(w_inf, kwargs.get("groups", 1))
 
 
 @pytest.mark.cuda_only
@@ -236,7 +236,7 @@ def test_repeated_calls_are_bitwise_identical(config, dtype, count_launches):
     second = triton_convt.conv_transpose2d(x, w, b, **kwargs, activation="gelu")
     third = torch.empty_like(first, memory_format=torch.channels_last)
     triton_convt.conv_transpose2d(x, w, b, **kwargs, activation="gelu", out=third)
-    assert count_launches() == 3 * forward_launches(w, kwargs.get('groups', 1))
+    assert count_launches() == 3 * forward_launches(w, kwargs.get("groups", 1))
     assert torch.equal(bits(first), bits(second))
     assert torch.equal(bits(first), bits(third))
 
@@ -272,8 +272,12 @@ def test_int64_is_chosen_by_the_largest_offset(name):
 
 @pytest.mark.parametrize(
     "name, c_out, out_offset, expected",
-    [("output-of-2^31-elements", 8, 0, "int32"), ("same-at-storage-offset-1", 8, 1, "int64"),
-     ("output-of-9x2^28-elements", 9, 0, "int64"), ("small-out-view-at-offset-2^31", None, 2**31, "int64")],
+    [
+        ("output-of-2^31-elements", 8, 0, "int32"),
+        ("same-at-storage-offset-1", 8, 1, "int64"),
+        ("output-of-9x2^28-elements", 9, 0, "int64"),
+        ("small-out-view-at-offset-2^31", None, 2**31, "int64"),
+    ],
 )
 def test_forward_plan_takes_int64_for_the_output_alone(name, c_out, out_offset, expected):
     """The input and weight fit in int32; only the output (k2 s2 doubles H and W) or the buffer out= is a view of

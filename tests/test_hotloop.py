@@ -21,7 +21,7 @@ def sass(*functions: list[tuple[int, str]]) -> str:
     """``cuobjdump --dump-sass`` text of ``functions`` (each a list of ``(address, instruction)``)."""
     text = "\n\tcode for sm_90\n"
     for i, code in enumerate(functions):
-        text += f"\t\tFunction : kernel_{i}\n\t.headerflags\t@\"EF_CUDA_SM90\"\n"
+        text += f'\t\tFunction : kernel_{i}\n\t.headerflags\t@"EF_CUDA_SM90"\n'
         for addr, instruction in code:
             text += f"        /*{addr:04x}*/                   {instruction} ;   /* 0x0000000000000000 */\n"
             text += " " * 90 + "/* 0x0000000000000000 */\n"

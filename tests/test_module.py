@@ -8,8 +8,10 @@ from torch import nn
 import triton_convt
 from triton_convt import ConvTranspose2d, convert
 
+# fmt: off
 ARGS = dict(in_channels=6, out_channels=4, kernel_size=(3, 4), stride=2, padding=1, output_padding=1, groups=2,
             dilation=(1, 2))
+# fmt: on
 
 
 def twins(**extra):
@@ -33,8 +35,11 @@ def test_same_initialisation_and_state_dict_both_ways():
     assert torch.equal(fresh_ours.weight, theirs.weight) and torch.equal(fresh_theirs.bias, ours.bias)
 
 
-@pytest.mark.parametrize("shape, output_size", [((2, 6, 5, 4), None), ((6, 5, 4), None), ((2, 6, 5, 4), (10, 12))],
-                         ids=["batched", "unbatched", "output-size"])
+@pytest.mark.parametrize(
+    "shape, output_size",
+    [((2, 6, 5, 4), None), ((6, 5, 4), None), ((2, 6, 5, 4), (10, 12))],
+    ids=["batched", "unbatched", "output-size"],
+)
 def test_forward_matches_torch_module(shape, output_size, count_launches):
     theirs, ours = twins()
     x = torch.randn(shape)

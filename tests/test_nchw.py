@@ -30,6 +30,7 @@ def config(m, n, k):
 # name: (input shape, weight shape, keyword arguments, config). The configs are chosen to reach each layout of
 # windows: one window per row with several rows (and images) per tile, or rows wider than a window, split into
 # overlapping windows (W_TILES > 1).
+# fmt: off
 CASES = {
     # Taps reading the row left of the input and the one right of it, above and below: k4 s2 p1, odd width.
     "k4s2p1-every-border-odd-width": ((2, 3, 5, 7), (3, 4, 4, 4), dict(stride=2, padding=1), config(32, 16, 16)),
@@ -56,6 +57,7 @@ CASES = {
     "3d-k3s2p1op1": ((1, 2, 3, 3, 5), (2, 3, 3, 3, 3), dict(stride=2, padding=1, output_padding=1), config(16, 8, 8)),
     "3d-k2s2": ((2, 3, 2, 3, 3), (3, 2, 2, 2, 2), dict(stride=2), config(32, 8, 8)),
 }
+# fmt: on
 
 
 def _params(x, w, b, kwargs):
@@ -173,6 +175,7 @@ def _channels_last(t):
 
 
 # name: (input shape, weight shape, keyword arguments, config): narrow layers with channels innermost.
+# fmt: off
 NARROW = {
     # An RGB head (DCGAN's, pix2pix's: k4 s2 p1, 3 channels) on an odd width, several rows per tile.
     "rgb-k4s2p1-odd-width": ((2, 5, 3, 7), (5, 3, 4, 4), dict(stride=2, padding=1), config(32, 16, 8)),
@@ -183,6 +186,7 @@ NARROW = {
     "1d-k4s2p1": ((2, 5, 9), (5, 1, 4), dict(stride=2, padding=1), config(16, 8, 8)),
     "3d-k2s2": ((1, 3, 2, 3, 3), (3, 4, 2, 2, 2), dict(stride=2), config(16, 8, 8)),
 }
+# fmt: on
 
 
 @pytest.mark.parametrize("case", list(NARROW))

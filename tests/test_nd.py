@@ -44,6 +44,7 @@ def _invalid(ndim):
     sp, k = (5,) * ndim, (3,) * ndim
     x, w = torch.randn(2, 4, *sp), torch.randn(4, 3, *k)
     op = f"conv_transpose{ndim}d"
+    # fmt: off
     return {
         "input-rank-low": ((torch.randn(4), w), {}, rf"{ndim + 1}D \(unbatched\) or {ndim + 2}D.*\[4\]"),
         "input-rank-high": ((torch.randn(1, 4, *sp, 1), w), {}, rf"{ndim + 1}D \(unbatched\) or {ndim + 2}D"),
@@ -70,6 +71,7 @@ def _invalid(ndim):
         "input-not-tensor": (([1.0], w), {}, r"'input' must be Tensor, not list"),
         "bias-not-tensor": ((x, w, 3), {}, r"'bias' must be Tensor, not int"),
     }
+    # fmt: on
 
 
 ERRORS = [(ndim, name) for ndim in (1, 3) for name in _invalid(ndim)]
@@ -110,6 +112,7 @@ def test_output_size_like_the_module(ndim, count_launches):
 
 
 # name: (ndim, input shape, weight shape, keyword arguments)
+# fmt: off
 CASES = {
     "1d-groups2-s3-d2-op1": (1, (2, 4, 5), (4, 3, 3),
                              dict(stride=3, padding=1, output_padding=1, groups=2, dilation=2)),
@@ -123,6 +126,7 @@ CASES = {
     "3d-depthwise-mult2": (3, (1, 3, 2, 3, 2), (3, 2, 3, 2, 2), dict(stride=(1, 2, 2), groups=3)),
     "3d-empty-phases-d2": (3, (1, 2, 2, 2, 2), (2, 2, 3, 1, 1), dict(stride=2, dilation=2)),
 }
+# fmt: on
 
 
 @pytest.mark.parametrize("layout", ["dense", "channels_last", "view"])
@@ -175,7 +179,7 @@ def test_out_writes_only_its_slice(ndim, unbatched, count_launches):
     if unbatched:
         x = x[0]
     expected = TORCH[ndim](x.double(), w.double(), b.double(), stride=2)
-    buffer = torch.full((*expected.shape[:-ndim - 1], 7, *expected.shape[-ndim:]), SENTINEL)
+    buffer = torch.full((*expected.shape[: -ndim - 1], 7, *expected.shape[-ndim:]), SENTINEL)
     out = buffer.narrow(-ndim - 1, 2, 3)  # channels 2..4 of a concat buffer
     assert OURS[ndim](x, w, b, stride=2, activation="relu", out=out) is out
     assert_close_to_reference(out, F.relu(expected))

@@ -1,7 +1,6 @@
 """ConvTranspose1d/3d and autograd for 1-D and 3-D: torch's module database, initialisation and state_dict, convert
 on a small vocoder and a small 3-D decoder, gradcheck in fp64, opcheck and torch.compile(fullgraph=True)."""
 
-
 import pytest
 import torch
 from helpers import assert_close_to_reference, assert_compiled_matches_eager
@@ -72,10 +71,13 @@ def decoder3d():
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("name, make, shape, folded", [
-    ("vocoder", vocoder, (2, 8, 3), ["leaky_relu", "leaky_relu"]),
-    ("decoder3d", decoder3d, (1, 6, 2, 2, 1), ["relu"]),
-])
+@pytest.mark.parametrize(
+    "name, make, shape, folded",
+    [
+        ("vocoder", vocoder, (2, 8, 3), ["leaky_relu", "leaky_relu"]),
+        ("decoder3d", decoder3d, (1, 6, 2, 2, 1), ["relu"]),
+    ],
+)
 def test_convert_keeps_outputs(name, make, shape, folded, count_launches):
     torch.manual_seed(2)
     model = make().eval()
@@ -93,12 +95,15 @@ def test_convert_keeps_outputs(name, make, shape, folded, count_launches):
 
 
 # Quick tier: one per dimensionality; -m full: the other activations and groups.
-@pytest.mark.parametrize("ndim, activation, groups", [
-    (1, "gelu", 2),
-    pytest.param(1, "sigmoid", 4, marks=pytest.mark.full),
-    (3, "silu", 1),
-    pytest.param(3, "leaky_relu", 4, marks=pytest.mark.full),
-])
+@pytest.mark.parametrize(
+    "ndim, activation, groups",
+    [
+        (1, "gelu", 2),
+        pytest.param(1, "sigmoid", 4, marks=pytest.mark.full),
+        (3, "silu", 1),
+        pytest.param(3, "leaky_relu", 4, marks=pytest.mark.full),
+    ],
+)
 def test_gradcheck(ndim, activation, groups, count_launches):
     shape = (2, 4, 3) if ndim == 1 else (1, 4, 2, 2, 1)
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
@@ -107,8 +112,9 @@ def test_gradcheck(ndim, activation, groups, count_launches):
     f = getattr(triton_convt, f"conv_transpose{ndim}d")
 
     def fn(x, w, b):
-        return f(x, w, b, stride=2, padding=1, output_padding=1, groups=groups, activation=activation,
-                 negative_slope=0.2)
+        return f(
+            x, w, b, stride=2, padding=1, output_padding=1, groups=groups, activation=activation, negative_slope=0.2
+        )
 
     assert torch.autograd.gradcheck(fn, (x, w, b), fast_mode=True)
     assert count_launches() > 0
@@ -125,15 +131,20 @@ def test_opcheck(ndim):
     op = getattr(torch.ops.triton_convt, f"conv_transpose{ndim}d")
     torch.library.opcheck(op.default, args)
     out = torch.empty(op(*args).shape)
-    torch.library.opcheck(getattr(torch.ops.triton_convt, f"conv_transpose{ndim}d_out").default,
-                          (x.detach(), w.detach(), b.detach(), *args[3:], out))
+    torch.library.opcheck(
+        getattr(torch.ops.triton_convt, f"conv_transpose{ndim}d_out").default,
+        (x.detach(), w.detach(), b.detach(), *args[3:], out),
+    )
 
 
 # Quick tier: the 1-D vocoder (the 2-D decoder compiles in test_autograd); -m full: the 3-D decoder too.
-@pytest.mark.parametrize("name, make, shape", [
-    ("vocoder", vocoder, (2, 8, 3)),
-    pytest.param("decoder3d", decoder3d, (2, 6, 1, 2, 1), marks=pytest.mark.full),
-])
+@pytest.mark.parametrize(
+    "name, make, shape",
+    [
+        ("vocoder", vocoder, (2, 8, 3)),
+        pytest.param("decoder3d", decoder3d, (2, 6, 1, 2, 1), marks=pytest.mark.full),
+    ],
+)
 def test_torch_compile_fullgraph_matches_eager(name, make, shape, count_launches):
     torch.manual_seed(3)
     eager = convert(make())
@@ -150,5 +161,7 @@ def test_meta_tensors_get_the_output_shape():
     x = torch.empty(2, 16, 3, 7, 5, device="meta")
     w = torch.empty(16, 3, 2, 3, 5, device="meta")
     y = triton_convt.conv_transpose3d(x, w, stride=(2, 2, 1), padding=(0, 1, 2))
-    assert y.device.type == "meta" and y.shape == nn.functional.conv_transpose3d(x, w, stride=(2, 2, 1),
-                                                                                padding=(0, 1, 2)).shape
+    assert (
+        y.device.type == "meta"
+        and y.shape == nn.functional.conv_transpose3d(x, w, stride=(2, 2, 1), padding=(0, 1, 2)).shape
+    )

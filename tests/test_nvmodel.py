@@ -32,8 +32,9 @@ def test_the_estimate_is_positive_and_grows_with_the_problem():
             assert 0 < small < large, (gpu, dtype, small, large)
     # The slower part takes longer by NVIDIA's model too, on a compute-heavy layer.
     big = dataclasses.replace(layer, n=layer.n * 8)
-    assert nvmodel.layer_estimate_ms(big, "float16", "A100_SXM_80GB") > nvmodel.layer_estimate_ms(big, "float16",
-                                                                                                   "H100_SXM")
+    assert nvmodel.layer_estimate_ms(big, "float16", "A100_SXM_80GB") > nvmodel.layer_estimate_ms(
+        big, "float16", "H100_SXM"
+    )
 
 
 def test_without_the_package_the_column_is_empty_and_the_summary_says_so(monkeypatch):
@@ -66,7 +67,7 @@ def test_with_the_package_the_fused_rows_carry_the_estimate():
 def test_phases_of_one_shape_are_one_batched_gemm():
     # k4 s2: four phases of 2x2 taps, one shape; k3 s2 p1 op1: phases of 1, 2, 2 and 4 taps, three shapes.
     same = layers.select(["pix2pix-up-k4s2p1"])[0].layer
-    (m, n, k, batch), = nvmodel.batched_gemms(same)
+    ((m, n, k, batch),) = nvmodel.batched_gemms(same)
     assert batch == 4 * same.groups and nvmodel.phase_gemms(same) == [(m, n, k, same.groups)] * 4
     vae = layers.select(["vae-k3s2p1op1"])[0].layer
     assert sorted(b for *_, b in nvmodel.batched_gemms(vae)) == [1, 1, 2]

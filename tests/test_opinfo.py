@@ -24,7 +24,5 @@ def test_opinfo_samples(dtype, device, count_launches):
         y = triton_convt.conv_transpose2d(sample.input, *sample.args, **sample.kwargs)
         launches += forward_launches(sample.args[0], sample.kwargs.get("groups", 1))
         assert count_launches() == launches, f"sample {i} did not run the Triton kernel"
-        expected = F.conv_transpose2d(
-            _double(sample.input), *[_double(a) for a in sample.args], **sample.kwargs
-        )
+        expected = F.conv_transpose2d(_double(sample.input), *[_double(a) for a in sample.args], **sample.kwargs)
         assert_close_to_reference(y, expected)

@@ -54,8 +54,10 @@ def test_kernel_layout_is_output_channels_innermost():
     # [C_in, C_out/g, kH, kW] laid out as [C_in, kH, kW, C_out/g]: channels_last for 2-D, channels_last_3d for 3-D,
     # the same order for 1-D (which has no memory format of its own).
     assert kernel_layout_strides((4, 6, 3, 2)) == torch.empty(4, 6, 3, 2).to(memory_format=torch.channels_last).stride()
-    assert kernel_layout_strides((4, 6, 2, 3, 2)) == torch.empty(4, 6, 2, 3, 2).to(
-        memory_format=torch.channels_last_3d).stride()
+    assert (
+        kernel_layout_strides((4, 6, 2, 3, 2))
+        == torch.empty(4, 6, 2, 3, 2).to(memory_format=torch.channels_last_3d).stride()
+    )
     assert kernel_layout_strides((4, 6, 5)) == (30, 1, 6)
     assert has_kernel_layout(torch.empty(4, 1, 3, 3))  # one output channel: torch's layout already has it
     assert not has_kernel_layout(torch.empty(4, 2, 3, 3))
@@ -287,8 +289,9 @@ def test_opcheck_with_the_modules_layout_rule():
     args = (x, w, None, [2, 2], [0, 0], [0, 0], 1, [1, 1], "relu", 0.01, False)
     assert torch.ops.triton_convt.conv_transpose2d(*args).is_contiguous()
     # Schema and fake tensors (the strides); the other utilities trace the op again (seconds under the interpreter).
-    torch.library.opcheck(torch.ops.triton_convt.conv_transpose2d.default, args,
-                          test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(
+        torch.ops.triton_convt.conv_transpose2d.default, args, test_utils=("test_schema", "test_faketensor")
+    )
 
 
 def test_pixel_shuffle_conv_owns_its_layout_through_the_shared_mechanism(count_launches):

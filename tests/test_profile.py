@@ -93,8 +93,10 @@ def test_every_cuda_build_names_its_cubin_and_its_hot_loop(profile, arch):
             assert b["mma_loops"] >= 1 and b["hot_instructions"] > b["hot_tensor_core"], where
             assert b["reference_ratio"] > 0 and "reference_error" not in b, where
     # The table shows the columns.
-    assert "| MMA/it | instr/it | LDG scalar/vector | LDGSTS | UTMALDG | MMA loops | wgmma wait | vs GEMM |" in (
-        out / "profile.md").read_text()
+    assert (
+        "| MMA/it | instr/it | LDG scalar/vector | LDGSTS | UTMALDG | MMA loops | wgmma wait | vs GEMM |"
+        in (out / "profile.md").read_text()
+    )
 
 
 def test_16bit_forward_builds_in_both_layouts_and_nchw_input_gradient_builds_run_at_gemm_efficiency(profile):
@@ -189,7 +191,9 @@ def test_no_spills_shared_memory_within_limits_and_tensor_cores(profile, arch):
             # bytes in 7 bwd_input builds, 2 to 6 instructions; and in the NCHW window variant's 128x256 tiles,
             # around the epilogue it runs once per phase); never inside a tensor-core loop, where the time goes.
             assert hotloop.local_memory_in_mma_loops(sass((out / code_name(b)).read_bytes())) == 0, (
-                where, b["registers"])
+                where,
+                b["registers"],
+            )
         assert b["shared_bytes"] <= SHARED_LIMIT[arch], where
         # The estimate pruning uses must bound what the compiler allocates, or pruning could keep a config the
         # device cannot launch.

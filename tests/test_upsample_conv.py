@@ -89,8 +89,10 @@ CASES = [
 
 def _case_id(case):
     x, w, scale, padding, dilation, groups, bias, layout, dtype, view = case
-    return (f"x{'x'.join(map(str, x))}-w{'x'.join(map(str, w))}-s{scale}-p{padding}-d{dilation}-g{groups}"
-            f"{'-b' if bias else ''}-{layout}-{str(dtype)[6:]}{'-' + view if view else ''}").replace(" ", "")
+    return (
+        f"x{'x'.join(map(str, x))}-w{'x'.join(map(str, w))}-s{scale}-p{padding}-d{dilation}-g{groups}"
+        f"{'-b' if bias else ''}-{layout}-{str(dtype)[6:]}{'-' + view if view else ''}"
+    ).replace(" ", "")
 
 
 def _operands(x_shape, w_shape, bias, layout, dtype, view="", w_layout=None):

@@ -81,8 +81,9 @@ def test_known_rewrite_k3_s2_p1_is_k4_s2_p1():
     assert t.output_hw((64, 64)) == params.output_hw((64, 64)) == (128, 128)
 
 
-@pytest.mark.parametrize("kernel, dilation, expected", [(3, 1, (1, 1)), (2, 1, (0, 1)), (4, 1, (1, 2)),
-                                                        (2, 3, (1, 2)), (1, 4, (0, 0))])
+@pytest.mark.parametrize(
+    "kernel, dilation, expected", [(3, 1, (1, 1)), (2, 1, (0, 1)), (4, 1, (1, 2)), (2, 3, (1, 2)), (1, 4, (0, 0))]
+)
 def test_same_padding_puts_the_odd_one_last(kernel, dilation, expected):
     assert us.same_padding(kernel, dilation) == expected
 

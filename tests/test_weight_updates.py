@@ -137,6 +137,9 @@ def test_gradcheck_which_perturbs_the_weight_through_data(layout):
     w.requires_grad_()
     b = torch.randn(2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda *t: triton_convt.conv_transpose2d(*t, stride=2, padding=1), (x, w, b), eps=1e-6, atol=1e-7,
+        lambda *t: triton_convt.conv_transpose2d(*t, stride=2, padding=1),
+        (x, w, b),
+        eps=1e-6,
+        atol=1e-7,
         fast_mode=True,
     )

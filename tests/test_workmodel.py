@@ -14,6 +14,7 @@ from triton_convt.tools.layers import Layer
 #: The work model and the untuned (CPU) config choice are plain Python checked on the CPU; --device cuda skips it.
 pytestmark = pytest.mark.interpreter_only
 
+# fmt: off
 SMALL = [
     Layer("k4-s2-p1", 2, 8, 6, (5, 7), (4, 4), stride=(2, 2), padding=(1, 1)),
     Layer("k3-s2-p1-op1-groups2", 3, 6, 4, (4, 5), (3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1),
@@ -21,6 +22,7 @@ SMALL = [
     Layer("k3-s2-d2-empty-phases", 1, 3, 5, (4, 4), (3, 3), stride=(2, 2), dilation=(2, 2)),
     Layer("k5x2-s3x1-p2x0", 2, 4, 3, (3, 6), (5, 2), stride=(3, 1), padding=(2, 0)),
 ]
+# fmt: on
 CONFIG = {"BLOCK_M": 16, "BLOCK_N": 4, "BLOCK_K": 4, "num_warps": 4, "num_stages": 2}
 
 

@@ -22,7 +22,18 @@ from .upsample_modules import UpsampleConv2d
 
 __version__ = "0.1.0"
 __all__ = [
-    "ACTIVATIONS", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "PixelShuffleConv2d", "UpsampleConv2d",
-    "conv2d_pixel_shuffle", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "convert", "freeze",
-    "unfreeze", "upsample_conv2d",
+    "ACTIVATIONS",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "PixelShuffleConv2d",
+    "UpsampleConv2d",
+    "conv2d_pixel_shuffle",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "convert",
+    "freeze",
+    "unfreeze",
+    "upsample_conv2d",
 ]

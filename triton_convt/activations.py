@@ -30,9 +30,7 @@ def check_activation(activation: str | None) -> str:
     if activation is None:
         return "none"
     if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {activation!r}; valid: None, " + ", ".join(repr(a) for a in ACTIVATIONS)
-        )
+        raise ValueError(f"unknown activation {activation!r}; valid: None, " + ", ".join(repr(a) for a in ACTIVATIONS))
     return activation
 
 

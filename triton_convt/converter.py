@@ -80,7 +80,7 @@ def _fuse_pixel_shuffle(parent: nn.Module, names: list[str], i: int) -> bool:
     after it (directly, or after an activation, which commutes with the shuffle since it is elementwise) by a
     :class:`PixelShuffleConv2d` with that activation, or else with the one right after the shuffle; the modules
     folded in become ``nn.Identity``. Whether it did."""
-    at = [parent._modules[n] for n in names[i:i + 3]] + [None, None]
+    at = [parent._modules[n] for n in names[i : i + 3]] + [None, None]
     if shuffle_unfusable(at[0], at[1]) is None:  # conv, shuffle[, activation]
         shuffle_at, act_at = 1, 2
     elif activations.from_module(at[1]) is not None and shuffle_unfusable(at[0], at[2]) is None:  # conv, act, shuffle

@@ -97,8 +97,14 @@ class WeightRecord:
 
     def differences(self, other: WeightRecord) -> list[str]:
         """What changed from this record to ``other``, in words."""
-        names = {"version": "its version counter (an in-place update)", "data_ptr": "its storage", "dtype": "dtype",
-                 "device": "device", "shape": "shape", "args": "the module's scale, padding, dilation or groups"}
+        names = {
+            "version": "its version counter (an in-place update)",
+            "data_ptr": "its storage",
+            "dtype": "dtype",
+            "device": "device",
+            "shape": "shape",
+            "args": "the module's scale, padding, dilation or groups",
+        }
         return [text for field, text in names.items() if getattr(self, field) != getattr(other, field)]
 
 

@@ -31,8 +31,9 @@ class TritonConvTranspose(OwnsKernelLayout):
     #: The functional op a subclass computes (``conv_transpose2d``, ...).
     _functional = None
 
-    def __init__(self, *args, activation: str | None = None,
-                 negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE, **kwargs):
+    def __init__(
+        self, *args, activation: str | None = None, negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE, **kwargs
+    ):
         activations.check_activation(activation)
         super().__init__(*args, **kwargs)
         self.activation = activation
@@ -63,8 +64,12 @@ class TritonConvTranspose(OwnsKernelLayout):
         return text
 
     @classmethod
-    def from_torch(cls, module: nn.Module, activation: str | None = None,
-                   negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE):
+    def from_torch(
+        cls,
+        module: nn.Module,
+        activation: str | None = None,
+        negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE,
+    ):
         """A triton_convt module computing ``module`` (a torch module of this dimensionality, then
         ``activation``), sharing its parameters: the weight Parameter is re-laid in place (``param.data``), so
         ``module`` and any optimizer holding it see the same Parameter, with output channels innermost."""
@@ -83,8 +88,12 @@ class TritonConvTranspose(OwnsKernelLayout):
         return new.train(module.training)
 
     @classmethod
-    def adopt(cls, module: nn.Module, activation: str | None = None,
-              negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE):
+    def adopt(
+        cls,
+        module: nn.Module,
+        activation: str | None = None,
+        negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE,
+    ):
         """Turn ``module`` (exactly this class's torch module) into this class in place and return it: the same
         object, so its parameters, buffers, hooks and every reference to it (a parent, FSDP2's parameter
         management, a user's handle) stay valid; the weight is re-laid in place (``param.data``) as

@@ -72,7 +72,7 @@ class PixelShuffleConv2d(OwnsKernelLayout, nn.Conv2d):
 
     @classmethod
     def from_modules(cls, conv: nn.Conv2d, shuffle: nn.PixelShuffle, activation: str | None = None,
-                     negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE) -> PixelShuffleConv2d:
+                     negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE) -> PixelShuffleConv2d:  # fmt: skip
         """The fused module computing ``shuffle(conv(x))`` (then ``activation``), sharing ``conv``'s parameters (whose
         weight is re-laid into the kernel's layout in place: same values, same Parameter).
 

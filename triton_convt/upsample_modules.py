@@ -66,7 +66,7 @@ class UpsampleConv2d(FoldFreezable, nn.Conv2d):
 
     @classmethod
     def from_modules(cls, upsample: nn.Upsample, conv: nn.Conv2d, activation: str | None = None,
-                     negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE) -> UpsampleConv2d:
+                     negative_slope: float = activations.DEFAULT_NEGATIVE_SLOPE) -> UpsampleConv2d:  # fmt: skip
         """The fused module computing ``conv(upsample(x))`` (then ``activation``), sharing ``conv``'s parameters.
 
         ValueError when the pair is not exactly a nearest upsampling by an integer factor followed by a stride-1,

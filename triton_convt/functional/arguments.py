@@ -24,9 +24,7 @@ def index(value, name: str, op: str) -> int:
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(
-            f"{op}(): argument '{name}' must be int, not {type(value).__name__}"
-        ) from None
+        raise TypeError(f"{op}(): argument '{name}' must be int, not {type(value).__name__}") from None
 
 
 def as_tuple(value, name: str, op: str, ndim: int) -> tuple[int, ...]:
@@ -48,9 +46,7 @@ def as_tuple(value, name: str, op: str, ndim: int) -> tuple[int, ...]:
     try:
         v = index(value.reshape(()) if isinstance(value, torch.Tensor) else value, name, op)
     except TypeError:
-        raise TypeError(
-            f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}"
-        ) from None
+        raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}") from None
     return (v,) * ndim
 
 

@@ -66,7 +66,7 @@ def conv2d_pixel_shuffle(
         channels_last when the input or the weight is, as torch's composition gives it.
     """
     return call(input, weight, bias, upscale_factor, stride, padding, dilation, groups, activation, negative_slope,
-                out, layout_from_weight=True)
+                out, layout_from_weight=True)  # fmt: skip
 
 
 def call(input, weight, bias, upscale_factor, stride, padding, dilation, groups, activation, negative_slope, out, *,
@@ -100,8 +100,13 @@ def call(input, weight, bias, upscale_factor, stride, padding, dilation, groups,
 def pixel_shuffle_factor(value) -> int:
     """``upscale_factor`` as ``F.pixel_shuffle`` takes it: an int or int-like (a 0-dim integer tensor too), not a
     bool, float or other tensor (TypeError); positive (RuntimeError)."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point() \
-            and not value.is_complex() and value.dtype != torch.bool:
+    if (
+        isinstance(value, torch.Tensor)
+        and value.dim() == 0
+        and not value.is_floating_point()
+        and not value.is_complex()
+        and value.dtype != torch.bool
+    ):
         value = int(value)
     if isinstance(value, (bool, float, str, torch.Tensor)):
         raise TypeError(

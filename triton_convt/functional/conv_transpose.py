@@ -95,7 +95,7 @@ def conv_transpose2d(
     ``torch.library`` registration (``torch.ops.triton_convt.conv_transpose2d``).
     """
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                           activation, negative_slope, out, layout_from_weight)
+                           activation, negative_slope, out, layout_from_weight)  # fmt: skip
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
@@ -107,7 +107,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     with a unit H axis). Output ``(N, C_out, L_out)``, ``L_out = (L - 1)*stride - 2*padding + dilation*(kL - 1) +
     output_padding + 1``."""
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                           activation, negative_slope, out, layout_from_weight)
+                           activation, negative_slope, out, layout_from_weight)  # fmt: skip
 
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
@@ -118,11 +118,11 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     ``(C_in, C_out / groups, kD, kH, kW)``, ints or (D, H, W) triples; every other argument and the behaviour as
     :func:`conv_transpose2d`. The output is channels_last_3d when the input or the weight is, as in torch."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                           activation, negative_slope, out, layout_from_weight)
+                           activation, negative_slope, out, layout_from_weight)  # fmt: skip
 
 
 def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, output_size,
-                    activation, negative_slope, out, layout_from_weight=True):
+                    activation, negative_slope, out, layout_from_weight=True):  # fmt: skip
     """The one implementation of the three public functions, for ``ndim`` spatial axes."""
     op = op_name(ndim)
     if not isinstance(input, torch.Tensor):
@@ -142,7 +142,7 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
         shape = (weight.shape[1] * params.groups, *params.output_hw(tuple(x.shape[2:])))
         check_out(out, input, weight, bias, shape if unbatched else (x.shape[0], *shape), op)
     args = (x, weight, bias, list(params.stride), list(params.padding), list(params.output_padding),
-            params.groups, list(params.dilation), kernel_activation, float(negative_slope))
+            params.groups, list(params.dilation), kernel_activation, float(negative_slope))  # fmt: skip
     ops = torch.ops.triton_convt
     if out is not None:
         getattr(ops, f"{op}_out")(*args, out.unsqueeze(0) if unbatched else out)

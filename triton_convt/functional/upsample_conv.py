@@ -259,4 +259,3 @@ def check_conv2d_shapes(x, weight, bias, groups: int) -> None:
             f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with {c_out} elements, "
             f"but got bias of size {list(bias.shape)} instead"
         )
-

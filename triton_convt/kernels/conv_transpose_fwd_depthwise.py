@@ -190,7 +190,13 @@ def conv_transpose_fwd_depthwise_kernel(
                     acc += tl.where(ok, x.to(ACC_DTYPE) * w.to(ACC_DTYPE), 0.0)
 
     y_offsets = add_spatial(
-        n * stride_yn + co * stride_yc, qd * SD + rd, qh * SH + rh, qw * SW + rw, stride_yd, stride_yh, stride_yw,
+        n * stride_yn + co * stride_yc,
+        qd * SD + rd,
+        qh * SH + rh,
+        qw * SW + rw,
+        stride_yd,
+        stride_yh,
+        stride_yw,
         SPATIAL,
     )
     epilogue_store(acc, bias_ptr, stride_b, y_ptr, y_offsets, co, mask, mask, HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)

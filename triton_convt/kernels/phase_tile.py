@@ -24,7 +24,7 @@ def _tap_in_range(u, delta0, taps, size, j, DSTEP: tl.constexpr):
 def _row_taps(u_d, u_h, u_w, delta_d, delta_h, delta_w, t_d, t_h, t_w, ID, IH, IW, row_mask,
               DSTEP_D: tl.constexpr, DSTEP_H: tl.constexpr, DSTEP_W: tl.constexpr, MAX_T_D: tl.constexpr,
               MAX_T_H: tl.constexpr, MAX_T_W: tl.constexpr, NDIM: tl.constexpr, MASK_DTYPE: tl.constexpr,
-              W_TAPS: tl.constexpr):
+              W_TAPS: tl.constexpr):  # fmt: skip
     """Each row's in-range taps as a bitmask, computed once per program: bit ``(jd*t_h + jh)*t_w + jw`` (the
     tap's number in the loop's order) is set where tap ``(jd, jh, jw)`` of the phase reads inside the input along
     every axis. Without ``W_TAPS`` (the window variant, whose loop has no W taps) the bits are ``jd*t_h + jh``
@@ -64,7 +64,7 @@ def gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid
           KERNEL_W: tl.constexpr, TAPS_N: tl.constexpr, TAPS_A: tl.constexpr, TAPS_B: tl.constexpr,
           TAPS_O: tl.constexpr, OUT_W: tl.constexpr, OUT_CHUNK: tl.constexpr, EPILOGUE: tl.constexpr,
           X_UNIT: tl.constexpr,
-          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):  # fmt: skip
     """One output tile of phase ``phase`` (a table row) of group ``group``: row tile ``pid_m`` (of the phase's rows;
     with ``W_WINDOW``, of the row grid of the largest phase, window ``w_tile``), column tile ``pid_n``. Arguments as
     :func:`phase_gemm_kernel`'s."""
@@ -149,7 +149,8 @@ def gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid
     u_d = qd * XS_D if NDIM == 3 else u_w
     if BITMASK:
         valid = _row_taps(u_d, u_h, u_w, delta_d, delta_h, delta_w, t_d, t_h, t_w, ID, IH, IW, row_mask,
-                          DSTEP_D, DSTEP_H, DSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, NDIM, MASK_DTYPE, not W_WINDOW)
+                          DSTEP_D, DSTEP_H, DSTEP_W, MAX_T_D, MAX_T_H, MAX_T_W, NDIM, MASK_DTYPE,
+                          not W_WINDOW)  # fmt: skip
 
     channels: tl.constexpr = BLOCK_N // TAPS_N  # output channels per tile
     offs_n = pid_n * channels + tl.arange(0, channels).to(INDEX_DTYPE)
@@ -173,10 +174,14 @@ def gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid
     w_jump_w = one * step_ww * stride_ww - (k_blocks - 1) * w_chan
     x_jump_h = one * DSTEP_H * stride_xh - (t_w - 1) * (one * step_xw * stride_xw) - (k_blocks - 1) * x_chan
     w_jump_h = one * KSTEP_H * stride_wh - (t_w - 1) * (one * step_ww * stride_ww) - (k_blocks - 1) * w_chan
-    x_jump_d = (one * DSTEP_D * stride_xd - (t_h - 1) * (one * DSTEP_H * stride_xh)
-                - (t_w - 1) * (one * step_xw * stride_xw) - (k_blocks - 1) * x_chan)
+    x_jump_d = (
+        one * DSTEP_D * stride_xd
+        - (t_h - 1) * (one * DSTEP_H * stride_xh)
+        - (t_w - 1) * (one * step_xw * stride_xw)
+        - (k_blocks - 1) * x_chan
+    )
     w_jump_d = (one * KSTEP_D * stride_wd - (t_h - 1) * (one * KSTEP_H * stride_wh)
-                - (t_w - 1) * (one * step_ww * stride_ww) - (k_blocks - 1) * w_chan)
+                - (t_w - 1) * (one * step_ww * stride_ww) - (k_blocks - 1) * w_chan)  # fmt: skip
     x_first = (group * C_RED_G) * stride_xc + one * delta_d * stride_xd + one * delta_h * stride_xh
     w_first = group * stride_wg + one * k0_d * stride_wd + one * k0_h * stride_wh
     if W_WINDOW:
@@ -282,7 +287,7 @@ def gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid
                         q_rows_d, q_rows_h, q_d, q_h, r_d, r_h, IW, W_TABLE, W_TILES, W_OWN, OW, stride_yn, stride_yc,
                         stride_yd, stride_yh, stride_yw, NDIM, XS_W, OS_D, OS_H, OS_W, DSTEP_W, KSTEP_W, HAS_BIAS,
                         ACTIVATION, NEGATIVE_SLOPE, INDEX_DTYPE, WINDOW_W, W_STEP, TAPS_A, TAPS_B, TAPS_O, OUT_W,
-                        OUT_CHUNK, KERNEL_W, EPILOGUE, TABLE_COLUMNS, BLOCK_M, channels)
+                        OUT_CHUNK, KERNEL_W, EPILOGUE, TABLE_COLUMNS, BLOCK_M, channels)  # fmt: skip
     elif SHUFFLE == 1:
         y_offsets = y_rows[:, None] + (co * stride_yc)[None, :]
         store_mask = row_mask[:, None] & col_mask[None, :]
@@ -299,7 +304,7 @@ def gemm_tile(x_ptr, w_ptr, bias_ptr, y_ptr, table_ptr, phase, group, pid_m, pid
 
 @triton.jit
 def _accumulate(acc, a, b, rows_ok, MASK_PRODUCTS: tl.constexpr, ACC_DTYPE: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                DOT_IN_FP32: tl.constexpr):
+                DOT_IN_FP32: tl.constexpr):  # fmt: skip
     """``acc + a @ b``; with MASK_PRODUCTS, the product added only to the rows ``rows_ok`` reads in range."""
     if MASK_PRODUCTS:
         partial = dot_acc(a, b, tl.zeros(acc.shape, dtype=ACC_DTYPE), ACC_DTYPE, DOT_PRECISION, DOT_IN_FP32)

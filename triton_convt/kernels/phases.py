@@ -14,8 +14,9 @@ import triton.language as tl
 
 
 @triton.jit
-def phase_tap(rp, j, K: tl.constexpr, S: tl.constexpr, D: tl.constexpr, GCD: tl.constexpr, STEP: tl.constexpr,
-              INV: tl.constexpr):
+def phase_tap(
+    rp, j, K: tl.constexpr, S: tl.constexpr, D: tl.constexpr, GCD: tl.constexpr, STEP: tl.constexpr, INV: tl.constexpr
+):
     """Tap ``j`` of the phase whose residue plus padding is ``rp``, along one axis: ``(k, delta, exists)``.
 
     The phase has taps only if ``rp % GCD == 0``; they are ``k = k0 + j*STEP`` (while ``k < K``) with

@@ -10,7 +10,7 @@ from .epilogue import epilogue_store
 
 @triton.jit
 def _pick(acc, src, ok, TILE_ROWS: tl.constexpr, WINDOW_W: tl.constexpr, TAPS: tl.constexpr, TAPS_O: tl.constexpr,
-          OUT_W: tl.constexpr, CHANNELS: tl.constexpr):
+          OUT_W: tl.constexpr, CHANNELS: tl.constexpr):  # fmt: skip
     """Per tile row, output column ``o`` and channel: the sum over ``j`` of ``acc``'s entry in row ``src[o, j]`` of
     the row's (window column, tap) rows where ``ok[o, j]``. ``acc``'s rows are (tile row, window column), its
     columns (tap, channel): seen as ``[tile row, window column x tap, channel]``, a gather along the middle axis."""
@@ -24,7 +24,7 @@ def _pick(acc, src, ok, TILE_ROWS: tl.constexpr, WINDOW_W: tl.constexpr, TAPS: t
 
 @triton.jit
 def _gather_taps(acc, u, ok, TILE_ROWS: tl.constexpr, WINDOW_W: tl.constexpr, TAPS: tl.constexpr, X: tl.constexpr,
-                 CHANNELS: tl.constexpr):
+                 CHANNELS: tl.constexpr):  # fmt: skip
     """``[tile row, x, tap, channel]``: the product of window column ``u[x, tap]`` and that tap where ``ok[x, tap]``,
     else 0. ``acc``'s rows are (tile row, window column), its columns (tap, channel): seen as ``[tile row, window
     column, tap, channel]``, a gather along the window (a short axis, held by the lanes of one warp)."""
@@ -44,7 +44,7 @@ def window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mas
                     INDEX_DTYPE: tl.constexpr, WINDOW_W: tl.constexpr, W_STEP: tl.constexpr, TAPS_A: tl.constexpr,
                     TAPS_B: tl.constexpr, TAPS_O: tl.constexpr, OUT_W: tl.constexpr, OUT_CHUNK: tl.constexpr,
                     KERNEL_W: tl.constexpr, EPILOGUE: tl.constexpr, TABLE_COLUMNS: tl.constexpr,
-                    BLOCK_M: tl.constexpr, CHANNELS: tl.constexpr):
+                    BLOCK_M: tl.constexpr, CHANNELS: tl.constexpr):  # fmt: skip
     """The window variant's epilogue (arguments as :func:`.phase_gemm.phase_gemm_kernel`'s; ``acc`` and ``acc2`` the
     tile's two products, ``a0`` its window's first input column, ``rows`` and ``q_rows_*`` its row grid, ``q_*`` and
     ``r_*`` the phase's extents and residues). Output column ``o`` of residue ``r = o % OS_W`` adds, for each tap
@@ -130,12 +130,21 @@ def window_epilogue(acc, acc2, bias_ptr, stride_b, y_ptr, table_ptr, co, col_mas
             kw = tl.load(residue + 14)[:, None] + tl.arange(0, TAPS_O)[None, :] * KSTEP_W
             ok = (tl.arange(0, TAPS_O)[None, :] < taps[:, None]) & (u >= a0) & (u < a0 + WINDOW_W) & (u < IW)
             out = _pick(acc, (u - a0) * TAPS_A + kw, ok & (kw < TAPS_A), tile_rows, WINDOW_W, TAPS_A, TAPS_O,
-                        OUT_CHUNK, CHANNELS)
+                        OUT_CHUNK, CHANNELS)  # fmt: skip
             if TAPS_B > 0:
-                out += _pick(acc2, (u - a0) * TAPS_B + kw - TAPS_A, ok & (kw >= TAPS_A), tile_rows, WINDOW_W,
-                             TAPS_B, TAPS_O, OUT_CHUNK, CHANNELS)
+                out += _pick(
+                    acc2,
+                    (u - a0) * TAPS_B + kw - TAPS_A,
+                    ok & (kw >= TAPS_A),
+                    tile_rows,
+                    WINDOW_W,
+                    TAPS_B,
+                    TAPS_O,
+                    OUT_CHUNK,
+                    CHANNELS,
+                )
         y_offsets = (y_rows[:, None, None] + (o.to(INDEX_DTYPE) * stride_yw)[None, :, None]
-                     + (co * stride_yc)[None, None, :])
+                     + (co * stride_yc)[None, None, :])  # fmt: skip
         store_mask = row_mask[:, None, None] & ((o >= o_lo) & (o < o_hi))[None, :, None] & col_mask[None, None, :]
         epilogue_store(tl.reshape(out, shape), bias_ptr, stride_b, y_ptr, tl.reshape(y_offsets, shape), co,
-                       col_mask, tl.reshape(store_mask, shape), HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)
+                       col_mask, tl.reshape(store_mask, shape), HAS_BIAS, ACTIVATION, NEGATIVE_SLOPE)  # fmt: skip

@@ -288,7 +288,7 @@ def split_plans(plans: list[Any]) -> tuple[dict, list[dict], dict[tuple, tuple]]
     def same(a, b) -> bool:  # tensors: the same memory seen the same way (a plan may hold its own view of it)
         if torch.is_tensor(a) or torch.is_tensor(b):
             return a is b or (torch.is_tensor(a) and torch.is_tensor(b) and a.data_ptr() == b.data_ptr()
-                              and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype)
+                              and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype)  # fmt: skip
         return a == b
 
     def differs(name: str) -> bool:

@@ -40,7 +40,12 @@ def _dense_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 
 def activation_grad_plan(
-    dy: torch.Tensor, saved: torch.Tensor, dz: torch.Tensor, activation: str, negative_slope: float, *,
+    dy: torch.Tensor,
+    saved: torch.Tensor,
+    dz: torch.Tensor,
+    activation: str,
+    negative_slope: float,
+    *,
     config: dict | None = None,
 ) -> KernelPlan:
     """The launch that writes ``dz = dy * act'(.)``; all three dense with one element order."""
@@ -67,7 +72,12 @@ def activation_grad(dy: torch.Tensor, saved: torch.Tensor, activation: str, nega
 
 
 def input_grad_plan(
-    dz: torch.Tensor, weight: torch.Tensor, dx: torch.Tensor, params: ConvParams, *, config: dict | None = None,
+    dz: torch.Tensor,
+    weight: torch.Tensor,
+    dx: torch.Tensor,
+    params: ConvParams,
+    *,
+    config: dict | None = None,
     index64: bool | None = None,
 ) -> KernelPlan:
     """The launch that writes ``dx`` (the forward input's shape, any strides) from ``dz``: the phase GEMM
@@ -89,8 +99,14 @@ def _splits(pixels: int, tiles: int, block: int) -> int:
 
 
 def weight_grad_plan(
-    x: torch.Tensor, dz: torch.Tensor, weight: torch.Tensor, params: ConvParams, *, splits: int | None = None,
-    config: dict | None = None, index64: bool | None = None,
+    x: torch.Tensor,
+    dz: torch.Tensor,
+    weight: torch.Tensor,
+    params: ConvParams,
+    *,
+    splits: int | None = None,
+    config: dict | None = None,
+    index64: bool | None = None,
 ) -> tuple[KernelPlan, torch.Tensor]:
     """The launch that writes the weight gradient's partial sums, and the ``[splits, *weight.shape]`` buffer; 1 to
     3 spatial axes (run through :func:`.kernel_plan.spatial_3d` views)."""

@@ -29,7 +29,7 @@ def axis_constexprs(params: ConvParams) -> dict[str, int]:
     ``params``, named by axis: ``KD, KH, KW, SD, ..., GCD_W, STEP_W, INV_W, TAPS_W`` for three axes (the kernels
     written for D, H, W take a 1-D or 2-D call's :meth:`~.shapes.ConvParams.as_3d`)."""
     out: dict[str, int] = {}
-    axes = "DHW"[3 - params.ndim:]
+    axes = "DHW"[3 - params.ndim :]
     for name, k, s, d in zip(axes, params.kernel, params.stride, params.dilation):
         out.update({f"K{name}": k, f"S{name}": s, f"D{name}": d})
     for name, k, s, d in zip(axes, params.kernel, params.stride, params.dilation):

@@ -107,7 +107,7 @@ def strides(name: str, t: torch.Tensor, weight: bool = False, *, dims: str | Non
     has ``i`` (input channel) and ``o`` (output channel per group) first. ``dims`` names every dimension instead
     (``"oihw"`` for a Conv2d weight)."""
     if dims is None:
-        dims = ("io" if weight else "nc") + "dhw"[5 - t.dim():]
+        dims = ("io" if weight else "nc") + "dhw"[5 - t.dim() :]
     if len(dims) != t.dim():
         raise ValueError(f"{len(dims)} stride names for a {t.dim()}-D tensor")
     return {f"stride_{name}{d}": st for d, st in zip(dims, t.stride())}

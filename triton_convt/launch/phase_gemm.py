@@ -223,8 +223,7 @@ def _window_args(window: Window | None, table: PhaseTable, y5: torch.Tensor) -> 
     if window is None:
         return dict(W_TABLE=0, W_TILES=1, W_OWN=0, OW=0, Q_D_MAX=1, Q_H_MAX=1)
     q_d, q_h = (max(row[1] for row in axis.rows) for axis in table.axes[:2])
-    return dict(W_TABLE=table.phases, W_TILES=window.tiles, W_OWN=window.own, OW=y5.shape[4], Q_D_MAX=q_d,
-                Q_H_MAX=q_h)
+    return dict(W_TABLE=table.phases, W_TILES=window.tiles, W_OWN=window.own, OW=y5.shape[4], Q_D_MAX=q_d, Q_H_MAX=q_h)
 
 
 #: The most picked products per thread one chunk of the window epilogue forms (see :func:`_window_constexprs`).
@@ -249,7 +248,7 @@ def _window_constexprs(window: Window | None, table: PhaseTable, w5: torch.Tenso
     """The window variant's constexprs (:mod:`.window`); without it, values that remove its code."""
     if window is None:
         return dict(W_WINDOW=False, WINDOW_W=1, W_STEP=1, KERNEL_W=1, TAPS_N=1, TAPS_A=1, TAPS_B=0, TAPS_O=1, OUT_W=1,
-                    OUT_CHUNK=1, EPILOGUE=0, X_UNIT=1)
+                    OUT_CHUNK=1, EPILOGUE=0, X_UNIT=1)  # fmt: skip
     axis = table.axes[2]
     kernel_w = w5.shape[4]
     taps_a = 1 << (kernel_w.bit_length() - 1)  # the largest power of two up to the kernel's taps

@@ -109,7 +109,6 @@ def phase_taps(kernel: int, stride: int, padding: int, dilation: int) -> list[li
     return table
 
 
-
 @dataclass(frozen=True)
 class ConvParams:
     """Normalised arguments of one call; every tuple has one entry per spatial axis (1, 2 or 3 of them, in torch's

@@ -21,8 +21,9 @@ from .upsample_conv_fwd import allocate_output, fold_constexprs, fold_weight
 from .upsample_shapes import UpsampleConvParams
 
 
-def unfold_plan(partial: torch.Tensor, dw: torch.Tensor, params: UpsampleConvParams, *,
-                config: dict | None = None) -> KernelPlan:
+def unfold_plan(
+    partial: torch.Tensor, dw: torch.Tensor, params: UpsampleConvParams, *, config: dict | None = None
+) -> KernelPlan:
     """The launch that writes the conv weight's gradient ``dw`` (any strides) from the ``[splits, C_in,
     C_out/groups, K'h, K'w]`` partial sums of the folded weight's gradient."""
     splits, c_in, c_out_g = partial.shape[:3]
@@ -83,4 +84,3 @@ def upsample_conv2d_backward(
             dw = torch.empty_like(weight)  # the weight's strides when it is dense, as torch's gradient has them
             unfold_plan(partial, dw, params).launch()
     return dx, dw, db
-

@@ -37,8 +37,9 @@ def allocate_folded(weight: torch.Tensor, params: UpsampleConvParams) -> torch.T
     return torch.empty(shape, dtype=weight.dtype, device=weight.device, memory_format=torch.channels_last)
 
 
-def fold_plan(weight: torch.Tensor, folded: torch.Tensor, params: UpsampleConvParams, *,
-              config: dict | None = None) -> KernelPlan:
+def fold_plan(
+    weight: torch.Tensor, folded: torch.Tensor, params: UpsampleConvParams, *, config: dict | None = None
+) -> KernelPlan:
     """The launch that writes ``folded`` (:func:`allocate_folded`, or any strides) from the conv ``weight``."""
     c_in, c_out_g = folded.shape[:2]
     pairs = c_in * c_out_g

@@ -24,8 +24,9 @@ from .family import OpFamily, register
 
 
 def _params(weight: torch.Tensor, stride, padding, output_padding, groups, dilation) -> ConvParams:
-    return ConvParams(tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups,
-                      tuple(weight.shape[2:]))
+    return ConvParams(
+        tuple(stride), tuple(padding), tuple(output_padding), tuple(dilation), groups, tuple(weight.shape[2:])
+    )
 
 
 def _torch_result(x, weight, bias, params: ConvParams, activation: str, negative_slope: float) -> torch.Tensor:

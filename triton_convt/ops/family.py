@@ -75,8 +75,9 @@ class OpFamily:
     layout_option: bool = False
 
 
-def _signature(head: tuple[tuple[str, Any], ...], family: OpFamily, tail: tuple[tuple[str, Any], ...],
-               returns: Any) -> inspect.Signature:
+def _signature(
+    head: tuple[tuple[str, Any], ...], family: OpFamily, tail: tuple[tuple[str, Any], ...], returns: Any
+) -> inspect.Signature:
     """A signature from which ``torch.library.infer_schema`` reads the op's schema."""
     named = (*head, *family.arguments, ("activation", str), ("negative_slope", float), *tail)
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -126,7 +127,7 @@ def register(family: OpFamily) -> None:
         params_ = list(forward_op.__signature__.parameters.values())
         params_[-1] = params_[-1].replace(default=True)
         forward_op.__signature__ = forward_op.__signature__.replace(parameters=params_)
-    forward_op.__doc__ = f"``{family.summary}`` on batched input; activation \"none\" for none."
+    forward_op.__doc__ = f'``{family.summary}`` on batched input; activation "none" for none.'
     forward_op = torch.library.custom_op(f"triton_convt::{name}", forward_op, mutates_args=())
 
     def forward_fake(*args):

@@ -146,7 +146,7 @@ def _elf_sections(elf: bytes) -> dict[str, bytes]:
     entsize, count, names = struct.unpack_from("<HHH", elf, 0x3A)
     headers = [struct.unpack_from("<IIQQQQ", elf, shoff + i * entsize) for i in range(count)]
     strings = headers[names][4]
-    return {elf[strings + h[0]:elf.index(b"\0", strings + h[0])].decode(): elf[h[4]:h[4] + h[5]] for h in headers}
+    return {elf[strings + h[0] : elf.index(b"\0", strings + h[0])].decode(): elf[h[4] : h[4] + h[5]] for h in headers}
 
 
 def cubin_sm(cubin: bytes) -> int:
@@ -185,7 +185,7 @@ def sass_many(cubins: Sequence[bytes]) -> list[str]:
         image = images.setdefault(cubin_sm(cubin), bytearray())
         for name, code in _elf_sections(cubin).items():
             if name.startswith(".text."):
-                functions[i].append((name[len(".text."):], len(image), len(code)))
+                functions[i].append((name[len(".text.") :], len(image), len(code)))
                 image += code
     lines: dict[int, list[tuple[int, str]]] = {}
     for sm, image in images.items():

@@ -61,8 +61,12 @@ def plan(budget_s: float, has_tests: bool) -> list[Step]:
     """The steps in the order they run, with their estimates (the dry run prints this)."""
     steps = [Step("print the environment (GPU, driver, CUDA, torch, triton, cuDNN)", START_SECONDS)]
     if has_tests:
-        steps.append(Step(f"pytest --device cuda on {len(TESTS)} curated test selections", min(TESTS_SECONDS,
-                                                                                            budget_s * TESTS_SHARE)))
+        steps.append(
+            Step(
+                f"pytest --device cuda on {len(TESTS)} curated test selections",
+                min(TESTS_SECONDS, budget_s * TESTS_SHARE),
+            )
+        )
     steps += [Step(f"tune, check and time {layer} ({dtype}, {layout}) against cuDNN and torch.compile", CASE_SECONDS)
               for dtype, layout, layer in cases()]  # fmt: skip
     return steps

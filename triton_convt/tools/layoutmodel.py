@@ -136,10 +136,14 @@ def layout_report(dtype: torch.dtype) -> str:
     for spec in layers.load():
         cl, nchw = (sector_traffic(spec.layer, itemsize, layout, spec.bias) for layout in LAYOUTS)
         depthwise = is_depthwise(spec.layer)
-        phase_path = "" if depthwise else \
-            f"{sector_traffic(spec.layer, itemsize, 'nchw', spec.bias, False)['sectors'] / 1e6:.2f}"
-        macs = [work(spec.layer, launcher_config(spec.layer, dtype, "sm90", layout), layout).ratio
-                for layout in LAYOUTS]
+        phase_path = (
+            ""
+            if depthwise
+            else f"{sector_traffic(spec.layer, itemsize, 'nchw', spec.bias, False)['sectors'] / 1e6:.2f}"
+        )
+        macs = [
+            work(spec.layer, launcher_config(spec.layer, dtype, "sm90", layout), layout).ratio for layout in LAYOUTS
+        ]
         lines.append(f"| {spec.layer.name} | {'depthwise' if depthwise else 'GEMM'} | {cl['minimum'] / 1e6:.2f} "
                      f"| {cl['sectors'] / 1e6:.2f} | {nchw['sectors'] / 1e6:.2f} "
                      f"| {nchw['sectors'] / cl['sectors']:.2f} | {phase_path} "

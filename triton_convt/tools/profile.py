@@ -54,8 +54,15 @@ _BUILD = (
     ("arch", lambda r: arch_name(r["arch"])),
     ("kernel", lambda r: r["kernel"]),
     ("dtype", lambda r: r["dtype"] + ("" if r["precision"] == "ieee" else f" ({r['precision']})")),
-    ("layout", lambda r: r["layout"] + (" (int64)" if r.get("index") == "int64" else "")
-     + (f" [{r['sample']}]" if r.get("sample") else "") + (f" [layer {r['layer']}]" if r.get("layer") else "")),
+    (
+        "layout",
+        lambda r: (
+            r["layout"]
+            + (" (int64)" if r.get("index") == "int64" else "")
+            + (f" [{r['sample']}]" if r.get("sample") else "")
+            + (f" [layer {r['layer']}]" if r.get("layer") else "")
+        ),
+    ),
     ("config", lambda r: config_name(r["config"]) if "config" in r else "?"),
     ("files", lambda r: ",".join(r["targets"])),
 )
@@ -85,8 +92,10 @@ COLUMNS = (
     ("cp.async", lambda r: r.get("async_copies", "")),
     ("MMA/it", lambda r: _blank(r.get("hot_tensor_core"))),
     ("instr/it", lambda r: _blank(r.get("hot_instructions"))),
-    ("LDG scalar/vector",
-     lambda r: f"{r['hot_scalar_loads']}/{r['hot_vector_loads']}" if r.get("hot_tensor_core") else ""),
+    (
+        "LDG scalar/vector",
+        lambda r: f"{r['hot_scalar_loads']}/{r['hot_vector_loads']}" if r.get("hot_tensor_core") else "",
+    ),
     ("LDGSTS", lambda r: _blank(r.get("hot_ldgsts"))),
     ("UTMALDG", lambda r: _blank(r.get("hot_utmaldg"))),
     ("MMA loops", lambda r: _blank(r.get("mma_loops"))),

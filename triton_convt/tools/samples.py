@@ -42,11 +42,13 @@ LAYOUTS = ("channels_last", "nchw")
 
 #: The input layouts each kernel key's configs serve (every key not listed serves both): the forward's candidates are
 #: kept apart for channels_last and NCHW inputs (:func:`triton_convt.launch.phase_gemm.config_key`).
+# fmt: off
 KEY_LAYOUTS = {"conv_transpose2d_fwd": ("channels_last",), "conv_transpose2d_fwd_nchw": ("nchw",),
                "conv2d_pixel_shuffle": ("channels_last",), "conv2d_pixel_shuffle_nchw": ("nchw",),
                "conv_transpose2d_bwd_input": ("channels_last",), "conv_transpose2d_bwd_input_nchw": ("nchw",),
                # It copies a weight in torch's default layout whatever the input's: one build says it all.
                "weight_repack": ("nchw",)}
+# fmt: on
 
 
 def layouts_of(kernel: str) -> tuple[str, ...]:
@@ -194,8 +196,9 @@ def bwd_weight_sample_plan(dtype: torch.dtype, layout: str, config: dict | None 
     return _with_precision(backward.weight_grad_plan(x, dz, w, params, config=config)[0], precision)
 
 
-def weight_repack_sample_plan(dtype: torch.dtype, layout: str, config: dict | None = None,
-                              precision: str = "ieee") -> KernelPlan:
+def weight_repack_sample_plan(
+    dtype: torch.dtype, layout: str, config: dict | None = None, precision: str = "ieee"
+) -> KernelPlan:
     """The launch that brings the sample problem's weight, in torch's default layout, into channels_last order."""
     w = _sample(256, 256, 4, 4, dtype=dtype)
     return repack_plan(spatial_3d(w), config=config)[0]

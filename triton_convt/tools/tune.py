@@ -64,7 +64,12 @@ def layer_tensors(layer: workmodel.Layer, dtype: torch.dtype, layout: str, devic
 
 
 def tune_layer(
-    layer: workmodel.Layer, dtype: torch.dtype, layout: str, target: str, shared_limit: int, device: str = "cuda",
+    layer: workmodel.Layer,
+    dtype: torch.dtype,
+    layout: str,
+    target: str,
+    shared_limit: int,
+    device: str = "cuda",
     benchmark=configs.autotune_plans,
 ) -> dict:
     """The fastest correct candidate of ``target``'s candidates for one layer, dtype and layout, for the kernel the

@@ -170,8 +170,9 @@ def window_work(layer: Layer, config: dict) -> Work:
     programs = layer.groups * m_tiles * n_tiles
     issued = programs * config["BLOCK_M"] * blocks * channels * k_blocks * config["BLOCK_K"] * taps_dh
     base = phase_work(layer, config)
-    return Work(base.useful_macs, base.in_range_macs, issued, programs, 0, programs * k_blocks * taps_dh,
-                len(phases_dh))
+    return Work(
+        base.useful_macs, base.in_range_macs, issued, programs, 0, programs * k_blocks * taps_dh, len(phases_dh)
+    )
 
 
 def depthwise_rows_work(layer: Layer, config: dict) -> Work:
@@ -243,7 +244,7 @@ def floor(layer: Layer, dtype: torch.dtype, target: str = "default") -> float:
     rows = layer.n * math.prod(shapes.phase_count(o, s, 0) for o, s in zip(spatial[:2], strides3[:2]))
     taps_dh = sum(len(td) * len(th) for td, th in itertools.product(*axis_taps_dh(layer)))
     issued = (layer.groups * rows * layer.hw[-1] * blocks * math.ceil(layer.c_out_g / channels) * channels
-              * math.ceil(layer.c_in_g / finest["BLOCK_K"]) * finest["BLOCK_K"] * taps_dh)
+              * math.ceil(layer.c_in_g / finest["BLOCK_K"]) * finest["BLOCK_K"] * taps_dh)  # fmt: skip
     return issued / phase_work(layer, finest).useful_macs
 
 

@@ -196,8 +196,12 @@ def readings_of(records: list[dict]) -> dict[tuple[str, int, str], dict]:
     return {(r["layer"], r["arch"], r["dtype_class"]): r for r in records if r.get("layer") and "error" not in r}
 
 
-def sass_readings(names: list[str] | None = None, archs: tuple[int, ...] = (80, 90),
-                  dtypes: tuple[str, ...] = ("float16", "float32"), jobs: int | None = None) -> dict:
+def sass_readings(
+    names: list[str] | None = None,
+    archs: tuple[int, ...] = (80, 90),
+    dtypes: tuple[str, ...] = ("float16", "float32"),
+    jobs: int | None = None,
+) -> dict:
     """Compile the layer builds (:func:`.profile.layer_builds`) of the layers ``names`` (all GEMM layers when None)
     for ``archs`` and ``dtypes`` and return :func:`readings_of` their records. Compiling needs a process without
     the interpreter: under ``TRITON_INTERPRET=1`` (the tests, the report's checks) it runs
@@ -255,8 +259,10 @@ def report(targets: list[str], dtype: torch.dtype, readings: dict | None = None)
         for target in targets:
             c = launcher_config(layer, dtype, target)
             wk = work(layer, c)
-            tile = f"{'x'.join(str(v) for k, v in c.items() if k.startswith('BLOCK'))}, {c['num_warps']}, " \
-                   f"{c['num_stages']}"
+            tile = (
+                f"{'x'.join(str(v) for k, v in c.items() if k.startswith('BLOCK'))}, {c['num_warps']}, "
+                f"{c['num_stages']}"
+            )
             cells = ["", "", "", "", "", "", ""]
             part = part_of(target)
             if part is not None and str(dtype).split(".")[1] in PEAKS[part]["tflops"]:
@@ -306,8 +312,10 @@ def pixel_shuffle_report(targets: list[str], dtype: torch.dtype) -> str:
         for target in targets:
             m = pixel_shuffle_work(spec, dtype, target)
             c = m["config"]
-            tile = f"{'x'.join(str(v) for k, v in c.items() if k.startswith('BLOCK'))}, {c['num_warps']}, " \
-                   f"{c['num_stages']}"
+            tile = (
+                f"{'x'.join(str(v) for k, v in c.items() if k.startswith('BLOCK'))}, {c['num_warps']}, "
+                f"{c['num_stages']}"
+            )
             lines.append(
                 f"| {spec.name} | {target} | {tile} | {m['useful_macs'] / 1e9:.2f} "
                 f"| {m['issued_macs'] / m['useful_macs']:.3f} | {m['chain_bytes'] / 1e6:.1f} "

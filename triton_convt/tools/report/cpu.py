@@ -130,8 +130,9 @@ def layer_dtypes(dtypes: list[str]) -> list[str]:
 PROFILED = (FORWARD, FORWARD + NCHW_SUFFIX, "conv_transpose2d_bwd_input" + NCHW_SUFFIX)
 
 
-def static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: int,
-                   names: list[str] | None = None) -> dict:
+def static_profile(
+    out: str, archs: list[int | str], dtypes: list[str], jobs: int, names: list[str] | None = None
+) -> dict:
     """Compile every shipped config of the transposed convolution's GEMM keys (:data:`PROFILED`: the forward in both
     layouts, the NCHW input gradient) for ``archs``, the launcher's pick on the 1-D and 3-D sample problems in both
     layouts, and the layer builds of the layers ``names`` (all when None; :func:`.profile.layer_builds`, the work
@@ -154,8 +155,9 @@ def static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: in
     return data
 
 
-def start_static_profile(out: str, archs: list[int | str], dtypes: list[str], jobs: int,
-                         names: list[str] | None = None) -> subprocess.Popen:
+def start_static_profile(
+    out: str, archs: list[int | str], dtypes: list[str], jobs: int, names: list[str] | None = None
+) -> subprocess.Popen:
     """Run :func:`static_profile` in a child process without ``TRITON_INTERPRET`` (``--only profile``)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")

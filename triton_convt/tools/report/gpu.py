@@ -47,7 +47,7 @@ def cudnn_benchmark(value: bool | None):
         return
     cudnn = torch.backends.cudnn
     with cudnn.flags(enabled=cudnn.enabled, benchmark=value, benchmark_limit=cudnn.benchmark_limit,
-                     deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32):
+                     deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32):  # fmt: skip
         yield
 
 
@@ -160,7 +160,11 @@ def _error_of(fn: Callable[[], torch.Tensor], ref: torch.Tensor, row: dict) -> f
 
 
 def gpu_rows(
-    specs: Iterable[LayerSpec], dtypes: list[str], device: str, timer=do_bench_timer, impl_names=None,
+    specs: Iterable[LayerSpec],
+    dtypes: list[str],
+    device: str,
+    timer=do_bench_timer,
+    impl_names=None,
     show_progress=True,
 ) -> list[dict]:
     """Every layer x dtype x layout on ``device``, measured by :func:`measure_case`."""
@@ -196,10 +200,13 @@ def upsampler_implementations(spec: UpsamplerSpec, x, w, b) -> list[Impl]:
     folded = fold_weight(w, params)
     return [
         Impl("triton_convt", lambda: upsample_conv2d(x, w, b, spec.scale, spec.padding)),
-        Impl(BASELINE, lambda: F.conv2d(F.interpolate(x, scale_factor=spec.scale, mode="nearest"), w, b, 1,
-                                        spec.padding)),  # fmt: skip
-        Impl("cudnn_folded_conv_transpose", lambda: F.conv_transpose2d(x, folded, b, t.stride, t.padding,
-                                                                       t.output_padding)),  # fmt: skip
+        Impl(
+            BASELINE, lambda: F.conv2d(F.interpolate(x, scale_factor=spec.scale, mode="nearest"), w, b, 1, spec.padding)
+        ),
+        Impl(
+            "cudnn_folded_conv_transpose",
+            lambda: F.conv_transpose2d(x, folded, b, t.stride, t.padding, t.output_padding),
+        ),
     ]
 
 
@@ -220,8 +227,10 @@ def upsampler_rows(specs: Iterable[UpsamplerSpec], dtypes: list[str], device: st
                 ref = F.conv2d(u, w.double(), None if b is None else b.double(), 1, spec.padding)
                 tol = checking.tolerance(x.dtype, x.device)
                 moved = workmodel.upsampler_work(spec, x.element_size())
-                shape = (f"{spec.n}x{spec.c_in}x{spec.hw[0]}x{spec.hw[1]} -> {spec.c_out}, "
-                         f"nearest x{spec.scale} k{spec.kernel}")
+                shape = (
+                    f"{spec.n}x{spec.c_in}x{spec.hw[0]}x{spec.hw[1]} -> {spec.c_out}, "
+                    f"nearest x{spec.scale} k{spec.kernel}"
+                )
                 for impl in upsampler_implementations(spec, x, w, b):
                     row = dict(kind=MEASURED, device=name, layer=spec.name, dtype=dtype, layout=layout,
                                impl=impl.name, shape=shape, activation="none", flops=2 * moved["chain_macs"],

@@ -163,8 +163,15 @@ def plot_roofline(rows: list[dict], path: str) -> None:
             peak, bw = rs[0]["peak_tflops"], rs[0]["peak_gbps"]
             color_of[(peak, bw)] = _COLORS[i % len(_COLORS)]
             # Rooflines share their memory slope where the bandwidth is the same: dash all but the first.
-            ax.plot(xs, [min(peak, x * bw / 1e3) for x in xs], lw=1.4 if i == 0 else 1.2, ls="-" if i == 0 else "--",
-                    color=color_of[(peak, bw)], label=f"roofline {label}: {peak:g} TFLOP/s, {bw:g} GB/s", zorder=2)
+            ax.plot(
+                xs,
+                [min(peak, x * bw / 1e3) for x in xs],
+                lw=1.4 if i == 0 else 1.2,
+                ls="-" if i == 0 else "--",
+                color=color_of[(peak, bw)],
+                label=f"roofline {label}: {peak:g} TFLOP/s, {bw:g} GB/s",
+                zorder=2,
+            )
         points = _dtype_groups(mine, lambda rs: tuple((r["layer"], r["intensity"], r["model_tflops"]) for r in rs))
         labelled = []
         for j, (label, rs) in enumerate(points):
@@ -172,7 +179,7 @@ def plot_roofline(rows: list[dict], path: str) -> None:
             marker, filled = _MARKERS[j % len(_MARKERS)]
             ax.scatter([r["intensity"] for r in rs], [r["model_tflops"] for r in rs], s=22 if filled else 42,
                        marker=marker, facecolors=color if filled else "none", edgecolors=color, linewidths=1,
-                       label=f"layers, {label} (number = layer, see key)", zorder=4 - j * 0.1)
+                       label=f"layers, {label} (number = layer, see key)", zorder=4 - j * 0.1)  # fmt: skip
             labelled.append((color, rs))
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -188,8 +195,9 @@ def plot_roofline(rows: list[dict], path: str) -> None:
         ax.grid(True, which="major", lw=0.4, alpha=0.4)
         ax.set_xlabel("arithmetic intensity (FLOP/byte: useful FLOPs / minimum bytes moved)")
         ax.set_ylabel("roofline bound (TFLOP/s)")
-        ax.set_title(f"{part}: roofline bound of the fused call (modelled from published peaks, not measured)",
-                     fontsize=10)
+        ax.set_title(
+            f"{part}: roofline bound of the fused call (modelled from published peaks, not measured)", fontsize=10
+        )
         ax.legend(fontsize=7.5, loc="upper left")
         rows_of_labels.append((ax, labelled))
     key = fig.add_subplot(grid[:, 1])
@@ -199,7 +207,7 @@ def plot_roofline(rows: list[dict], path: str) -> None:
     for i, name in enumerate(names):
         col, line = divmod(i, per_col)
         key.text(col / key_cols, 0.97 - line * min(0.024, 0.95 / per_col), f"{i + 1:>2}  {name}", fontsize=8,
-                 family="monospace", va="top", transform=key.transAxes)
+                 family="monospace", va="top", transform=key.transAxes)  # fmt: skip
     fig.tight_layout()
     for ax, labelled in rows_of_labels:
         width_px = ax.get_position().width * fig.get_figwidth() * 72  # points
@@ -210,9 +218,17 @@ def plot_roofline(rows: list[dict], path: str) -> None:
             at = _spread([to_frac(r["intensity"]) for r in rs], gap, gap / 2, 1 - gap / 2)
             y = 0.03 + 0.08 * (len(labelled) - 1 - j)
             for r, x in zip(rs, at):
-                ax.annotate(str(number[r["layer"]]), (r["intensity"], r["model_tflops"]), xytext=(x, y),
-                            textcoords="axes fraction", fontsize=8.5, color=color, ha="center", va="bottom",
-                            arrowprops=dict(arrowstyle="-", color=color, lw=0.6, alpha=0.7, shrinkA=0, shrinkB=2))
+                ax.annotate(
+                    str(number[r["layer"]]),
+                    (r["intensity"], r["model_tflops"]),
+                    xytext=(x, y),
+                    textcoords="axes fraction",
+                    fontsize=8.5,
+                    color=color,
+                    ha="center",
+                    va="bottom",
+                    arrowprops=dict(arrowstyle="-", color=color, lw=0.6, alpha=0.7, shrinkA=0, shrinkB=2),
+                )
     fig.savefig(path, dpi=80, metadata=METADATA)
     plt.close(fig)
 
@@ -230,8 +246,9 @@ def plot_bytes(rows: list[dict], path: str) -> None:
     panels = ((axes[0], "bytes", 1e6, "bytes moved (MB)"), (axes[1], "model_ms", 1e-3, "roofline bound time (µs)"))
     for ax, key, scale, ylabel in panels:
         for shift, by_layer, impl in ((-0.2, fused, FUSED), (0.2, unfused, UNFUSED)):
-            ax.bar([i + shift for i in range(len(names))], [by_layer[n][key] / scale for n in names], width=0.4,
-                   label=impl)
+            ax.bar(
+                [i + shift for i in range(len(names))], [by_layer[n][key] / scale for n in names], width=0.4, label=impl
+            )
         ax.set_yscale("log")
         values = [by_layer[n][key] / scale for by_layer in (fused, unfused) for n in names]
         ax.set_ylim(min(values) / 2, max(values) * 6)  # headroom for the legend above the tallest bar
@@ -242,10 +259,14 @@ def plot_bytes(rows: list[dict], path: str) -> None:
         ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
         ax.legend(fontsize=8, ncols=2, loc="upper right")
-    axes[0].set_title(f"{dtype}: bytes moved, fused call vs conv + bias pass + activation pass "
-                      "(modelled from shapes, not measured)", fontsize=10)
-    axes[1].set_title(f"{dtype} on {part}: roofline bound time, fused vs unfused "
-                      "(modelled from published peaks, not measured)", fontsize=10)
+    axes[0].set_title(
+        f"{dtype}: bytes moved, fused call vs conv + bias pass + activation pass (modelled from shapes, not measured)",
+        fontsize=10,
+    )
+    axes[1].set_title(
+        f"{dtype} on {part}: roofline bound time, fused vs unfused (modelled from published peaks, not measured)",
+        fontsize=10,
+    )
     _save(plt, fig, path)
 
 

@@ -104,8 +104,12 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
     measured = [r for r in rows if r["kind"] == MEASURED]
     if measured:
         wrong = [r for r in measured if not r["ok"]]
-        lines += ["", "## Measured on the GPU (triton.testing.do_bench, median of its runs)", "",
-                  f"{len(measured) - len(wrong)} of {len(measured)} outputs correct against torch in fp64."]
+        lines += [
+            "",
+            "## Measured on the GPU (triton.testing.do_bench, median of its runs)",
+            "",
+            f"{len(measured) - len(wrong)} of {len(measured)} outputs correct against torch in fp64.",
+        ]
         lines += [f"- WRONG: {r['layer']} {r['dtype']} {r['layout']} {r['impl']}: error {r['max_rel_error']:.2e} "
                   f"{r.get('error', '')}" for r in wrong]  # fmt: skip
         lines += ["", "Geometric-mean speedup of triton_convt over cuDNN + eager epilogue (cudnn.benchmark off):", ""]
@@ -115,8 +119,10 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
         for r in measured:
             if r.get("median_ms"):
                 speedups = [r.get(k, float("nan")) for k in ("speedup_vs_cudnn", "speedup_vs_best_torch")]
-                lines.append(f"| {r['layer']} | {r['dtype']} | {r['layout']} | {r['impl']} | {r['median_ms']:.4f} "
-                             f"| {r['tflops']:.1f} | {r['gbps']:.0f} | {speedups[0]:.2f} | {speedups[1]:.2f} |")
+                lines.append(
+                    f"| {r['layer']} | {r['dtype']} | {r['layout']} | {r['impl']} | {r['median_ms']:.4f} "
+                    f"| {r['tflops']:.1f} | {r['gbps']:.0f} | {speedups[0]:.2f} | {speedups[1]:.2f} |"
+                )
     checks = [r for r in rows if r["kind"] == CHECK]
     if checks:
         failed = [r for r in checks if not r["ok"]]
@@ -141,11 +147,14 @@ def summary_lines(rows: list[dict], meta: dict, means: dict, profile: dict | Non
                   "the kernel once, over four warp instructions per SM per clock). A lower bound: latency, "
                   "shared-memory and L2 bandwidth and the launch are left out."]  # fmt: skip
         if any(r.get("nvidia_model_ms") for r in model):
-            lines += ["", "NVIDIA model: NVIDIA's analytic GEMM model (nvidia-matmul-heuristics, run on the CPU: a "
-                      "model figure, not a measurement) of the layer as tuned Triton GEMMs, one per stride phase "
-                      "(M = N*Q_h*Q_w output pixels, N = C_out/groups, K = C_in/groups*taps, per group), summed; "
-                      "phases of one shape and the groups as one batched GEMM, so that the model's fixed latency "
-                      "per kernel (10-13 us) is paid once per shape, as the kernel's single launch pays it once."]
+            lines += [
+                "",
+                "NVIDIA model: NVIDIA's analytic GEMM model (nvidia-matmul-heuristics, run on the CPU: a "
+                "model figure, not a measurement) of the layer as tuned Triton GEMMs, one per stride phase "
+                "(M = N*Q_h*Q_w output pixels, N = C_out/groups, K = C_in/groups*taps, per group), summed; "
+                "phases of one shape and the groups as one batched GEMM, so that the model's fixed latency "
+                "per kernel (10-13 us) is paid once per shape, as the kernel's single launch pays it once.",
+            ]
         else:
             lines += ["", "NVIDIA model: empty, nvidia-matmul-heuristics is not installed where the model ran "
                       '(pip install "triton_convt[heuristics]").']  # fmt: skip
@@ -247,11 +256,16 @@ def profile_lines(profile: dict) -> list[str]:
                   "on all)."]  # fmt: skip
     narrow = [r for r in built if hotloop.narrow(r) and r["dtype_class"] == "16bit" and "error" not in r]
     if narrow:
-        lines += ["", "Narrow builds: the report's layers whose 16-bit pick has at most "
-                  f"{hotloop.NARROW_COLUMNS} columns, built at full size (their hot loop per iteration, the whole "
-                  "kernel's instructions, and the ratio to the tutorial GEMM at the same tile, which narrow tiles are "
-                  "not held to: the layer's modelled time above judges them).", "",
-                  "| " + " | ".join(h for h, _ in NARROW_COLUMNS) + " |", "|" + "---|" * len(NARROW_COLUMNS)]
+        lines += [
+            "",
+            "Narrow builds: the report's layers whose 16-bit pick has at most "
+            f"{hotloop.NARROW_COLUMNS} columns, built at full size (their hot loop per iteration, the whole "
+            "kernel's instructions, and the ratio to the tutorial GEMM at the same tile, which narrow tiles are "
+            "not held to: the layer's modelled time above judges them).",
+            "",
+            "| " + " | ".join(h for h, _ in NARROW_COLUMNS) + " |",
+            "|" + "---|" * len(NARROW_COLUMNS),
+        ]
         lines += ["| " + " | ".join(str(f(r)) for _, f in NARROW_COLUMNS) + " |" for r in narrow]
     return lines
 
