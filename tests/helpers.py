@@ -37,6 +37,17 @@ def bits(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().view({1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
 
 
+def assert_bitwise_repeatable(fn, *inputs: torch.Tensor) -> None:
+    """Two calls of ``fn(*inputs)`` give the same output and the same gradients of ``y.square().sum()`` with respect
+    to ``inputs`` (which require grad), bit for bit: the kernels' reductions run in a fixed order."""
+    runs = []
+    for _ in range(2):
+        y = fn(*inputs)
+        runs.append((y.detach(), *torch.autograd.grad(y.square().sum(), inputs)))
+    for first, second in zip(*runs):
+        assert torch.equal(bits(first), bits(second))
+
+
 def assert_matches_nonfinite(actual: torch.Tensor, reference: torch.Tensor) -> None:
     """``actual`` holds NaN, +inf and -inf exactly where the fp64 ``reference`` does, and its finite elements equal
     the reference's within :func:`assert_close_to_reference`'s tolerance."""

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close_to_reference, assert_compiled_matches_eager
+from helpers import assert_bitwise_repeatable, assert_close_to_reference, assert_compiled_matches_eager
 from torch import nn
 
 import triton_convt
@@ -100,12 +100,7 @@ def test_repeated_backward_is_bitwise_identical():
     shape_x, shape_w, kwargs = GRAD_CASES["opinfo-d4-s3x2-g2"]
     x, w = torch.randn(shape_x, requires_grad=True), torch.randn(shape_w, requires_grad=True)
     b = torch.randn(4, requires_grad=True)
-    runs = []
-    for _ in range(2):
-        y = triton_convt.conv_transpose2d(x, w, b, **kwargs, activation="gelu")
-        runs.append(torch.autograd.grad(y.square().sum(), (x, w, b)))
-    for first, second in zip(*runs):
-        assert torch.equal(first, second)
+    assert_bitwise_repeatable(lambda *t: triton_convt.conv_transpose2d(*t, **kwargs, activation="gelu"), x, w, b)
 
 
 @pytest.mark.parametrize("splits", [1, 2, 5])

@@ -9,7 +9,13 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import SENTINEL, assert_close_to_reference, assert_matches_nonfinite, bits, forward_launches
+from helpers import (
+    SENTINEL,
+    assert_bitwise_repeatable,
+    assert_close_to_reference,
+    assert_matches_nonfinite,
+    forward_launches,
+)
 from torch import nn
 from torch.testing._internal.common_methods_invocations import op_db
 
@@ -208,14 +214,8 @@ def test_nonfinite_weights_land_where_torch_puts_them():
 
 def test_bitwise_repeatable_forward_and_backward():
     x, w, b = _operands((2, 4, 3, 3), (24, 2, 3, 3), True, "channels_last", F32)
-    results = []
-    for _ in range(2):
-        xs, ws, bs = (t.detach().clone().requires_grad_() for t in (x, w, b))
-        y = triton_convt.conv2d_pixel_shuffle(xs, ws, bs, 2, 1, "same", 1, 2, activation="gelu")
-        y.backward(torch.ones_like(y))
-        results.append([y.detach(), xs.grad, ws.grad, bs.grad])
-    for a, c in zip(*results):
-        assert torch.equal(bits(a), bits(c))
+    assert_bitwise_repeatable(lambda *t: triton_convt.conv2d_pixel_shuffle(*t, 2, 1, "same", 1, 2, activation="gelu"),
+                              *(t.detach().requires_grad_() for t in (x, w, b)))  # fmt: skip
 
 
 X, W = (1, 2, 3, 3), (8, 2, 3, 3)

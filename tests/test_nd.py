@@ -5,7 +5,7 @@ the interpreter's time grows with programs and elements."""
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import SENTINEL, assert_close_to_reference, bits, forward_launches
+from helpers import SENTINEL, assert_bitwise_repeatable, assert_close_to_reference, forward_launches
 from torch._prims_common import suggest_memory_format
 from torch.testing._internal.common_methods_invocations import op_db
 
@@ -200,13 +200,7 @@ def test_repeated_calls_are_bitwise_identical(ndim, count_launches):
     x = torch.randn(2, 4, *(3,) * ndim, requires_grad=True)
     w = torch.randn(4, 2, *(2,) * ndim, requires_grad=True)
     b = torch.randn(2, requires_grad=True)
-    results = []
-    for _ in range(2):
-        y = OURS[ndim](x, w, b, stride=2, activation="silu")
-        grads = torch.autograd.grad(y.square().sum(), (x, w, b))
-        results.append((y, *grads))
-    for first, second in zip(*results):
-        assert torch.equal(bits(first.detach()), bits(second.detach()))
+    assert_bitwise_repeatable(lambda *t: OURS[ndim](*t, stride=2, activation="silu"), x, w, b)
 
 
 @pytest.mark.parametrize("ndim", [1, 3])

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import SENTINEL, assert_close_to_reference, assert_compiled_matches_eager, bits
+from helpers import SENTINEL, assert_bitwise_repeatable, assert_close_to_reference, assert_compiled_matches_eager
 from torch import nn
 
 import triton_convt
@@ -173,14 +173,8 @@ def test_weight_written_through_data_is_seen_next_call():
 
 def test_bitwise_repeatable_forward_and_backward():
     x, w, b = _operands((2, 4, 3, 3), (4, 2, 3, 3), True, "channels_last", F32)
-    results = []
-    for _ in range(2):
-        xs, ws, bs = (t.detach().clone().requires_grad_() for t in (x, w, b))
-        y = triton_convt.upsample_conv2d(xs, ws, bs, (2, 3), "same", 1, 2, activation="gelu")
-        y.backward(torch.ones_like(y))
-        results.append([y.detach(), xs.grad, ws.grad, bs.grad])
-    for a, c in zip(*results):
-        assert torch.equal(bits(a), bits(c))
+    assert_bitwise_repeatable(lambda *t: triton_convt.upsample_conv2d(*t, (2, 3), "same", 1, 2, activation="gelu"),
+                              *(t.detach().requires_grad_() for t in (x, w, b)))  # fmt: skip
 
 
 X, W = (1, 2, 3, 3), (3, 2, 3, 3)

@@ -39,6 +39,15 @@ def apply_torch(x: torch.Tensor, activation: str | None, negative_slope: float) 
     return x if activation is None else ACTIVATIONS[activation](x, negative_slope)
 
 
+def describe(activation: str | None, negative_slope: float) -> str:
+    """The modules' ``extra_repr`` words for a fused activation: ``", activation='leaky_relu', negative_slope=0.2"``,
+    empty for None (a module without one prints as torch's own)."""
+    if activation is None:
+        return ""
+    text = f", activation={activation!r}"
+    return text + (f", negative_slope={negative_slope}" if activation == "leaky_relu" else "")
+
+
 #: nn module type -> activation name, for the modules whose result depends on nothing but their input.
 _PLAIN_MODULES = {nn.ReLU: "relu", nn.SiLU: "silu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
 

@@ -56,12 +56,7 @@ class TritonConvTranspose(OwnsKernelLayout):
         )  # fmt: skip
 
     def extra_repr(self) -> str:
-        text = super().extra_repr()
-        if self.activation is not None:
-            text += f", activation={self.activation!r}"
-            if self.activation == "leaky_relu":
-                text += f", negative_slope={self.negative_slope}"
-        return text
+        return super().extra_repr() + activations.describe(self.activation, self.negative_slope)
 
     @classmethod
     def from_torch(

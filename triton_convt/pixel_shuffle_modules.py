@@ -63,12 +63,8 @@ class PixelShuffleConv2d(OwnsKernelLayout, nn.Conv2d):
                     self.groups, self.activation, self.negative_slope, None, layout_from_weight=False)  # fmt: skip
 
     def extra_repr(self) -> str:
-        text = f"upscale_factor={self.upscale_factor}, " + super().extra_repr()
-        if self.activation is not None:
-            text += f", activation={self.activation!r}"
-            if self.activation == "leaky_relu":
-                text += f", negative_slope={self.negative_slope}"
-        return text
+        described = activations.describe(self.activation, self.negative_slope)
+        return f"upscale_factor={self.upscale_factor}, " + super().extra_repr() + described
 
     @classmethod
     def from_modules(cls, conv: nn.Conv2d, shuffle: nn.PixelShuffle, activation: str | None = None,

@@ -57,12 +57,8 @@ class UpsampleConv2d(FoldFreezable, nn.Conv2d):
         return self.weight, (self.scale_factor, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
-        text = f"scale_factor={self.scale_factor}, " + super().extra_repr()
-        if self.activation is not None:
-            text += f", activation={self.activation!r}"
-            if self.activation == "leaky_relu":
-                text += f", negative_slope={self.negative_slope}"
-        return text
+        described = activations.describe(self.activation, self.negative_slope)
+        return f"scale_factor={self.scale_factor}, " + super().extra_repr() + described
 
     @classmethod
     def from_modules(cls, upsample: nn.Upsample, conv: nn.Conv2d, activation: str | None = None,
