@@ -62,6 +62,8 @@ def test_the_launch_count_follows_the_weight_layout(count_launches):
         assert count_launches() - start == launches
 
 
+# Full tier: the quick tier's test_owned_layout.py::test_optimizer_steps_keep_the_layout checks the next call after it.
+@pytest.mark.full
 def test_optimizer_step(layer, count_launches):
     m, x, layout = layer
     check_now(m, x, count_launches)
@@ -72,6 +74,9 @@ def test_optimizer_step(layer, count_launches):
     check_now(m, x, count_launches)
 
 
+# Full tier: the quick tier's test_owned_layout.py::test_state_dict_loads_both_ways_and_keeps_the_layout checks
+# the next call after it.
+@pytest.mark.full
 def test_load_state_dict(layer, count_launches):
     m, x, layout = layer
     check_now(m, x, count_launches)
