@@ -30,8 +30,9 @@ def test_opinfo_samples(ndim, dtype, device, count_launches):
     opinfo = next(op for op in op_db if op.name == f"nn.functional.conv_transpose{ndim}d")
     samples = list(opinfo.sample_inputs(device, dtype))
     assert len(samples) >= 8  # torch 2.13 ships 10 per op; an empty list would make this test vacuous
+    # bfloat16 every other sample: its samples are float32's shapes and arguments, whose indexing float32 checks.
     launches = 0
-    for i, sample in enumerate(samples):
+    for i, sample in enumerate(samples[:: 1 if dtype == torch.float32 else 2]):
         y = OURS[ndim](sample.input, *sample.args, **sample.kwargs)
         launches += forward_launches(sample.args[0], sample.kwargs.get("groups", 1))
         assert count_launches() == launches, f"sample {i} did not run the Triton kernel"
